@@ -1,0 +1,1 @@
+//! Keys, did:key and signatures.
