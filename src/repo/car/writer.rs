@@ -1,0 +1,42 @@
+//! The streaming CAR v1 writer.
+
+use cid::Cid;
+use iroh_car::CarHeader;
+use tokio::io::{AsyncWrite, BufWriter};
+
+use super::{Error, Result};
+
+/// Writes a single-root CAR v1 file block by block.
+///
+/// A thin layer over iroh-car's writer (which encodes the header and sections the way the
+/// CAR spec and the atproto fixtures expect), adding a write buffer, so small sections do not
+/// each become a write on the underlying stream, and making [`finish`](Self::finish) emit the
+/// header even when no block was written (iroh-car writes it lazily with the first block).
+/// Blocks are written as given: the caller is trusted to pass CIDs that match their bytes.
+pub struct CarWriter<W: AsyncWrite + Unpin + Send> {
+    inner: iroh_car::CarWriter<BufWriter<W>>,
+}
+
+impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
+    /// A writer whose header lists `root` as the only root. Nothing is written until the first
+    /// block or [`finish`](Self::finish).
+    pub fn new(writer: W, root: Cid) -> Self {
+        Self {
+            inner: iroh_car::CarWriter::new(CarHeader::new_v1(vec![root]), BufWriter::new(writer)),
+        }
+    }
+
+    /// Appends one section: `varint(len) ‖ cid ‖ bytes`.
+    pub async fn write_block(&mut self, cid: &Cid, bytes: &[u8]) -> Result<()> {
+        self.inner.write(*cid, bytes).await.map_err(Error::Write)?;
+        Ok(())
+    }
+
+    /// Writes the header if no block did, flushes everything, and hands back the writer (not
+    /// shut down: closing it is the caller's choice).
+    pub async fn finish(mut self) -> Result<W> {
+        self.inner.write_header().await.map_err(Error::Write)?;
+        let buffered = self.inner.finish().await.map_err(Error::Write)?;
+        Ok(buffered.into_inner())
+    }
+}
