@@ -1,1 +1,50 @@
 //! SQLite persistence.
+//!
+//! Each account has its own SQLite database, the *actor store* (schema in
+//! `migrations/actor/`): the repository's blocks, its head (`repo_root`), and later its
+//! records, blob references and preferences. [`sqlite`] opens it and runs the migrations.
+//!
+//! All SQL lives in functions that take `&mut SqliteConnection` ([`blocks`], [`root`]), so the
+//! same function runs on a pooled connection or inside a transaction: a commit writes its
+//! blocks and the new root in one transaction. [`SqliteBlockStore`] adapts a pool to the repo
+//! engine's [`BlockStore`](crate::repo::blockstore::BlockStore) trait.
+//!
+//! CIDs are stored in binary form (`Cid::to_bytes()`) everywhere in the actor store.
+
+pub mod block_store;
+pub mod blocks;
+pub mod root;
+pub mod sqlite;
+
+pub use block_store::SqliteBlockStore;
+
+use crate::repo::blockstore;
+
+/// Errors of the SQLite persistence layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A CID column held bytes that do not parse as a CID (a corrupt or foreign database).
+    #[error("stored CID is malformed: {0}")]
+    InvalidStoredCid(#[source] cid::Error),
+    /// The database already holds the repository of another account.
+    #[error("database holds the repository of {stored}, not {given}")]
+    WrongRepo { stored: String, given: String },
+    /// A new repo head must have a revision greater than the current one.
+    #[error("revision {given} does not follow the current revision {current}")]
+    StaleRev { current: String, given: String },
+}
+
+impl From<Error> for blockstore::Error {
+    fn from(err: Error) -> Self {
+        blockstore::Error::Backend(Box::new(err))
+    }
+}
+
+/// Parses a CID read from a CID column.
+fn cid_from_column(bytes: &[u8]) -> Result<cid::Cid, Error> {
+    cid::Cid::try_from(bytes).map_err(Error::InvalidStoredCid)
+}

@@ -1,0 +1,219 @@
+//! Opening an actor-store database: connection settings, pool size and migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::Error;
+
+/// The actor-store schema, embedded at compile time from `migrations/actor/`.
+///
+/// The files are read when this crate is compiled: after adding or editing only a `.sql`
+/// file, touch a Rust file (or `cargo clean -p rookery`) so the new migration is embedded.
+pub static ACTOR_MIGRATOR: Migrator = sqlx::migrate!("./migrations/actor");
+
+/// Settings for [`open`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Upper bound on pooled connections.
+    ///
+    /// SQLite admits one writer at a time per database (WAL lets readers run beside it), so
+    /// more connections add no write throughput: a few let reads (e.g. a `getRepo` export)
+    /// proceed while a commit is written. Each connection is a thread and a page cache, and
+    /// there is one pool per account, so the default is small (4).
+    pub max_connections: u32,
+    /// How long a statement waits for another connection's lock before failing with
+    /// `SQLITE_BUSY`. Commits are short, so a few seconds is generous.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens (creating it if missing) the actor-store database at `path` and brings its schema up
+/// to date.
+///
+/// Every connection is set up with:
+/// - `journal_mode = WAL`: readers do not block the writer nor it them;
+/// - `synchronous = FULL`: the WAL is fsynced at every commit, so a transaction that has
+///   committed survives a power loss or OS crash, not only a crash of this process (which is
+///   all `NORMAL` guarantees in WAL mode). A committed commit is announced on the firehose;
+///   losing it afterwards would make the repository go back to a revision relays have
+///   already seen past. The price is one fsync per write transaction, small next to the
+///   signing and network work around a repo write;
+/// - `busy_timeout` from `opts`, and `foreign_keys = ON`.
+pub async fn open(path: &Path, opts: &OpenOptions) -> Result<SqlitePool, Error> {
+    let connect = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(opts.busy_timeout)
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .connect_with(connect)
+        .await?;
+    ACTOR_MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Opens a fresh, private in-memory actor store (for tests), migrated.
+///
+/// The pool has exactly one connection that is never closed: an in-memory database lives
+/// only as long as a connection to it, and several connections would share it through
+/// SQLite's shared cache, whose table locks fail at once instead of waiting. Code that holds
+/// a transaction must therefore not acquire a second connection from this pool.
+pub async fn open_in_memory() -> Result<SqlitePool, Error> {
+    let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(connect)
+        .await?;
+    ACTOR_MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Starts a write transaction that takes the database's write lock at once (`BEGIN
+/// IMMEDIATE`), waiting up to the busy timeout for it.
+///
+/// A plain (deferred) transaction that reads before it writes may fail with `SQLITE_BUSY`
+/// when it tries to upgrade to a writer while another connection writes; taking the lock
+/// first makes concurrent writers queue instead.
+pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, Error> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_database_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("actor.sqlite");
+        let opts = OpenOptions {
+            max_connections: 3,
+            busy_timeout: Duration::from_millis(2500),
+        };
+        let pool = open(&path, &opts).await.unwrap();
+        assert!(path.exists());
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        // 2 = FULL.
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(sync, 2);
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(busy, 2500);
+        assert_eq!(pool.options().get_max_connections(), 3);
+    }
+
+    async fn applied_versions(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    fn expected_versions() -> Vec<i64> {
+        ACTOR_MIGRATOR.iter().map(|m| m.version).collect()
+    }
+
+    #[tokio::test]
+    async fn migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("actor.sqlite");
+        let first = open(&path, &OpenOptions::default()).await.unwrap();
+        assert_eq!(expected_versions(), vec![1]);
+        assert_eq!(applied_versions(&first).await, vec![1]);
+        // A second pool on the same file while the first is open, then a reopen after close.
+        let second = open(&path, &OpenOptions::default()).await.unwrap();
+        assert_eq!(applied_versions(&second).await, vec![1]);
+        second.close().await;
+        first.close().await;
+        let third = open(&path, &OpenOptions::default()).await.unwrap();
+        assert_eq!(applied_versions(&third).await, vec![1]);
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name",
+        )
+        .fetch_all(&third)
+        .await
+        .unwrap();
+        assert_eq!(tables, vec!["repo_block", "repo_root"]);
+    }
+
+    #[tokio::test]
+    async fn in_memory_databases_are_private_and_migrated() {
+        let a = open_in_memory().await.unwrap();
+        let b = open_in_memory().await.unwrap();
+        assert_eq!(applied_versions(&a).await, vec![1]);
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&a)
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        sqlx::query(
+            "INSERT INTO repo_block (cid, repoRev, size, content) VALUES (x'01', 'r', 1, x'00')",
+        )
+        .execute(&a)
+        .await
+        .unwrap();
+        let in_a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repo_block")
+            .fetch_one(&a)
+            .await
+            .unwrap();
+        let in_b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repo_block")
+            .fetch_one(&b)
+            .await
+            .unwrap();
+        assert_eq!((in_a, in_b), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn begin_write_takes_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            max_connections: 2,
+            busy_timeout: Duration::from_millis(100),
+        };
+        let pool = open(&dir.path().join("actor.sqlite"), &opts).await.unwrap();
+        let tx = begin_write(&pool).await.unwrap();
+        // A second writer cannot start while the first holds the lock: it times out busy.
+        let err = begin_write(&pool).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Database(sqlx::Error::Database(db)) if db.message().contains("locked")),
+            "{err:?}"
+        );
+        tx.commit().await.unwrap();
+        begin_write(&pool).await.unwrap().commit().await.unwrap();
+    }
+}
