@@ -6,6 +6,7 @@
 //! - [`repo`]: the repository engine (DAG-CBOR, CIDs, MST, commits, CAR), storage-agnostic;
 //! - [`store`]: SQLite persistence (the block store behind the repo engine).
 
+pub mod auth;
 pub mod crypto;
 pub mod repo;
 pub mod store;
