@@ -53,12 +53,11 @@ fn lift(link: Arc<Link>, layer: u8) -> Arc<Link> {
     })
 }
 
+/// The two halves of a split subtree; `None` where a half is empty.
+type Halves = (Option<Arc<Link>>, Option<Arc<Link>>);
+
 /// Splits the subtree `tree` (on `layer`) into the keys below `key` and the keys above it.
-pub(crate) fn split(
-    tree: Option<&Arc<Link>>,
-    layer: u8,
-    key: &str,
-) -> Step<(Option<Arc<Link>>, Option<Arc<Link>>)> {
+pub(crate) fn split(tree: Option<&Arc<Link>>, layer: u8, key: &str) -> Step<Halves> {
     let Some(link) = tree else {
         return Ok((None, None));
     };
@@ -229,7 +228,9 @@ pub(crate) fn remove(root: &Arc<Link>, layer: u8, key: &str) -> Step<(Arc<Link>,
         return Ok((Link::fresh(Node::empty(0)), 0, old));
     };
     let mut layer = layer;
-    loop {
+    // A layer-0 node has no subtree, so it needs no loading to know it is a valid root: a
+    // partial tree may not hold it.
+    while layer > 0 {
         let node = open(&root, layer)?;
         match (&node.left, node.entries.is_empty()) {
             (Some(child), true) => {
@@ -237,9 +238,10 @@ pub(crate) fn remove(root: &Arc<Link>, layer: u8, key: &str) -> Step<(Arc<Link>,
                 layer = below(layer, &child)?;
                 root = child;
             }
-            _ => return Ok((root, layer, old)),
+            _ => break,
         }
     }
+    Ok((root, layer, old))
 }
 
 /// Replaces the value of an existing `key`; returns the new subtree and the old value.
