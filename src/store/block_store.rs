@@ -163,4 +163,28 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, blockstore::Error::Backend(_)));
     }
+
+    /// The MST known-answer vectors on the SQLite store, as on the memory store.
+    #[tokio::test]
+    async fn mst_known_answer_suite_on_sqlite() {
+        crate::repo::mst::testsuite::known_answer_suite(async || {
+            SqliteBlockStore::open_in_memory().await.unwrap()
+        })
+        .await;
+    }
+
+    /// The same suite on a file database (WAL, pooled connections).
+    #[tokio::test]
+    async fn mst_known_answer_suite_on_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        crate::repo::mst::testsuite::known_answer_suite(async || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("actor-{n}.sqlite"));
+            SqliteBlockStore::open(&path, &OpenOptions::default())
+                .await
+                .unwrap()
+        })
+        .await;
+    }
 }

@@ -10,7 +10,7 @@ use crate::repo::cid::cid_for_cbor;
 
 #[tokio::test]
 async fn known_answers_on_memory_store() {
-    testsuite::known_answer_suite(MemoryBlockStore::new).await;
+    testsuite::known_answer_suite(async || MemoryBlockStore::new()).await;
 }
 
 fn value(n: u32) -> Cid {

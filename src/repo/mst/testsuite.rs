@@ -81,14 +81,14 @@ fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
     out
 }
 
-async fn known_trees<S: BlockStore + Clone>(make_store: &impl Fn() -> S) {
+async fn known_trees<S: BlockStore + Clone>(make_store: &impl AsyncFn() -> S) {
     let data: KnownTrees =
         serde_json::from_str(&fixture("extra/atproto/transcribed/mst-known-trees.json")).unwrap();
     let leaf = cid(&data.leaf_value);
     assert_eq!(data.cases.len(), 7);
     for case in &data.cases {
         let name = &case.name;
-        let mut tree = Mst::create(make_store());
+        let mut tree = Mst::create(make_store().await);
         for key in &case.initial_keys {
             tree = tree.add(key, leaf).await.unwrap();
         }
@@ -97,8 +97,11 @@ async fn known_trees<S: BlockStore + Clone>(make_store: &impl Fn() -> S) {
 
         // The same tree built in bulk, and reloaded from the store.
         let sorted: BTreeSet<&String> = case.initial_keys.iter().collect();
-        let bulk =
-            Mst::from_sorted(make_store(), sorted.iter().map(|k| (k.to_string(), leaf))).unwrap();
+        let bulk = Mst::from_sorted(
+            make_store().await,
+            sorted.iter().map(|k| (k.to_string(), leaf)),
+        )
+        .unwrap();
         assert_eq!(bulk.root_cid(), tree.root_cid(), "{name} bulk");
         assert_eq!(bulk.layer(), tree.layer(), "{name} bulk");
         persist(&tree, "rev0").await;
@@ -151,13 +154,19 @@ async fn known_trees<S: BlockStore + Clone>(make_store: &impl Fn() -> S) {
 
     for key in &data.allowed_keys {
         assert!(is_valid_key(key), "{key}");
-        let tree = Mst::create(make_store()).add(key, leaf).await.unwrap();
+        let tree = Mst::create(make_store().await)
+            .add(key, leaf)
+            .await
+            .unwrap();
         assert_eq!(tree.get(key).await.unwrap(), Some(leaf), "{key}");
     }
     assert_eq!(data.rejected_keys.len(), 23);
     for key in &data.rejected_keys {
         assert!(!is_valid_key(key), "{key}");
-        let err = Mst::create(make_store()).add(key, leaf).await.unwrap_err();
+        let err = Mst::create(make_store().await)
+            .add(key, leaf)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, Error::InvalidKey(ref k) if k == key),
             "{key}: {err}"
@@ -165,7 +174,7 @@ async fn known_trees<S: BlockStore + Clone>(make_store: &impl Fn() -> S) {
     }
 }
 
-async fn commit_proofs<S: BlockStore + Clone>(make_store: &impl Fn() -> S) -> usize {
+async fn commit_proofs<S: BlockStore + Clone>(make_store: &impl AsyncFn() -> S) -> usize {
     let cases: Vec<CommitProof> =
         serde_json::from_str(&fixture("firehose/commit-proof-fixtures.json")).unwrap();
     assert_eq!(cases.len(), 6);
@@ -173,7 +182,7 @@ async fn commit_proofs<S: BlockStore + Clone>(make_store: &impl Fn() -> S) -> us
     for case in &cases {
         let name = &case.comment;
         let leaf = cid(&case.leaf_value);
-        let mut tree = Mst::create(make_store());
+        let mut tree = Mst::create(make_store().await);
         for key in &case.keys {
             tree = tree.add(key, leaf).await.unwrap();
         }
@@ -228,13 +237,13 @@ async fn commit_proofs<S: BlockStore + Clone>(make_store: &impl Fn() -> S) -> us
 
         // A receiver holding only those blocks inverts the ops, in every order.
         for order in permutations(&ops) {
-            let store = make_store();
+            let store = make_store().await;
             store.put_many(&commit_blocks, "proof").await.unwrap();
             let inverted = invert(store, after, &order).await.unwrap();
             assert_eq!(inverted, cid(&case.root_before_commit), "{name}");
         }
         // The proof blocks alone suffice, too.
-        let store = make_store();
+        let store = make_store().await;
         store.put_many(&proof, "proof").await.unwrap();
         assert_eq!(
             invert(store, after, &ops).await.unwrap(),
@@ -249,7 +258,7 @@ async fn commit_proofs<S: BlockStore + Clone>(make_store: &impl Fn() -> S) -> us
                 .filter(|(c, _)| *c != skip)
                 .map(|(c, b)| (*c, b.clone()))
                 .collect();
-            let store = make_store();
+            let store = make_store().await;
             store.put_many(&partial, "proof").await.unwrap();
             match invert(store, after, &ops).await {
                 Ok(root) => assert_eq!(root, cid(&case.root_before_commit), "{name}"),
@@ -262,7 +271,7 @@ async fn commit_proofs<S: BlockStore + Clone>(make_store: &impl Fn() -> S) -> us
 
 /// Runs every known-answer MST vector against stores made by `make_store` (each call must give
 /// an empty, independent store).
-pub(crate) async fn known_answer_suite<S: BlockStore + Clone>(make_store: impl Fn() -> S) {
+pub(crate) async fn known_answer_suite<S: BlockStore + Clone>(make_store: impl AsyncFn() -> S) {
     known_trees(&make_store).await;
     let exact = commit_proofs(&make_store).await;
     assert_eq!(exact, 6);
