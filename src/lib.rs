@@ -22,7 +22,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use tower_http::cors::{AllowHeaders, AllowMethods, Any, CorsLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use server::AppState;
 
@@ -52,6 +52,11 @@ pub fn app(state: AppState) -> Router {
         .layer(xrpc::extract::body_limit(xrpc::extract::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::log_internal_errors))
         .layer(cors())
-        .layer(TraceLayer::new_for_http())
+        // 5xx worth an operator's attention are logged with detail by `log_internal_errors`;
+        // the trace layer's own failure line (also fired by every 501) stays at debug.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
         .with_state(state)
 }

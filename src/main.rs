@@ -1,5 +1,6 @@
 //! The `rookery` command line: loads the configuration and calls the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rookery: {e:#}");
+            eprintln!("rookery: {e}");
             ExitCode::FAILURE
         }
     }
@@ -72,5 +73,6 @@ fn init_logging(config: &Config) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }

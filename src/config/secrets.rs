@@ -106,19 +106,14 @@ impl ServiceSecrets {
             Some(secret) => derive_session_key(secret.expose()),
             None => {
                 let path = dir.join(SESSION_KEY_FILE);
-                load_or_create(&path, "PDS_JWT_SECRET", "session-token key", random_seed)?
+                load_or_create(&path, &SESSION_KEY)?
             }
         };
         let plc_rotation_key = match &config.plc_rotation_key {
             Some(key) => key.clone(),
             None => {
                 let path = dir.join(PLC_ROTATION_KEY_FILE);
-                load_or_create(
-                    &path,
-                    "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
-                    "PLC rotation key",
-                    random_k256_key,
-                )?
+                load_or_create(&path, &PLC_ROTATION_KEY)?
             }
         };
         Ok(ServiceSecrets {
@@ -164,14 +159,33 @@ fn create_private_dir(dir: &Path) -> Result<(), SecretsError> {
         })
 }
 
-/// Reads the key in `path`, or generates one with `generate` and stores it there.
-fn load_or_create(
-    path: &Path,
-    variable: &str,
-    what: &str,
+/// One kind of generated key: how to name it, make it and check it.
+struct KeyKind {
+    /// The variable that would configure it instead.
+    variable: &'static str,
+    what: &'static str,
     generate: fn() -> SecretBytes,
-) -> Result<SecretBytes, SecretsError> {
-    match read_key_file(path) {
+    parse: fn(&str) -> Result<SecretBytes, String>,
+}
+
+const SESSION_KEY: KeyKind = KeyKind {
+    variable: "PDS_JWT_SECRET",
+    what: "session-token key",
+    generate: random_seed,
+    parse: parse_seed_hex,
+};
+
+const PLC_ROTATION_KEY: KeyKind = KeyKind {
+    variable: "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
+    what: "PLC rotation key",
+    generate: random_k256_key,
+    parse: parse_k256_private_key_hex,
+};
+
+/// Reads the key in `path`, or generates one and stores it there.
+fn load_or_create(path: &Path, kind: &KeyKind) -> Result<SecretBytes, SecretsError> {
+    let KeyKind { variable, what, .. } = kind;
+    match read_key_file(path, kind) {
         Ok(key) => {
             tracing::warn!(
                 path = %path.display(),
@@ -183,7 +197,7 @@ fn load_or_create(
         Err(SecretsError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let key = generate();
+    let key = (kind.generate)();
     match write_new_private_file(path, format!("{}\n", hex::encode(key.expose())).as_bytes()) {
         Ok(()) => {
             tracing::warn!(
@@ -194,7 +208,7 @@ fn load_or_create(
             Ok(key)
         }
         // Another process created it first: use theirs so both agree.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_key_file(path),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_key_file(path, kind),
         Err(source) => Err(SecretsError::Write {
             path: path.to_owned(),
             source,
@@ -202,29 +216,24 @@ fn load_or_create(
     }
 }
 
-fn read_key_file(path: &Path) -> Result<SecretBytes, SecretsError> {
+fn read_key_file(path: &Path, kind: &KeyKind) -> Result<SecretBytes, SecretsError> {
     let text = fs::read_to_string(path).map_err(|source| SecretsError::Read {
         path: path.to_owned(),
         source,
     })?;
-    // Both files must hold a valid secp256k1 scalar or a 32-byte seed; the seed check is
-    // the length/hex part of the same parser.
-    let trimmed = text.trim();
+    (kind.parse)(text.trim()).map_err(|reason| SecretsError::Invalid {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// Parses a 32-byte seed written as 64 hex characters.
+fn parse_seed_hex(s: &str) -> Result<SecretBytes, String> {
     let mut bytes = [0u8; 32];
-    if trimmed.len() != 64 || hex::decode_to_slice(trimmed, &mut bytes).is_err() {
-        return Err(SecretsError::Invalid {
-            path: path.to_owned(),
-            reason: "expected 64 hex characters".into(),
-        });
+    if s.len() != 64 || hex::decode_to_slice(s, &mut bytes).is_err() {
+        return Err("expected 64 hex characters".to_owned());
     }
-    if path.file_name().is_some_and(|n| n == PLC_ROTATION_KEY_FILE) {
-        parse_k256_private_key_hex(trimmed).map_err(|reason| SecretsError::Invalid {
-            path: path.to_owned(),
-            reason,
-        })
-    } else {
-        Ok(SecretBytes(bytes))
-    }
+    Ok(SecretBytes(bytes))
 }
 
 #[cfg(unix)]
