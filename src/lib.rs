@@ -1,13 +1,63 @@
 //! Rookery: an AT Protocol Personal Data Server.
 //!
 //! Layers, with dependencies pointing down only:
+//! - [`server`] and [`xrpc`]: the HTTP boundary (router, extractors, [`error::XrpcError`]);
+//! - [`config`]: the one typed [`config::Config`];
 //! - [`syntax`]: typed atproto identifiers (DID, handle, NSID, TID, record key, AT-URI, …);
 //! - [`crypto`]: secp256k1 / P-256 keys, `did:key`, low-S signatures;
 //! - [`repo`]: the repository engine (DAG-CBOR, CIDs, MST, commits, CAR), storage-agnostic;
 //! - [`store`]: SQLite persistence (the block store behind the repo engine).
 
 pub mod auth;
+pub mod config;
 pub mod crypto;
+pub mod error;
 pub mod repo;
+pub mod server;
 pub mod store;
 pub mod syntax;
+pub mod xrpc;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::cors::{AllowHeaders, AllowMethods, Any, CorsLayer};
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+
+pub use server::AppState;
+
+/// How long browsers may cache a CORS preflight answer (one day, as the reference).
+const CORS_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Any origin, method and header, as the reference. Requested methods and headers are
+/// mirrored rather than answered with `*`, because browsers never let `*` cover
+/// `Authorization` and ignore it altogether on credentialed requests.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(AllowMethods::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(Any)
+        .max_age(CORS_MAX_AGE)
+}
+
+/// The whole HTTP application. `serve` and the tests build the same router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(server::banner))
+        .merge(xrpc::routes())
+        .fallback(xrpc::not_routed)
+        .method_not_allowed_fallback(xrpc::wrong_method)
+        // Innermost first: JSON body limit (routes may raise it), 500 logging, CORS, tracing.
+        .layer(xrpc::extract::body_limit(xrpc::extract::JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(error::log_internal_errors))
+        .layer(cors())
+        // 5xx worth an operator's attention are logged with detail by `log_internal_errors`;
+        // the trace layer's own failure line (also fired by every 501) stays at debug.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
+        .with_state(state)
+}

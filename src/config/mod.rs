@@ -1,0 +1,657 @@
+//! Service configuration: one typed [`Config`], documented field by field.
+//!
+//! Values come from, in increasing precedence: embedded defaults, the optional TOML file
+//! (`--config PATH`, else `./rookery.toml` when present), and environment variables. The
+//! environment names are those of the reference TypeScript PDS, so an operator's existing
+//! `pds.env` works unchanged; Rookery's own settings use `ROOKERY_*`. A TOML key is the
+//! environment name in lowercase without its `PDS_` / `ROOKERY_` prefix (`PDS_PORT` →
+//! `port`, `LOG_LEVEL` → `log_level`); list settings may be written as TOML arrays.
+//!
+//! With no configuration at all, `rookery serve` runs a development server: data under
+//! `./data`, port 2583, hostname `localhost` (public URL `http://localhost:2583`), handles
+//! under `.test`, SQLite and blobs on local disk, secrets generated on first start (see
+//! [`ServiceSecrets`]).
+//!
+//! [`Config::from_sources`] is pure: tests pass their own environment and never touch the
+//! process's. `docs/configuration.md` holds the same information as a table.
+
+mod secrets;
+mod sources;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use secrets::{
+    PLC_ROTATION_KEY_FILE, SESSION_KEY_FILE, SecretBytes, SecretsError, ServiceSecrets,
+};
+pub use sources::SettingName;
+
+use sources::{Sources, parse_http_url};
+
+/// Default `PDS_PORT`.
+pub const DEFAULT_PORT: u16 = 2583;
+/// Default `PDS_HOSTNAME`.
+pub const DEFAULT_HOSTNAME: &str = "localhost";
+/// Default `PDS_DATA_DIRECTORY`.
+pub const DEFAULT_DATA_DIRECTORY: &str = "./data";
+/// Default `PDS_DID_PLC_URL`.
+pub const DEFAULT_PLC_URL: &str = "https://plc.directory";
+/// Default `PDS_BLOB_UPLOAD_LIMIT`: 5 MiB, as the reference.
+pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 5 * 1024 * 1024;
+/// Default `ROOKERY_ACTOR_STORE_CACHE_SIZE`.
+pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = 1000;
+/// Default `PDS_REPO_BACKFILL_LIMIT_MS`: one day, as the reference.
+pub const DEFAULT_REPO_BACKFILL_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
+/// The configuration file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "rookery.toml";
+
+/// Everything Rookery reads at start-up. Each field names its environment variable and
+/// default; the TOML key is the variable's name in lowercase without `PDS_`/`ROOKERY_`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `PDS_HOSTNAME` — the public host name of this server, without scheme or port.
+    /// Default `localhost`.
+    pub hostname: String,
+    /// `PDS_PORT` — the TCP port to listen on; `0` picks a free port. Default `2583`.
+    pub port: u16,
+    /// `ROOKERY_BIND_ADDRESS` — the local address to listen on. Default `0.0.0.0`.
+    pub bind_address: IpAddr,
+    /// Derived, not settable: `https://{hostname}`, or `http://localhost:{port}` when the
+    /// hostname is `localhost` (as the reference does in development). No trailing slash.
+    pub public_url: String,
+    /// `PDS_SERVICE_DID` — this server's DID. Default `did:web:{hostname}`.
+    pub service_did: String,
+    /// `PDS_VERSION` — the version reported by `/xrpc/_health`. Default: Rookery's version.
+    pub version: String,
+    /// `PDS_DEV_MODE` — development mode (relaxed checks for local testing). Default `false`.
+    pub dev_mode: bool,
+    /// `PDS_INVITE_REQUIRED` — whether account creation needs an invite code. Default
+    /// `true`, as the reference: only an explicit `false` opens sign-up.
+    pub invite_required: bool,
+    /// `PDS_RATE_LIMITS_ENABLED` — whether request rate limits apply. Default `false`.
+    pub rate_limits_enabled: bool,
+    /// `PDS_SERVICE_HANDLE_DOMAINS` — comma list of handle suffixes this server hands out,
+    /// each starting with `.`. Default `.test` for `localhost`, else `.{hostname}`.
+    pub service_handle_domains: Vec<String>,
+    /// `PDS_DATA_DIRECTORY` — where databases, per-account stores and generated secrets
+    /// live. Default `./data`.
+    pub data_directory: PathBuf,
+    /// Blob storage: local disk unless `PDS_BLOBSTORE_S3_BUCKET` is set.
+    pub blobstore: BlobstoreConfig,
+    /// `PDS_BLOB_UPLOAD_LIMIT` — largest accepted blob, in bytes. Default `5242880` (5 MiB).
+    pub blob_upload_limit: u64,
+    /// `ROOKERY_ACTOR_STORE_CACHE_SIZE` — how many per-account SQLite stores stay open (the
+    /// bound of their LRU). Default `1000`; at least 1.
+    pub actor_store_cache_size: usize,
+    /// `PDS_DID_PLC_URL` — the PLC directory. Default `https://plc.directory`.
+    pub did_plc_url: url::Url,
+    /// `PDS_JWT_SECRET` — secret from which the session-token signing key is derived. When
+    /// unset, a key is generated on first start and kept in the data directory.
+    pub jwt_secret: Option<Secret>,
+    /// `PDS_ADMIN_PASSWORD` — password for the admin API (HTTP Basic, user `admin`).
+    /// Default: unset, which disables the admin API.
+    pub admin_password: Option<Secret>,
+    /// `PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX` — the server's secp256k1 PLC rotation key,
+    /// 64 hex characters. When unset, one is generated on first start and kept in the data
+    /// directory.
+    pub plc_rotation_key: Option<SecretBytes>,
+    /// `PDS_BSKY_APP_VIEW_URL` + `PDS_BSKY_APP_VIEW_DID` — the App View that app requests
+    /// are proxied to. Default: none. A URL without a DID is an error.
+    pub bsky_app_view: Option<ServiceEndpoint>,
+    /// `PDS_REPORT_SERVICE_URL` + `PDS_REPORT_SERVICE_DID` — where moderation reports go.
+    /// Default: none. A URL without a DID is an error.
+    pub report_service: Option<ServiceEndpoint>,
+    /// `PDS_CRAWLERS` — comma list of relay URLs notified of repo updates. Default: none.
+    pub crawlers: Vec<url::Url>,
+    /// `PDS_REPO_BACKFILL_LIMIT_MS` — how far back a firehose cursor may reach, in
+    /// milliseconds. Default `86400000` (one day).
+    pub repo_backfill_limit: Duration,
+    /// `PDS_EMAIL_SMTP_URL` + `PDS_EMAIL_FROM_ADDRESS` — outgoing mail. Default: none (mail
+    /// is not sent). Setting only one of the two is an error.
+    pub email: Option<EmailConfig>,
+    /// `ROOKERY_HUB_MODERATORS` — comma list of DIDs allowed to moderate the hub. Default:
+    /// none.
+    pub hub_moderators: Vec<String>,
+    /// `LOG_ENABLED` — whether to log at all. Default `true` (the reference defaults to
+    /// off; Rookery logs so that a first `rookery serve` explains itself).
+    pub log_enabled: bool,
+    /// `LOG_LEVEL` — a reference level name (`trace`, `debug`, `info`, `warn`, `error`,
+    /// `fatal`, `silent`) or a tracing filter directive such as `rookery=debug,info`.
+    /// Default `info`.
+    pub log_level: String,
+    /// Diagnostics found while reading the sources (unknown or unused variables). Logged by
+    /// `main` once logging is set up; never fatal.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// Where blobs are stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobstoreConfig {
+    /// Local files.
+    Disk {
+        /// `PDS_BLOBSTORE_DISK_LOCATION` — permanent blobs. Default `{data_directory}/blocks`.
+        location: PathBuf,
+        /// `PDS_BLOBSTORE_DISK_TMP_LOCATION` — uploads not yet referenced by a record.
+        /// Default `{data_directory}/tmp` (same file system, so promotion is a rename).
+        tmp_location: PathBuf,
+    },
+    /// An S3-compatible bucket (AWS, R2, MinIO).
+    S3(S3Config),
+}
+
+/// S3 blob store settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Config {
+    /// `PDS_BLOBSTORE_S3_BUCKET` — the bucket name.
+    pub bucket: String,
+    /// `PDS_BLOBSTORE_S3_REGION` — the region. Default: the SDK's default.
+    pub region: Option<String>,
+    /// `PDS_BLOBSTORE_S3_ENDPOINT` — a non-AWS endpoint URL. Default: AWS.
+    pub endpoint: Option<url::Url>,
+    /// `PDS_BLOBSTORE_S3_FORCE_PATH_STYLE` — path-style addressing. Default `false`.
+    pub force_path_style: bool,
+    /// `PDS_BLOBSTORE_S3_ACCESS_KEY_ID` + `PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY` — static
+    /// credentials; both or neither. Default: the SDK's credential chain.
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Static S3 credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+}
+
+/// A remote atproto service: its URL and DID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEndpoint {
+    pub url: url::Url,
+    pub did: String,
+}
+
+/// Outgoing mail settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailConfig {
+    /// `PDS_EMAIL_SMTP_URL`, e.g. `smtps://user:pass@mail.example.com:465`. Secret because
+    /// it usually carries a password.
+    pub smtp_url: Secret,
+    /// `PDS_EMAIL_FROM_ADDRESS`.
+    pub from_address: String,
+}
+
+/// A configured secret string. Its `Debug` output is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A non-fatal finding about the configuration sources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigWarning {
+    /// A `PDS_*` or `ROOKERY_*` variable that neither Rookery nor the reference PDS reads —
+    /// probably a typo.
+    UnknownVariable(String),
+    /// A variable of the reference PDS that Rookery accepts but does not use.
+    UnusedReferenceVariable(String),
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigWarning::UnknownVariable(name) => {
+                write!(f, "unknown setting {name} ignored (typo?)")
+            }
+            ConfigWarning::UnusedReferenceVariable(name) => write!(
+                f,
+                "{name} is a setting of the reference PDS that Rookery does not use; ignored"
+            ),
+        }
+    }
+}
+
+/// Why the configuration cannot be used. Every message names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is present but malformed. Secret values are not echoed.
+    #[error("invalid value{} for {name}: {reason}", .value.as_ref().map(|v| format!(" {v:?}")).unwrap_or_default())]
+    InvalidValue {
+        name: SettingName,
+        value: Option<String>,
+        reason: String,
+    },
+    /// Settings that contradict each other or are incomplete together.
+    #[error("{0}")]
+    Conflict(String),
+    /// The configuration file is not valid TOML.
+    #[error("configuration file is not valid TOML: {0}")]
+    FileSyntax(String),
+    /// The configuration file has a key Rookery does not know.
+    #[error("unknown key `{0}` in the configuration file")]
+    UnknownFileKey(String),
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The public URL the reference derives from hostname and port.
+pub fn public_url_for(hostname: &str, port: u16) -> String {
+    if hostname == DEFAULT_HOSTNAME {
+        format!("http://localhost:{port}")
+    } else {
+        format!("https://{hostname}")
+    }
+}
+
+fn default_handle_domains(hostname: &str) -> Vec<String> {
+    if hostname == DEFAULT_HOSTNAME {
+        vec![".test".to_owned()]
+    } else {
+        vec![format!(".{hostname}")]
+    }
+}
+
+impl Default for Config {
+    /// The zero-configuration development server.
+    fn default() -> Self {
+        let data_directory = PathBuf::from(DEFAULT_DATA_DIRECTORY);
+        Config {
+            hostname: DEFAULT_HOSTNAME.to_owned(),
+            port: DEFAULT_PORT,
+            bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            public_url: public_url_for(DEFAULT_HOSTNAME, DEFAULT_PORT),
+            service_did: format!("did:web:{DEFAULT_HOSTNAME}"),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            dev_mode: false,
+            invite_required: true,
+            rate_limits_enabled: false,
+            service_handle_domains: default_handle_domains(DEFAULT_HOSTNAME),
+            blobstore: BlobstoreConfig::Disk {
+                location: data_directory.join("blocks"),
+                tmp_location: data_directory.join("tmp"),
+            },
+            data_directory,
+            blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
+            actor_store_cache_size: DEFAULT_ACTOR_STORE_CACHE_SIZE,
+            did_plc_url: default_plc_url(),
+            jwt_secret: None,
+            admin_password: None,
+            plc_rotation_key: None,
+            bsky_app_view: None,
+            report_service: None,
+            crawlers: Vec::new(),
+            repo_backfill_limit: DEFAULT_REPO_BACKFILL_LIMIT,
+            email: None,
+            hub_moderators: Vec::new(),
+            log_enabled: true,
+            log_level: "info".to_owned(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+fn default_plc_url() -> url::Url {
+    url::Url::parse(DEFAULT_PLC_URL).expect("DEFAULT_PLC_URL is a valid URL")
+}
+
+impl Config {
+    /// Builds the configuration from environment pairs (`(name, value)`) and the text of
+    /// the optional TOML file. Pure: reads nothing else. Environment values override the
+    /// file; empty values count as unset.
+    pub fn from_sources(
+        env: impl IntoIterator<Item = (String, String)>,
+        file: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let src = Sources::collect(env, file)?;
+        let defaults = Config::default();
+
+        let hostname = src
+            .parse("PDS_HOSTNAME", parse_hostname)?
+            .unwrap_or(defaults.hostname);
+        let port = src
+            .int::<u16>("PDS_PORT", "an integer from 0 to 65535")?
+            .unwrap_or(DEFAULT_PORT);
+        let bind_address = src
+            .parse("ROOKERY_BIND_ADDRESS", |s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| "expected an IPv4 or IPv6 address".to_owned())
+            })?
+            .unwrap_or(defaults.bind_address);
+        let service_did = src
+            .parse("PDS_SERVICE_DID", parse_did)?
+            .unwrap_or_else(|| format!("did:web:{hostname}"));
+        let service_handle_domains = match src.list("PDS_SERVICE_HANDLE_DOMAINS") {
+            list if list.is_empty() => default_handle_domains(&hostname),
+            list => {
+                let mut domains = Vec::with_capacity(list.len());
+                for domain in list {
+                    if !domain.starts_with('.') || domain.len() < 2 {
+                        return Err(src.invalid(
+                            "PDS_SERVICE_HANDLE_DOMAINS",
+                            format!(
+                                "handle domain {domain:?} must start with '.', e.g. .example.com"
+                            ),
+                        ));
+                    }
+                    domains.push(domain.to_ascii_lowercase());
+                }
+                domains
+            }
+        };
+
+        let data_directory = src
+            .string("PDS_DATA_DIRECTORY")
+            .map(PathBuf::from)
+            .unwrap_or(defaults.data_directory);
+        let blobstore = blobstore_from(&src, &data_directory)?;
+        let blob_upload_limit = src
+            .int::<u64>("PDS_BLOB_UPLOAD_LIMIT", "a positive number of bytes")?
+            .unwrap_or(DEFAULT_BLOB_UPLOAD_LIMIT);
+        if blob_upload_limit == 0 {
+            return Err(src.invalid("PDS_BLOB_UPLOAD_LIMIT", "must be at least 1 byte"));
+        }
+        let actor_store_cache_size = src
+            .int::<usize>("ROOKERY_ACTOR_STORE_CACHE_SIZE", "a positive integer")?
+            .unwrap_or(DEFAULT_ACTOR_STORE_CACHE_SIZE);
+        if actor_store_cache_size == 0 {
+            return Err(src.invalid("ROOKERY_ACTOR_STORE_CACHE_SIZE", "must be at least 1"));
+        }
+
+        let plc_rotation_key = src.parse(
+            "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
+            secrets::parse_k256_private_key_hex,
+        )?;
+
+        let email = match (
+            src.string("PDS_EMAIL_SMTP_URL"),
+            src.string("PDS_EMAIL_FROM_ADDRESS"),
+        ) {
+            (None, None) => None,
+            (Some(smtp), Some(from)) => {
+                src.parse("PDS_EMAIL_SMTP_URL", parse_smtp_url)?;
+                src.parse("PDS_EMAIL_FROM_ADDRESS", parse_email_address)?;
+                Some(EmailConfig {
+                    smtp_url: Secret::new(smtp.trim()),
+                    from_address: from,
+                })
+            }
+            _ => {
+                return Err(ConfigError::Conflict(
+                    "PDS_EMAIL_SMTP_URL and PDS_EMAIL_FROM_ADDRESS must be set together".into(),
+                ));
+            }
+        };
+
+        let mut crawlers = Vec::new();
+        for item in src.list("PDS_CRAWLERS") {
+            let url = parse_http_url(&item)
+                .map_err(|reason| src.invalid("PDS_CRAWLERS", format!("{item:?}: {reason}")))?;
+            crawlers.push(url);
+        }
+        let mut hub_moderators = Vec::new();
+        for item in src.list("ROOKERY_HUB_MODERATORS") {
+            let did = parse_did(&item).map_err(|reason| {
+                src.invalid("ROOKERY_HUB_MODERATORS", format!("{item:?}: {reason}"))
+            })?;
+            hub_moderators.push(did);
+        }
+
+        let log_level = src
+            .parse("LOG_LEVEL", parse_log_level)?
+            .unwrap_or(defaults.log_level);
+
+        let mut warnings: Vec<ConfigWarning> = src
+            .unknown
+            .iter()
+            .cloned()
+            .map(ConfigWarning::UnknownVariable)
+            .collect();
+        warnings.extend(
+            src.reference_only
+                .iter()
+                .cloned()
+                .map(ConfigWarning::UnusedReferenceVariable),
+        );
+
+        Ok(Config {
+            public_url: public_url_for(&hostname, port),
+            hostname,
+            port,
+            bind_address,
+            service_did,
+            version: src.string("PDS_VERSION").unwrap_or(defaults.version),
+            dev_mode: src.bool("PDS_DEV_MODE")?.unwrap_or(defaults.dev_mode),
+            invite_required: src
+                .bool("PDS_INVITE_REQUIRED")?
+                .unwrap_or(defaults.invite_required),
+            rate_limits_enabled: src
+                .bool("PDS_RATE_LIMITS_ENABLED")?
+                .unwrap_or(defaults.rate_limits_enabled),
+            service_handle_domains,
+            data_directory,
+            blobstore,
+            blob_upload_limit,
+            actor_store_cache_size,
+            did_plc_url: src.url("PDS_DID_PLC_URL")?.unwrap_or(defaults.did_plc_url),
+            jwt_secret: src.string("PDS_JWT_SECRET").map(Secret::new),
+            admin_password: src.string("PDS_ADMIN_PASSWORD").map(Secret::new),
+            plc_rotation_key,
+            bsky_app_view: endpoint_from(&src, "PDS_BSKY_APP_VIEW_URL", "PDS_BSKY_APP_VIEW_DID")?,
+            report_service: endpoint_from(
+                &src,
+                "PDS_REPORT_SERVICE_URL",
+                "PDS_REPORT_SERVICE_DID",
+            )?,
+            crawlers,
+            repo_backfill_limit: src
+                .int::<u64>("PDS_REPO_BACKFILL_LIMIT_MS", "a number of milliseconds")?
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.repo_backfill_limit),
+            email,
+            hub_moderators,
+            log_enabled: src.bool("LOG_ENABLED")?.unwrap_or(defaults.log_enabled),
+            log_level,
+            warnings,
+        })
+    }
+
+    /// Reads the process environment and the configuration file: `path` if given (it must
+    /// exist), else `./rookery.toml` if present. For `main`; tests use [`Config::from_sources`].
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => Some(read_file(path)?),
+            None => {
+                let default = Path::new(DEFAULT_CONFIG_FILE);
+                if default.is_file() {
+                    Some(read_file(default)?)
+                } else {
+                    None
+                }
+            }
+        };
+        // Names or values that are not UTF-8 cannot be ours; skip them rather than panic.
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        Config::from_sources(env, file.as_deref())
+    }
+
+    /// The `tracing_subscriber::EnvFilter` directive for `LOG_LEVEL`, or `None` when
+    /// logging is disabled (`LOG_ENABLED=false` or `LOG_LEVEL=silent`).
+    pub fn log_filter(&self) -> Option<String> {
+        if !self.log_enabled {
+            return None;
+        }
+        match self.log_level.to_ascii_lowercase().as_str() {
+            "silent" => None,
+            "fatal" => Some("error".to_owned()),
+            level @ ("trace" | "debug" | "info" | "warn" | "error") => Some(level.to_owned()),
+            _ => Some(self.log_level.clone()),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn blobstore_from(src: &Sources, data_directory: &Path) -> Result<BlobstoreConfig, ConfigError> {
+    let Some(bucket) = src.string("PDS_BLOBSTORE_S3_BUCKET") else {
+        return Ok(BlobstoreConfig::Disk {
+            location: src
+                .string("PDS_BLOBSTORE_DISK_LOCATION")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_directory.join("blocks")),
+            tmp_location: src
+                .string("PDS_BLOBSTORE_DISK_TMP_LOCATION")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_directory.join("tmp")),
+        });
+    };
+    if src.is_set("PDS_BLOBSTORE_DISK_LOCATION") {
+        return Err(ConfigError::Conflict(
+            "PDS_BLOBSTORE_S3_BUCKET and PDS_BLOBSTORE_DISK_LOCATION are both set; \
+             choose one blob store"
+                .into(),
+        ));
+    }
+    let credentials = match (
+        src.string("PDS_BLOBSTORE_S3_ACCESS_KEY_ID"),
+        src.string("PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY"),
+    ) {
+        (None, None) => None,
+        (Some(access_key_id), Some(secret)) => Some(S3Credentials {
+            access_key_id,
+            secret_access_key: Secret::new(secret),
+        }),
+        _ => {
+            return Err(ConfigError::Conflict(
+                "PDS_BLOBSTORE_S3_ACCESS_KEY_ID and PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY must be \
+                 set together"
+                    .into(),
+            ));
+        }
+    };
+    Ok(BlobstoreConfig::S3(S3Config {
+        bucket,
+        region: src.string("PDS_BLOBSTORE_S3_REGION"),
+        endpoint: src.url("PDS_BLOBSTORE_S3_ENDPOINT")?,
+        force_path_style: src
+            .bool("PDS_BLOBSTORE_S3_FORCE_PATH_STYLE")?
+            .unwrap_or(false),
+        credentials,
+    }))
+}
+
+fn endpoint_from(
+    src: &Sources,
+    url_var: &'static str,
+    did_var: &'static str,
+) -> Result<Option<ServiceEndpoint>, ConfigError> {
+    let Some(url) = src.url(url_var)? else {
+        return Ok(None);
+    };
+    let Some(did) = src.parse(did_var, parse_did)? else {
+        return Err(ConfigError::Conflict(format!(
+            "{url_var} is set but {did_var} is not; both are needed"
+        )));
+    };
+    Ok(Some(ServiceEndpoint { url, did }))
+}
+
+/// A bare DNS name (letters, digits, hyphens, dots), lowercased.
+fn parse_hostname(s: &str) -> Result<String, String> {
+    const HINT: &str =
+        "expected a bare host name such as pds.example.com (no scheme, port or path)";
+    if s.len() > 253 {
+        return Err(format!("{HINT}; it is longer than 253 characters"));
+    }
+    let labels_ok = s.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !labels_ok {
+        return Err(HINT.to_owned());
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// A syntactically plausible DID: `did:<method>:<identifier>`.
+fn parse_did(s: &str) -> Result<String, String> {
+    const HINT: &str = "expected a DID such as did:web:example.com or did:plc:…";
+    let rest = s.strip_prefix("did:").ok_or(HINT)?;
+    let (method, id) = rest.split_once(':').ok_or(HINT)?;
+    let method_ok = !method.is_empty() && method.bytes().all(|b| b.is_ascii_lowercase());
+    let id_ok = !id.is_empty()
+        && !id.ends_with(':')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:%-".contains(&b));
+    if method_ok && id_ok {
+        Ok(s.to_owned())
+    } else {
+        Err(HINT.to_owned())
+    }
+}
+
+fn parse_smtp_url(s: &str) -> Result<(), String> {
+    let url = url::Url::parse(s).map_err(|e| format!("not a valid URL: {e}"))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(())
+}
+
+fn parse_email_address(s: &str) -> Result<(), String> {
+    match s.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') => Ok(()),
+        _ => Err("expected an address such as noreply@example.com".to_owned()),
+    }
+}
+
+/// A reference level name or a tracing filter directive (which must contain `=`, so a
+/// misspelt level such as `inf` is an error rather than a filter for a target named `inf`).
+fn parse_log_level(s: &str) -> Result<String, String> {
+    const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+    if LEVELS.contains(&s.to_ascii_lowercase().as_str()) {
+        return Ok(s.to_owned());
+    }
+    if !s.contains('=') {
+        return Err(format!(
+            "expected one of {} or a filter directive such as rookery=debug,info",
+            LEVELS.join(", ")
+        ));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a valid filter directive: {e}"))
+}

@@ -1,0 +1,176 @@
+//! The running server: shared state, the listener, graceful shutdown and background tasks.
+
+pub mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SecretsError, ServiceSecrets};
+use tasks::TaskRunner;
+
+/// How long background tasks get to stop after shutdown begins before they are aborted.
+pub const TASK_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// State shared by every request handler. Cheap to clone.
+///
+/// Later issues add services here (account store, repo writer, sequencer, blob store, …);
+/// external systems enter as `Arc<dyn Trait>` so tests can substitute them.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    secrets: ServiceSecrets,
+}
+
+impl AppState {
+    pub fn new(config: Config, secrets: ServiceSecrets) -> Self {
+        AppState(Arc::new(Inner { config, secrets }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn secrets(&self) -> &ServiceSecrets {
+        &self.0.secrets
+    }
+}
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("server task panicked")]
+    Panicked,
+}
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    handle: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningServer {
+    /// The address actually bound (useful with `PDS_PORT=0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Waits until the server has shut down: in-flight requests finished, background tasks
+    /// stopped.
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.handle.await.map_err(|_| ServeError::Panicked)?
+    }
+}
+
+/// Prepares the data directory and secrets, binds `bind_address:port` and serves until
+/// `shutdown` is cancelled. Returns once listening.
+pub async fn serve(
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<RunningServer, ServeError> {
+    let secrets = ServiceSecrets::load_or_generate(&config)?;
+    let addr = SocketAddr::new(config.bind_address, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local_addr = listener.local_addr()?;
+    tracing::info!(
+        address = %local_addr,
+        public_url = %config.public_url,
+        did = %config.service_did,
+        data = %config.data_directory.display(),
+        "rookery {} listening",
+        env!("CARGO_PKG_VERSION"),
+    );
+
+    let state = AppState::new(config, secrets);
+    let app = crate::app(state);
+    let runner = TaskRunner::new(shutdown.child_token());
+
+    let handle = tokio::spawn(async move {
+        let supervisor = tokio::spawn(runner.supervise(TASK_SHUTDOWN_GRACE));
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        // If the server stopped on its own (an I/O error), stop the tasks too.
+        shutdown.cancel();
+        if supervisor.await.is_err() {
+            tracing::error!("background task supervisor panicked");
+        }
+        tracing::info!("server stopped");
+        served.map_err(ServeError::Io)
+    });
+    Ok(RunningServer { local_addr, handle })
+}
+
+/// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            result = ctrl_c => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                    std::future::pending::<()>().await;
+                }
+                tracing::info!("SIGINT received: shutting down");
+            }
+            () = terminate => tracing::info!("SIGTERM received: shutting down"),
+        }
+        token.cancel();
+    });
+}
+
+/// `GET /`: a short text banner for people who open the server in a browser.
+pub async fn banner(State(state): State<AppState>) -> impl IntoResponse {
+    let text = format!(
+        r"                   _
+  _ __ ___   ___ | | _____ _ __ _   _
+ | '__/ _ \ / _ \| |/ / _ \ '__| | | |
+ | | | (_) | (_) |   <  __/ |  | |_| |
+ |_|  \___/ \___/|_|\_\___|_|   \__, |
+                                |___/
+
+This is Rookery {version}, an AT Protocol Personal Data Server (PDS).
+It hosts accounts and their repositories for the atproto network;
+there is nothing to browse here. Apps talk to it at {url}/xrpc/.
+
+  Protocol: https://atproto.com
+",
+        version = env!("CARGO_PKG_VERSION"),
+        url = state.config().public_url,
+    );
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], text)
+}
