@@ -7,3 +7,5 @@ pub mod cbor;
 pub mod cid;
 pub mod commit;
 pub mod mst;
+pub mod repository;
+pub mod verify;

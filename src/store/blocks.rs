@@ -111,6 +111,21 @@ pub async fn put_many(
     Ok(inserted)
 }
 
+/// Deletes the blocks `cids` (absent ones are ignored). Returns how many were deleted.
+pub async fn delete_many(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<u64, Error> {
+    let mut deleted = 0;
+    for chunk in cids.chunks(INSERT_ROWS) {
+        let placeholders = vec!["?"; chunk.len()].join(",");
+        let sql = format!("DELETE FROM repo_block WHERE cid IN ({placeholders})");
+        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+        for cid in chunk {
+            query = query.bind(cid.to_bytes());
+        }
+        deleted += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(deleted)
+}
+
 /// Number of stored blocks.
 pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repo_block")

@@ -13,6 +13,7 @@
 
 pub mod block_store;
 pub mod blocks;
+pub mod commit;
 pub mod root;
 pub mod sqlite;
 
