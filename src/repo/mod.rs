@@ -6,6 +6,7 @@ pub mod car;
 pub mod cbor;
 pub mod cid;
 pub mod commit;
+pub mod inspect;
 pub mod mst;
 pub mod repository;
 pub mod verify;
