@@ -57,7 +57,8 @@ impl Catalog {
 
     /// Reads and adds one document from JSON text; returns its NSID.
     pub fn add_json(&mut self, json: &str) -> Result<Nsid, Error> {
-        let doc = LexiconDoc::from_json(json)?;
+        let doc: LexiconDoc =
+            serde_json::from_str(json).map_err(|e| Error::Malformed(e.to_string()))?;
         let id = doc.id.clone();
         self.add(doc)?;
         Ok(id)

@@ -77,15 +77,10 @@ impl LexiconDoc {
 
     /// [`LexiconDoc::from_json`] for an already parsed JSON value.
     pub fn from_value(json: &serde_json::Value) -> Result<LexiconDoc, Error> {
-        let doc = LexiconDoc::deserialize_value(json)?;
+        let doc: LexiconDoc = serde::Deserialize::deserialize(json)
+            .map_err(|e: serde_json::Error| Error::Malformed(e.to_string()))?;
         doc.check()?;
         Ok(doc)
-    }
-
-    fn deserialize_value(json: &serde_json::Value) -> Result<LexiconDoc, Error> {
-        serde::Deserialize::deserialize(json).map_err(|e: serde_json::Error| {
-            Error::Malformed(e.to_string())
-        })
     }
 
     /// Checks the rules of the Lexicon language that the JSON shape does not express.
@@ -319,7 +314,10 @@ impl Checker<'_> {
     }
 
     fn permission_set(&self, d: &PermissionSetDef, path: &str) -> Result<(), Error> {
-        for (field, langs) in [("title:lang", &d.title_lang), ("detail:lang", &d.detail_lang)] {
+        for (field, langs) in [
+            ("title:lang", &d.title_lang),
+            ("detail:lang", &d.detail_lang),
+        ] {
             for lang in langs.iter().flat_map(|m| m.keys()) {
                 if lang.parse::<Language>().is_err() {
                     return Err(self.err(
@@ -390,9 +388,10 @@ impl Checker<'_> {
                 match d.aud.as_deref() {
                     None if inherit => Ok(()),
                     None => Err(self.err(path, "an rpc permission needs aud or inheritAud")),
-                    Some(_) if inherit => {
-                        Err(self.err(path, "an rpc permission cannot have both aud and inheritAud"))
-                    }
+                    Some(_) if inherit => Err(self.err(
+                        path,
+                        "an rpc permission cannot have both aud and inheritAud",
+                    )),
                     Some("*") if d.lxm.iter().flatten().any(|l| l == "*") => {
                         Err(self.err(path, "aud and lxm cannot both be the wildcard"))
                     }
@@ -467,7 +466,10 @@ pub(crate) fn valid_mime_pattern(pattern: &str) -> bool {
         !s.is_empty()
             && s.bytes().all(|b| {
                 b.is_ascii_alphanumeric()
-                    || matches!(b, b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+')
+                    || matches!(
+                        b,
+                        b'!' | b'#' | b'$' | b'&' | b'-' | b'^' | b'_' | b'.' | b'+'
+                    )
             })
     };
     match (kind, sub) {

@@ -18,11 +18,11 @@
 //! [`Ipld`]: crate::repo::cbor::Ipld
 
 mod catalog;
-mod check;
+pub(crate) mod check;
 pub(crate) mod embedded;
 mod params;
 pub mod schema;
-mod validate;
+pub(crate) mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -34,8 +34,8 @@ pub use params::ParamValues;
 pub use schema::{
     ArrayDef, BlobDef, Body, BooleanDef, BytesDef, CidLinkDef, Def, IntegerDef, LexiconDoc,
     Message, ObjectDef, ParamsDef, PermissionDef, PermissionSetDef, ProcedureDef, QueryDef,
-    RecordDef, RecordKeyType, RefDef, StringDef, StringFormat, SubscriptionDef, TokenDef,
-    UnionDef, UnknownDef, XrpcError,
+    RecordDef, RecordKeyType, RefDef, StringDef, StringFormat, SubscriptionDef, TokenDef, UnionDef,
+    UnknownDef, XrpcError,
 };
 
 /// Why a schema document, or a set of them, was refused.

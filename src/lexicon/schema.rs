@@ -106,6 +106,13 @@ pub struct RecordDef {
     pub record: ObjectDef,
 }
 
+impl RecordDef {
+    /// The parsed `key`; `None` only for a document that was never [checked](LexiconDoc::check).
+    pub fn key_type(&self) -> Option<RecordKeyType> {
+        RecordKeyType::parse(&self.key)
+    }
+}
+
 /// What record keys a collection allows (the `key` of a `record` definition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordKeyType {
@@ -422,7 +429,7 @@ pub struct CidLinkDef {
 pub struct BlobDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Accepted MIME types: `type/subtype`, `type/*` or `*/*`.
+    /// Accepted MIME types: `type/subtype`, `type/*` or `*/*`. Absent or empty: any type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accept: Option<Vec<String>>,
     /// Largest accepted size in bytes.
@@ -518,9 +525,7 @@ mod typed_opt {
         v.as_ref().map(Variant::to_def).serialize(s)
     }
 
-    pub fn deserialize<'de, T: Variant, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<T>, D::Error> {
+    pub fn deserialize<'de, T: Variant, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
         Option::<Def>::deserialize(d)?.map(expect).transpose()
     }
 }
@@ -540,4 +545,3 @@ mod typed_vec {
             .collect()
     }
 }
-

@@ -102,7 +102,9 @@ impl Catalog {
         match map.get("$type") {
             None => return Err(root.err("must have a $type")),
             Some(Ipld::String(t)) if t == collection.as_str() => {}
-            Some(Ipld::String(t)) => return Err(type_mismatch(&root.key("$type"), t, collection.as_str())),
+            Some(Ipld::String(t)) => {
+                return Err(type_mismatch(&root.key("$type"), t, collection.as_str()));
+            }
             Some(_) => return Err(root.key("$type").err("must be a string")),
         }
         Validator { catalog: self }.object(collection.as_str(), &record.record, map, &root)
@@ -117,7 +119,7 @@ impl Catalog {
     ) -> Result<(), ValidationError> {
         let record = self.record_schema(collection, "RecordKey")?;
         let root = Path::root("RecordKey");
-        let ok = match RecordKeyType::parse(&record.key) {
+        let ok = match record.key_type() {
             Some(RecordKeyType::Any) => true,
             Some(RecordKeyType::Tid) => rkey.as_str().parse::<Tid>().is_ok(),
             Some(RecordKeyType::Nsid) => rkey.as_str().parse::<Nsid>().is_ok(),
@@ -342,7 +344,9 @@ impl Validator<'_> {
                 let map = typed_map(value, path)?;
                 match map.get("$type") {
                     Some(Ipld::String(t)) if *t == name => {}
-                    Some(Ipld::String(t)) => return Err(type_mismatch(&path.key("$type"), t, &name)),
+                    Some(Ipld::String(t)) => {
+                        return Err(type_mismatch(&path.key("$type"), t, &name));
+                    }
                     _ => return Err(path.err(format!("must have a $type of {name:?}"))),
                 }
                 self.object(target_base, &record.record, map, path)
@@ -356,9 +360,9 @@ impl Validator<'_> {
                     Some(Ipld::String(t))
                         if *t == name || t.strip_suffix("#main") == Some(name.as_str()) => {}
                     Some(Ipld::String(t)) => {
-                        return Err(path.key("$type").err(format!(
-                            "must be {name:?} (or absent), got {t:?}"
-                        )));
+                        return Err(path
+                            .key("$type")
+                            .err(format!("must be {name:?} (or absent), got {t:?}")));
                     }
                     Some(_) => return Err(path.key("$type").err("must be a string")),
                 }
@@ -488,7 +492,11 @@ fn integer(def: &IntegerDef, value: &Ipld, path: &Path<'_>) -> Result<(), Valida
     Ok(())
 }
 
-pub(super) fn string(def: &StringDef, value: &Ipld, path: &Path<'_>) -> Result<(), ValidationError> {
+pub(super) fn string(
+    def: &StringDef,
+    value: &Ipld,
+    path: &Path<'_>,
+) -> Result<(), ValidationError> {
     let Ipld::String(s) = value else {
         return Err(path.err("must be a string"));
     };

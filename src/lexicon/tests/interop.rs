@@ -19,65 +19,245 @@ fn record_data_valid() {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let value = lenient_json(&case["data"]);
-        assert_eq!(catalog.validate_record(&record_nsid(), &value), Ok(()), "{name}");
+        assert_eq!(
+            catalog.validate_record(&record_nsid(), &value),
+            Ok(()),
+            "{name}"
+        );
         let rkey = case["rkey"].as_str().unwrap().parse().unwrap();
-        assert_eq!(catalog.validate_record_key(&record_nsid(), &rkey), Ok(()), "{name}");
+        assert_eq!(
+            catalog.validate_record_key(&record_nsid(), &rkey),
+            Ok(()),
+            "{name}"
+        );
     }
 }
 
 /// Why each invalid case must fail: `(name, path, message)`. A message ending in `(` is a
 /// prefix (the rest is the syntax module's own explanation).
 const INVALID: [(&str, &str, &str); 50] = [
-    ("missing required field", "Record", "must have the property \"integer\""),
-    ("invalid boolean field", "Record/boolean", "must be a boolean"),
-    ("invalid integer field", "Record/integer", "must be an integer"),
-    ("invalid non-nullable string field", "Record/string", "must not be null"),
+    (
+        "missing required field",
+        "Record",
+        "must have the property \"integer\"",
+    ),
+    (
+        "invalid boolean field",
+        "Record/boolean",
+        "must be a boolean",
+    ),
+    (
+        "invalid integer field",
+        "Record/integer",
+        "must be an integer",
+    ),
+    (
+        "invalid non-nullable string field",
+        "Record/string",
+        "must not be null",
+    ),
     ("invalid string field", "Record/string", "must be a string"),
     ("invalid bytes field", "Record/bytes", "must be bytes"),
-    ("invalid bytes: empty object", "Record/bytes", "must be bytes"),
+    (
+        "invalid bytes: empty object",
+        "Record/bytes",
+        "must be bytes",
+    ),
     ("invalid bytes: wrong type", "Record/bytes", "must be bytes"),
-    ("invalid cid-link field", "Record/cid-link", "must be a CID link"),
-    ("invalid blob field", "Record/blob", "must be a blob reference"),
-    ("invalid blob: wrong type", "Record/blob", "must be a blob reference"),
+    (
+        "invalid cid-link field",
+        "Record/cid-link",
+        "must be a CID link",
+    ),
+    (
+        "invalid blob field",
+        "Record/blob",
+        "must be a blob reference",
+    ),
+    (
+        "invalid blob: wrong type",
+        "Record/blob",
+        "must be a blob reference",
+    ),
     ("invalid array", "Record/array", "must be an array"),
-    ("invalid array element", "Record/array/0", "must be an integer"),
-    ("object wrong data type", "Record/object", "must be an object"),
-    ("object nested wrong data type", "Record/object/a", "must be an integer"),
+    (
+        "invalid array element",
+        "Record/array/0",
+        "must be an integer",
+    ),
+    (
+        "object wrong data type",
+        "Record/object",
+        "must be an object",
+    ),
+    (
+        "object nested wrong data type",
+        "Record/object/a",
+        "must be an integer",
+    ),
     ("invalid token ref type", "Record/ref", "must be an object"),
     ("invalid ref value", "Record/ref", "must be an object"),
-    ("invalid string format handle", "Record/formats/handle", "must be a valid handle ("),
-    ("invalid string format did", "Record/formats/did", "must be a valid did ("),
-    ("invalid string format atidentifier", "Record/formats/atidentifier", "must be a valid at-identifier ("),
-    ("invalid string format nsid", "Record/formats/nsid", "must be a valid nsid ("),
-    ("invalid string format aturi", "Record/formats/aturi", "must be a valid at-uri ("),
-    ("invalid string format cid", "Record/formats/cid", "must be a valid cid ("),
-    ("invalid string format datetime", "Record/formats/datetime", "must be a valid datetime ("),
-    ("invalid string format language", "Record/formats/language", "must be a valid language ("),
-    ("invalid string format uri", "Record/formats/uri", "must be a valid uri ("),
-    ("invalid string format tid", "Record/formats/tid", "must be a valid tid ("),
-    ("invalid string format recordkey", "Record/formats/recordkey", "must be a valid record-key ("),
+    (
+        "invalid string format handle",
+        "Record/formats/handle",
+        "must be a valid handle (",
+    ),
+    (
+        "invalid string format did",
+        "Record/formats/did",
+        "must be a valid did (",
+    ),
+    (
+        "invalid string format atidentifier",
+        "Record/formats/atidentifier",
+        "must be a valid at-identifier (",
+    ),
+    (
+        "invalid string format nsid",
+        "Record/formats/nsid",
+        "must be a valid nsid (",
+    ),
+    (
+        "invalid string format aturi",
+        "Record/formats/aturi",
+        "must be a valid at-uri (",
+    ),
+    (
+        "invalid string format cid",
+        "Record/formats/cid",
+        "must be a valid cid (",
+    ),
+    (
+        "invalid string format datetime",
+        "Record/formats/datetime",
+        "must be a valid datetime (",
+    ),
+    (
+        "invalid string format language",
+        "Record/formats/language",
+        "must be a valid language (",
+    ),
+    (
+        "invalid string format uri",
+        "Record/formats/uri",
+        "must be a valid uri (",
+    ),
+    (
+        "invalid string format tid",
+        "Record/formats/tid",
+        "must be a valid tid (",
+    ),
+    (
+        "invalid string format recordkey",
+        "Record/formats/recordkey",
+        "must be a valid record-key (",
+    ),
     ("wrong const value", "Record/constInteger", "must be 42"),
-    ("integer not in enum", "Record/enumInteger", "must be one of (4|9|16|25)"),
-    ("out of integer range", "Record/rangeInteger", "can not be greater than 20"),
-    ("string too short", "Record/lenString", "must not be shorter than 10 bytes (UTF-8)"),
-    ("string too long", "Record/lenString", "must not be longer than 20 bytes (UTF-8)"),
-    ("string too short (graphemes)", "Record/graphemeString", "must not be shorter than 10 graphemes"),
-    ("string too long (graphemes)", "Record/graphemeString", "must not be longer than 20 graphemes"),
-    ("out of enum string", "Record/enumString", "must be one of (fish|tree|rock)"),
-    ("bytes too short", "Record/sizeBytes", "must not be smaller than 10 bytes"),
-    ("bytes too long", "Record/sizeBytes", "must not be larger than 20 bytes"),
-    ("array too short", "Record/lenArray", "must not have fewer than 2 elements"),
-    ("array too long", "Record/lenArray", "must not have more than 5 elements"),
-    ("blob too large", "Record/sizeBlob", "blob is 12345 bytes, larger than the maximum of 20"),
-    ("blob wrong type", "Record/acceptBlob", "blob MIME type \"text/plain\" is not accepted (accepts image/*)"),
-    ("open union wrong data type", "Record/union", "must be an object which includes the \"$type\" property"),
-    ("open union missing $type", "Record/union", "must be an object which includes the \"$type\" property (union member)"),
-    ("out of closed union", "Record/closedUnion/$type", "must be one of example.lexicon.record#demoObject (closed union), got \"example.unknown-lexicon.blah\""),
-    ("union inner invalid", "Record/closedUnion/$type", "must be one of example.lexicon.record#demoObject (closed union), got \"example.lexicon.record#demoObjectTwo\""),
-    ("union inner invalid", "Record/union/a", "must be an integer"),
-    ("unknown wrong type (bool)", "Record/unknown", "must be an object"),
-    ("unknown wrong type (bytes)", "Record/unknown", "must be an object, not bytes"),
-    ("unknown wrong type (blob)", "Record/unknown", "must be an object, not a blob"),
+    (
+        "integer not in enum",
+        "Record/enumInteger",
+        "must be one of (4|9|16|25)",
+    ),
+    (
+        "out of integer range",
+        "Record/rangeInteger",
+        "can not be greater than 20",
+    ),
+    (
+        "string too short",
+        "Record/lenString",
+        "must not be shorter than 10 bytes (UTF-8)",
+    ),
+    (
+        "string too long",
+        "Record/lenString",
+        "must not be longer than 20 bytes (UTF-8)",
+    ),
+    (
+        "string too short (graphemes)",
+        "Record/graphemeString",
+        "must not be shorter than 10 graphemes",
+    ),
+    (
+        "string too long (graphemes)",
+        "Record/graphemeString",
+        "must not be longer than 20 graphemes",
+    ),
+    (
+        "out of enum string",
+        "Record/enumString",
+        "must be one of (fish|tree|rock)",
+    ),
+    (
+        "bytes too short",
+        "Record/sizeBytes",
+        "must not be smaller than 10 bytes",
+    ),
+    (
+        "bytes too long",
+        "Record/sizeBytes",
+        "must not be larger than 20 bytes",
+    ),
+    (
+        "array too short",
+        "Record/lenArray",
+        "must not have fewer than 2 elements",
+    ),
+    (
+        "array too long",
+        "Record/lenArray",
+        "must not have more than 5 elements",
+    ),
+    (
+        "blob too large",
+        "Record/sizeBlob",
+        "blob is 12345 bytes, larger than the maximum of 20",
+    ),
+    (
+        "blob wrong type",
+        "Record/acceptBlob",
+        "blob MIME type \"text/plain\" is not accepted (accepts image/*)",
+    ),
+    (
+        "open union wrong data type",
+        "Record/union",
+        "must be an object which includes the \"$type\" property",
+    ),
+    (
+        "open union missing $type",
+        "Record/union",
+        "must be an object which includes the \"$type\" property (union member)",
+    ),
+    (
+        "out of closed union",
+        "Record/closedUnion/$type",
+        "must be one of example.lexicon.record#demoObject (closed union), got \"example.unknown-lexicon.blah\"",
+    ),
+    (
+        "union inner invalid",
+        "Record/closedUnion/$type",
+        "must be one of example.lexicon.record#demoObject (closed union), got \"example.lexicon.record#demoObjectTwo\"",
+    ),
+    (
+        "union inner invalid",
+        "Record/union/a",
+        "must be an integer",
+    ),
+    (
+        "unknown wrong type (bool)",
+        "Record/unknown",
+        "must be an object",
+    ),
+    (
+        "unknown wrong type (bytes)",
+        "Record/unknown",
+        "must be an object, not bytes",
+    ),
+    (
+        "unknown wrong type (blob)",
+        "Record/unknown",
+        "must be an object, not a blob",
+    ),
 ];
 
 fn assert_reason(e: &ValidationError, path: &str, message: &str, name: &str) {
@@ -125,7 +305,10 @@ fn record_data_vs_data_model_reader() {
     let valid = fixture_json("interop/lexicon/record-data-valid.json");
     let full = &valid[1]["data"];
     let err = json_to_value(full).unwrap_err();
-    assert!(matches!(err.reason(), Some(Invalid::BytesBadBase64(_))), "{err}");
+    assert!(
+        matches!(err.reason(), Some(Invalid::BytesBadBase64(_))),
+        "{err}"
+    );
     assert!(json_to_value(&valid[0]["data"]).is_ok());
     assert!(json_to_value(&valid[2]["data"]).is_ok());
     // With the valid bytes and blob CIDs the data-model reader would accept, the `full`
@@ -137,7 +320,10 @@ fn record_data_vs_data_model_reader() {
         full[blob]["ref"] = serde_json::json!({ "$link": raw });
     }
     let value = crate::repo::cbor::json_to_record(&full).unwrap();
-    assert_eq!(interop_catalog().validate_record(&record_nsid(), &value), Ok(()));
+    assert_eq!(
+        interop_catalog().validate_record(&record_nsid(), &value),
+        Ok(())
+    );
 }
 
 #[test]
@@ -160,7 +346,10 @@ fn record_type_must_match_collection() {
     let catalog = interop_catalog();
     let with_type = |t: Json| lenient_json(&serde_json::json!({"$type": t, "integer": 1}));
     let e = catalog
-        .validate_record(&record_nsid(), &with_type("example.lexicon.record#main".into()))
+        .validate_record(
+            &record_nsid(),
+            &with_type("example.lexicon.record#main".into()),
+        )
         .unwrap_err();
     assert_eq!(e.path(), "Record/$type");
     assert_eq!(
@@ -170,13 +359,22 @@ fn record_type_must_match_collection() {
     let e = catalog
         .validate_record(&record_nsid(), &with_type("example.lexicon.other".into()))
         .unwrap_err();
-    assert_eq!(e.to_string(), "Record/$type: must be \"example.lexicon.record\", got \"example.lexicon.other\"");
-    let e = catalog.validate_record(&record_nsid(), &with_type(7.into())).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Record/$type: must be \"example.lexicon.record\", got \"example.lexicon.other\""
+    );
+    let e = catalog
+        .validate_record(&record_nsid(), &with_type(7.into()))
+        .unwrap_err();
     assert_eq!(e.to_string(), "Record/$type: must be a string");
     let no_type = lenient_json(&serde_json::json!({"integer": 1}));
-    let e = catalog.validate_record(&record_nsid(), &no_type).unwrap_err();
+    let e = catalog
+        .validate_record(&record_nsid(), &no_type)
+        .unwrap_err();
     assert_eq!(e.to_string(), "Record: must have a $type");
-    let e = catalog.validate_record(&record_nsid(), &Ipld::List(vec![])).unwrap_err();
+    let e = catalog
+        .validate_record(&record_nsid(), &Ipld::List(vec![]))
+        .unwrap_err();
     assert_eq!(e.to_string(), "Record: must be an object");
 }
 
@@ -188,7 +386,10 @@ fn unknown_collection_and_non_record() {
         .validate_record(&"example.lexicon.nope".parse().unwrap(), &value)
         .unwrap_err();
     assert_eq!(e.kind(), ValidationErrorKind::UnknownSchema);
-    assert_eq!(e.to_string(), "Record: no lexicon for example.lexicon.nope in the catalog");
+    assert_eq!(
+        e.to_string(),
+        "Record: no lexicon for example.lexicon.nope in the catalog"
+    );
     let e = catalog
         .validate_record(&"example.lexicon.query".parse().unwrap(), &value)
         .unwrap_err();
@@ -218,29 +419,66 @@ fn query_params() {
         )
         .unwrap();
     let expected: ParamValuesLit = vec![
-        ("array", Ipld::List(vec![Ipld::Integer(1), Ipld::Integer(2)])),
+        (
+            "array",
+            Ipld::List(vec![Ipld::Integer(1), Ipld::Integer(2)]),
+        ),
         ("boolean", Ipld::Bool(true)),
         ("handle", Ipld::String("alice.test".into())),
         ("integer", Ipld::Integer(-12)),
         ("stringField", Ipld::String("hello".into())),
     ];
-    let got: Vec<(&str, Ipld)> = values.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let got: Vec<(&str, Ipld)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     assert_eq!(got, expected);
 
-    let err = |params: &[(&str, &str)]| catalog.validate_params(&query, params).unwrap_err().to_string();
+    let err = |params: &[(&str, &str)]| {
+        catalog
+            .validate_params(&query, params)
+            .unwrap_err()
+            .to_string()
+    };
     assert_eq!(err(&[]), "Params: must have the property \"stringField\"");
-    assert_eq!(err(&[("stringField", "a"), ("boolean", "yes")]), "Params/boolean: must be a boolean (true or false)");
-    assert_eq!(err(&[("stringField", "a"), ("integer", "1.5")]), "Params/integer: must be an integer");
-    assert_eq!(err(&[("stringField", "a"), ("integer", "99999999999999999999")]), "Params/integer: must be an integer in the 64-bit range");
-    assert_eq!(err(&[("stringField", "a"), ("stringField", "b")]), "Params/stringField: must be given only once");
-    assert_eq!(err(&[("stringField", "a"), ("array", "x")]), "Params/array: must be an integer");
-    assert!(err(&[("stringField", "a"), ("handle", "nope")]).starts_with("Params/handle: must be a valid handle ("));
+    assert_eq!(
+        err(&[("stringField", "a"), ("boolean", "yes")]),
+        "Params/boolean: must be a boolean (true or false)"
+    );
+    assert_eq!(
+        err(&[("stringField", "a"), ("integer", "1.5")]),
+        "Params/integer: must be an integer"
+    );
+    assert_eq!(
+        err(&[("stringField", "a"), ("integer", "99999999999999999999")]),
+        "Params/integer: must be an integer in the 64-bit range"
+    );
+    assert_eq!(
+        err(&[("stringField", "a"), ("stringField", "b")]),
+        "Params/stringField: must be given only once"
+    );
+    assert_eq!(
+        err(&[("stringField", "a"), ("array", "x")]),
+        "Params/array: must be an integer"
+    );
+    assert!(
+        err(&[("stringField", "a"), ("handle", "nope")])
+            .starts_with("Params/handle: must be a valid handle (")
+    );
 
     // A method without parameters takes none; a record is no method.
     let procedure: Nsid = "example.lexicon.procedure".parse().unwrap();
-    assert_eq!(catalog.validate_params(&procedure, &[("x", "y")]).unwrap(), Default::default());
-    let e = catalog.validate_params(&record_nsid(), &[("x", "y")]).unwrap_err();
-    assert_eq!(e.to_string(), "Params: example.lexicon.record is a record definition, not an XRPC method");
+    assert_eq!(
+        catalog.validate_params(&procedure, &[("x", "y")]).unwrap(),
+        Default::default()
+    );
+    let e = catalog
+        .validate_params(&record_nsid(), &[("x", "y")])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Params: example.lexicon.record is a record definition, not an XRPC method"
+    );
 }
 
 type ParamValuesLit = Vec<(&'static str, Ipld)>;
@@ -253,15 +491,24 @@ fn procedure_input_and_output() {
     let input = lenient_json(&serde_json::json!({"preferences": []}));
     let e = catalog.validate_input(&proc, &input).unwrap_err();
     assert_eq!(e.kind(), ValidationErrorKind::BadSchema);
-    assert_eq!(e.to_string(), "Input/preferences: reference \"app.bsky.actor.defs#preferences\" does not resolve");
+    assert_eq!(
+        e.to_string(),
+        "Input/preferences: reference \"app.bsky.actor.defs#preferences\" does not resolve"
+    );
     assert!(catalog.check_refs().is_err());
     let missing = lenient_json(&serde_json::json!({}));
     assert_eq!(
-        catalog.validate_input(&proc, &missing).unwrap_err().to_string(),
+        catalog
+            .validate_input(&proc, &missing)
+            .unwrap_err()
+            .to_string(),
         "Input: must have the property \"preferences\""
     );
     assert_eq!(
-        catalog.validate_input(&proc, &Ipld::Integer(1)).unwrap_err().to_string(),
+        catalog
+            .validate_input(&proc, &Ipld::Integer(1))
+            .unwrap_err()
+            .to_string(),
         "Input: must be an object"
     );
 
@@ -276,14 +523,28 @@ fn procedure_input_and_output() {
         "Input/preferences/0: must be an object which includes the \"$type\" property (union member)"
     );
 
-    let output = lenient_json(&serde_json::json!({"array": [1, 2], "object": {"a": 1}, "unknown": {"x": true}}));
+    let output = lenient_json(
+        &serde_json::json!({"array": [1, 2], "object": {"a": 1}, "unknown": {"x": true}}),
+    );
     assert_eq!(catalog.validate_output(&proc, &output), Ok(()));
     let output = lenient_json(&serde_json::json!({"object": {"a": "one"}}));
-    assert_eq!(catalog.validate_output(&proc, &output).unwrap_err().to_string(), "Output/object/a: must be an integer");
-    let query: Nsid = "example.lexicon.query".parse().unwrap();
-    assert_eq!(catalog.validate_output(&query, &lenient_json(&serde_json::json!({"a": 1}))), Ok(()));
     assert_eq!(
-        catalog.validate_input(&query, &input).unwrap_err().to_string(),
+        catalog
+            .validate_output(&proc, &output)
+            .unwrap_err()
+            .to_string(),
+        "Output/object/a: must be an integer"
+    );
+    let query: Nsid = "example.lexicon.query".parse().unwrap();
+    assert_eq!(
+        catalog.validate_output(&query, &lenient_json(&serde_json::json!({"a": 1}))),
+        Ok(())
+    );
+    assert_eq!(
+        catalog
+            .validate_input(&query, &input)
+            .unwrap_err()
+            .to_string(),
         "Input: example.lexicon.query is a query definition, not a procedure"
     );
 }

@@ -8,12 +8,16 @@ mod schema;
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value as Json;
 
 use super::{Catalog, ValidationError};
 use crate::repo::cbor::Ipld;
+
+/// The built-in catalog, loaded once for the property tests.
+pub(super) static BUILTIN: std::sync::LazyLock<Catalog> =
+    std::sync::LazyLock::new(|| Catalog::builtin().unwrap());
 
 /// The text of `fixtures/<rel>`.
 pub(super) fn fixture(rel: &str) -> String {
@@ -28,7 +32,10 @@ pub(super) fn fixture_json(rel: &str) -> Json {
 /// The catalog of `fixtures/interop/lexicon/catalog/` (5 schemas).
 pub(super) fn interop_catalog() -> Catalog {
     let mut catalog = Catalog::new();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/interop/lexicon/catalog");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/interop/lexicon/catalog"
+    );
     assert_eq!(catalog.load_dir(dir).unwrap(), 5);
     catalog
 }
