@@ -6,12 +6,14 @@
 //! - [`syntax`]: typed atproto identifiers (DID, handle, NSID, TID, record key, AT-URI, …);
 //! - [`crypto`]: secp256k1 / P-256 keys, `did:key`, low-S signatures;
 //! - [`repo`]: the repository engine (DAG-CBOR, CIDs, MST, commits, CAR), storage-agnostic;
+//! - [`lexicon`]: Lexicon schemas, the embedded catalog, record and XRPC validation;
 //! - [`store`]: SQLite persistence (the block store behind the repo engine).
 
 pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod lexicon;
 pub mod repo;
 pub mod server;
 pub mod store;
