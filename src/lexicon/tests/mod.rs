@@ -5,11 +5,6 @@ mod bsky;
 mod interop;
 mod schema;
 
-use std::collections::BTreeMap;
-
-use base64::Engine;
-use base64::engine::DecodePaddingMode;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value as Json;
 
 use super::{Catalog, ValidationError};
@@ -40,38 +35,10 @@ pub(super) fn interop_catalog() -> Catalog {
     catalog
 }
 
-/// atproto JSON to a data-model value, as the reference implementations read the interop
-/// record-data files. Unlike `crate::repo::cbor::json_to_value` it accepts base64 with
-/// non-zero trailing bits (`{"$bytes": "123"}`) and blob `ref`s of any codec, which the
-/// `full` valid case uses; those are data-model questions, not Lexicon ones, and this
-/// module is tested on its own rules.
-pub(super) fn lenient_json(json: &Json) -> Ipld {
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new()
-            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-            .with_decode_allow_trailing_bits(true),
-    );
-    match json {
-        Json::Null => Ipld::Null,
-        Json::Bool(b) => Ipld::Bool(*b),
-        Json::Number(n) => Ipld::Integer(n.as_i64().expect("integer").into()),
-        Json::String(s) => Ipld::String(s.clone()),
-        Json::Array(items) => Ipld::List(items.iter().map(lenient_json).collect()),
-        Json::Object(map) => {
-            if let (1, Some(Json::String(link))) = (map.len(), map.get("$link")) {
-                return Ipld::Link(link.parse().expect("CID"));
-            }
-            if let (1, Some(Json::String(b64))) = (map.len(), map.get("$bytes")) {
-                return Ipld::Bytes(LENIENT.decode(b64).expect("base64"));
-            }
-            Ipld::Map(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), lenient_json(v)))
-                    .collect::<BTreeMap<_, _>>(),
-            )
-        }
-    }
+/// atproto JSON to a data-model value through the project's own reader (which accepts every
+/// value of the official record-data vectors, as the reference implementations do).
+pub(super) fn data_json(json: &Json) -> Ipld {
+    crate::repo::cbor::json_to_value(json).expect("valid atproto data model")
 }
 
 /// The error, which must exist.

@@ -13,11 +13,14 @@ use serde_json::{Map, Number, Value as Json};
 use super::validate::{validate, validate_record};
 use super::{Error, Invalid, check_cid, enter_container};
 
-/// Standard alphabet, `=` padding optional (the spec makes it optional), trailing bits must be
-/// zero so every accepted string has one meaning.
+/// Standard alphabet, `=` padding optional (the spec makes it optional). Non-zero trailing bits
+/// are tolerated, as both reference implementations do and as the official valid record-data
+/// vectors require (`"123"`); writing always produces the canonical form.
 const BASE64_READ: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
 );
 
 /// Reads atproto JSON as a data-model value: `{"$link": cid}` (exactly one key, a canonical

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use ipld_core::ipld::Ipld;
 
 use super::{Error, Invalid, MAX_KEY_LEN, check_value};
-use crate::repo::cid::RAW;
 
 /// Checks that a value is valid atproto data: the encoding-independent rules of
 /// [`super::encode`] plus `$type` (a non-empty string when present), blob maps
-/// (`$type: "blob"` with exactly `ref` (raw-codec link), `mimeType` (non-empty string) and
+/// (`$type: "blob"` with exactly `ref` (a link), `mimeType` (non-empty string) and
 /// `size` (non-negative integer)), and map keys (non-empty, at most [`MAX_KEY_LEN`] bytes, never
 /// `$link` or `$bytes`, which atproto JSON reserves for links and bytes).
 pub fn validate(value: &Ipld) -> Result<(), Error> {
@@ -84,8 +83,10 @@ fn check_blob(map: &BTreeMap<String, Ipld>) -> Result<(), Error> {
     let blob = |reason| Err(Error::invalid(Invalid::Blob(reason)));
     match map.get("ref") {
         None => return blob("missing ref"),
-        Some(Ipld::Link(cid)) if cid.codec() == RAW => {}
-        Some(Ipld::Link(_)) => return blob("ref must be a CID with the raw codec"),
+        // Blobs written today have raw-codec CIDs; the official valid record-data vectors also
+        // carry DAG-CBOR ones, which the reference implementations accept (any atproto CID
+        // passed the link check already).
+        Some(Ipld::Link(_)) => {}
         Some(_) => return blob("ref must be a link"),
     }
     match map.get("mimeType") {
