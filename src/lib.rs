@@ -7,6 +7,7 @@
 //! - [`store`]: SQLite persistence (the block store behind the repo engine).
 
 pub mod crypto;
+pub mod identity;
 pub mod repo;
 pub mod store;
 pub mod syntax;
