@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod identity;
 pub mod lexicon;
 pub mod repo;
 pub mod server;

@@ -1,0 +1,6 @@
+//! Shared helpers for integration tests.
+
+// Each test crate uses only some of these helpers.
+#![allow(dead_code)]
+
+pub mod plc;
