@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod error;
 pub mod identity;
 pub mod lexicon;

@@ -23,6 +23,36 @@ struct Cli {
 enum Command {
     /// Run the PDS (configured by PDS_* / ROOKERY_* variables and an optional rookery.toml).
     Serve(ServeArgs),
+    /// Build a signed demo repository, export it as a CAR file and verify it.
+    Demo(DemoArgs),
+    /// Work with CAR files.
+    #[command(subcommand)]
+    Car(CarCommand),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Number of posts to write.
+    #[arg(long, default_value_t = 1000)]
+    records: usize,
+    /// CAR file to write.
+    #[arg(long, default_value = "demo.car")]
+    out: PathBuf,
+    /// SQLite actor store to build the repository in (replaced if present).
+    #[arg(long, default_value = "demo.sqlite")]
+    store: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum CarCommand {
+    /// Read a CAR file, verify every block and, when its root is a commit, the repository.
+    Inspect {
+        /// The CAR file.
+        file: PathBuf,
+        /// did:key of the repository signing key, to verify the commit signature.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -37,6 +67,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Demo(args) => demo(args),
+        Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,6 +93,35 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.wait().await?;
         Ok(())
     })
+}
+
+fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let opts = rookery::demo::DemoOptions {
+        records: args.records,
+        out: args.out,
+        store_path: args.store,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::demo::run(&opts))?;
+    print!("{report}");
+    anyhow::ensure!(report.verified(), "the exported repository did not verify");
+    Ok(())
+}
+
+fn car_inspect(file: PathBuf, key: Option<String>) -> anyhow::Result<()> {
+    let key = key
+        .map(|k| rookery::crypto::PublicKey::from_did_key(&k))
+        .transpose()?;
+    let report = tokio::runtime::Runtime::new()?.block_on(async {
+        let reader = tokio::io::BufReader::new(tokio::fs::File::open(&file).await?);
+        anyhow::Ok(rookery::repo::inspect::inspect(reader, key.as_ref()).await?)
+    })?;
+    print!("{report}");
+    let repo_ok = report
+        .repo
+        .as_ref()
+        .is_none_or(|r| r.verification.is_ok() && r.signature.as_ref().is_none_or(Result::is_ok));
+    anyhow::ensure!(repo_ok, "the repository did not verify");
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

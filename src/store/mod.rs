@@ -14,6 +14,7 @@
 pub mod block_store;
 pub mod blocks;
 pub mod commit;
+pub mod export;
 pub mod root;
 pub mod sqlite;
 
