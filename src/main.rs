@@ -23,6 +23,28 @@ struct Cli {
 enum Command {
     /// Run the PDS (configured by PDS_* / ROOKERY_* variables and an optional rookery.toml).
     Serve(ServeArgs),
+    /// Measure this machine (prints a table).
+    #[command(subcommand)]
+    Bench(BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum BenchArgs {
+    /// The repo engine on a SQLite file store: build, single writes, CAR export and import.
+    Repo(BenchRepoArgs),
+}
+
+#[derive(Args)]
+struct BenchRepoArgs {
+    /// Records in the repository.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Single-record writes measured of each kind (update, create, cold update).
+    #[arg(long, default_value_t = 1_000)]
+    updates: usize,
+    /// Parent of the working directory (kept afterwards); default: a temporary directory.
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -37,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,6 +84,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.wait().await?;
         Ok(())
     })
+}
+
+fn bench_repo(args: BenchRepoArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::repo::Options {
+        records: args.records,
+        updates: args.updates,
+        dir: args.dir,
+        ..Default::default()
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::repo::run(&opts))?;
+    print!("{report}");
+    Ok(())
 }
 
 fn init_logging(config: &Config) {
