@@ -170,6 +170,15 @@ pub struct WalkProfile {
     pub write: Duration,
 }
 
+/// Where a block-dump export spends its time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DumpProfile {
+    /// Polling `blocks::stream_since` (paged queries).
+    pub fetch: Duration,
+    /// Writing sections into the CAR writer, and finishing it.
+    pub write: Duration,
+}
+
 /// One CAR import.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Import {
@@ -347,16 +356,12 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
     let file = tokio::fs::File::create(&walk_path).await?;
     let (_, file_walk, _) = timed_walk(&store, head.cid, file).await?;
     exports.push(file_walk.with_target("file"));
-    for (target, path) in [("sink", None), ("file", Some(&dump_path))] {
-        let export = match path {
-            None => timed_dump(&store, head.cid, opts.export_page, tokio::io::sink()).await?,
-            Some(path) => {
-                let file = tokio::fs::File::create(path).await?;
-                timed_dump(&store, head.cid, opts.export_page, file).await?
-            }
-        };
-        exports.push(export.with_target(target));
-    }
+    let (sink_dump, dump_profile) =
+        timed_dump(&store, head.cid, opts.export_page, tokio::io::sink()).await?;
+    exports.push(sink_dump.with_target("sink"));
+    let file = tokio::fs::File::create(&dump_path).await?;
+    let (file_dump, _) = timed_dump(&store, head.cid, opts.export_page, file).await?;
+    exports.push(file_dump.with_target("file"));
 
     // 4. Import, and the correctness checks.
     let walk_car = tokio::fs::read(&walk_path).await?;
@@ -378,6 +383,8 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         single,
         exports,
         walk_profile,
+        dump_profile,
+        export_page: opts.export_page,
         imports,
         checks,
     })

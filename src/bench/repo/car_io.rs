@@ -2,20 +2,22 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cid::Cid;
 use futures::TryStreamExt;
 use tokio::io::AsyncWrite;
 
-use super::{Checks, Corpus, DID, Export, Import, WalkProfile, open};
+use super::{Checks, Corpus, DID, DumpProfile, Export, Import, WalkProfile, open};
 use crate::bench::{CountingWriter, Error, check_eq};
-use crate::crypto::Keypair;
-use crate::repo::blockstore::BlockStore;
+use crate::crypto::{Keypair, PublicKey};
+use crate::repo::blockstore::{BlockMap, BlockStore, MemoryBlockStore};
 use crate::repo::car::{self, CarReader, CarWriter, Limits};
+use crate::repo::cbor;
 use crate::repo::commit::Commit;
 use crate::repo::mst::Mst;
 use crate::repo::verify::{verify_blocks, verify_car};
+use crate::store::sqlite::begin_write;
 use crate::store::{SqliteBlockStore, blocks, root};
 
 impl Export {
@@ -107,23 +109,33 @@ pub(super) async fn timed_dump<W: AsyncWrite + Unpin + Send>(
     head: Cid,
     page: u32,
     out: W,
-) -> Result<Export, Error> {
+) -> Result<(Export, DumpProfile), Error> {
     let started = Instant::now();
+    let mut profile = DumpProfile::default();
     let mut car = CarWriter::new(CountingWriter::new(out), head);
     let mut stream = std::pin::pin!(blocks::stream_since(store.pool().clone(), None, page));
     let mut count = 0;
-    while let Some((cid, bytes)) = stream.try_next().await? {
+    loop {
+        let t = Instant::now();
+        let next = stream.try_next().await?;
+        profile.fetch += t.elapsed();
+        let Some((cid, bytes)) = next else { break };
+        let t = Instant::now();
         car.write_block(&cid, &bytes).await?;
+        profile.write += t.elapsed();
         count += 1;
     }
+    let t = Instant::now();
     let out = car.finish().await?;
-    Ok(Export {
+    profile.write += t.elapsed();
+    let export = Export {
         method: "block dump",
         target: "",
         blocks: count,
         bytes: out.bytes(),
         elapsed: started.elapsed(),
-    })
+    };
+    Ok((export, profile))
 }
 
 /// Verifies both exports (timing the verification of each), imports the walk CAR into a fresh
@@ -193,6 +205,13 @@ pub(super) async fn import_and_check(
     let (_, map) = car::read_car_bytes(walk_car, Limits::default()).await?;
     let read = started.elapsed();
     let started = Instant::now();
+    for (cid, bytes) in &map {
+        if !crate::repo::cid::verify(cid, bytes) {
+            return Err(Error::mismatch("block hash", cid, "other content"));
+        }
+    }
+    let hash_only = started.elapsed();
+    let started = Instant::now();
     verify_blocks(&map, head.cid, Some(DID), Some(&public)).await?;
     let verify = started.elapsed();
     imports.push(Import {
@@ -203,12 +222,28 @@ pub(super) async fn import_and_check(
         elapsed: read,
     });
     imports.push(Import {
+        method: "    SHA-256 alone",
+        source: "MST walk CAR",
+        blocks: map.len(),
+        bytes: walk_car.len() as u64,
+        elapsed: hash_only,
+    });
+    imports.push(Import {
         method: "  verify_blocks",
         source: "MST walk CAR",
         blocks: map.len(),
         bytes: walk_car.len() as u64,
         elapsed: verify,
     });
+    for (method, elapsed) in profile_verify(&map, head.cid, &public).await? {
+        imports.push(Import {
+            method,
+            source: "MST walk CAR",
+            blocks: map.len(),
+            bytes: walk_car.len() as u64,
+            elapsed,
+        });
+    }
 
     let target = open(dir, "import.sqlite").await?;
     let started = Instant::now();
@@ -226,6 +261,25 @@ pub(super) async fn import_and_check(
         bytes: walk_car.len() as u64,
         elapsed,
     });
+
+    // For comparison: the same blocks in one transaction (read whole, then one put_many).
+    let target = open(dir, "import-one-tx.sqlite").await?;
+    let started = Instant::now();
+    let (_, map) = car::read_car_bytes(walk_car, Limits::default()).await?;
+    let mut tx = begin_write(target.pool()).await?;
+    blocks::put_many(&mut tx, &map, &head.rev).await?;
+    tx.commit().await.map_err(crate::store::Error::from)?;
+    let elapsed = started.elapsed();
+    let stored = usize::try_from(target.count().await?).unwrap_or(usize::MAX);
+    target.pool().close().await;
+    check_eq("blocks stored in one transaction", blocks, stored)?;
+    imports.push(Import {
+        method: "read + 1-txn put_many",
+        source: "MST walk CAR",
+        blocks: stored,
+        bytes: walk_car.len() as u64,
+        elapsed,
+    });
     Ok((
         imports,
         Checks {
@@ -235,4 +289,38 @@ pub(super) async fn import_and_check(
             imported: in_target,
         },
     ))
+}
+
+/// The phases of `verify_blocks`, re-run one by one.
+async fn profile_verify(
+    map: &BlockMap,
+    head: Cid,
+    key: &PublicKey,
+) -> Result<Vec<(&'static str, Duration)>, Error> {
+    let mut phases = Vec::new();
+    let t = Instant::now();
+    let store = MemoryBlockStore::from_blocks(map);
+    phases.push(("    copy into memory store", t.elapsed()));
+    let t = Instant::now();
+    let commit = Commit::from_cbor(&store.get_required(&head).await?)?;
+    commit.verify(key)?;
+    phases.push(("    commit + signature", t.elapsed()));
+    let t = Instant::now();
+    let tree = Mst::load(store.clone(), *commit.data()).await?;
+    let mut walker = tree.walk_blocks();
+    while walker.next().await?.is_some() {}
+    phases.push(("    MST load + node walk", t.elapsed()));
+    let t = Instant::now();
+    let leaves = tree.all_leaves().await?;
+    phases.push(("    list leaves", t.elapsed()));
+    let t = Instant::now();
+    for (_, cid) in &leaves {
+        cbor::decode(&store.get_required(cid).await?)?;
+    }
+    phases.push(("    fetch + decode records", t.elapsed()));
+    let t = Instant::now();
+    let rebuilt = Mst::from_sorted(MemoryBlockStore::new(), leaves)?.root_cid();
+    phases.push(("    canonical rebuild", t.elapsed()));
+    check_eq("rebuilt MST root", *commit.data(), rebuilt)?;
+    Ok(phases)
 }
