@@ -258,7 +258,7 @@ impl Report {
         }
         writeln!(
             f,
-            "    (indented rows: phases of the row above, re-run one by one; verify_car = read + hash check, then verify_blocks: \n     signature, MST walk, records decoded, canonical rebuild;"
+            "    (indented rows: phases of the row above, re-run one by one; verify_car = read + hash check, then verify_blocks:\n     signature, MST walk, records decoded, canonical rebuild;"
         )?;
         writeln!(
             f,
