@@ -28,6 +28,9 @@ enum Command {
     /// Work with CAR files.
     #[command(subcommand)]
     Car(CarCommand),
+    /// Measure this machine (prints a table).
+    #[command(subcommand)]
+    Bench(BenchArgs),
 }
 
 #[derive(Args)]
@@ -55,6 +58,25 @@ enum CarCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum BenchArgs {
+    /// The repo engine on a SQLite file store: build, single writes, CAR export and import.
+    Repo(BenchRepoArgs),
+}
+
+#[derive(Args)]
+struct BenchRepoArgs {
+    /// Records in the repository.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Single-record writes measured of each kind (update, create, cold update).
+    #[arg(long, default_value_t = 1_000)]
+    updates: usize,
+    /// Parent of the working directory (kept afterwards); default: a temporary directory.
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
+}
+
 #[derive(Args)]
 struct ServeArgs {
     /// TOML configuration file; defaults to ./rookery.toml when present. Environment
@@ -69,6 +91,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Demo(args) => demo(args),
         Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
+        Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +144,18 @@ fn car_inspect(file: PathBuf, key: Option<String>) -> anyhow::Result<()> {
         .as_ref()
         .is_none_or(|r| r.verification.is_ok() && r.signature.as_ref().is_none_or(Result::is_ok));
     anyhow::ensure!(repo_ok, "the repository did not verify");
+    Ok(())
+}
+
+fn bench_repo(args: BenchRepoArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::repo::Options {
+        records: args.records,
+        updates: args.updates,
+        dir: args.dir,
+        ..Default::default()
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::repo::run(&opts))?;
+    print!("{report}");
     Ok(())
 }
 
