@@ -98,7 +98,8 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
 
     let started = Instant::now();
     let file = tokio::fs::File::create(&opts.out).await?;
-    let (mut file, _) = export::write_repo_car(&store, tokio::io::BufWriter::new(file)).await?;
+    let (mut file, _) =
+        export::write_repo_car(&store, None, tokio::io::BufWriter::new(file)).await?;
     tokio::io::AsyncWriteExt::shutdown(&mut file).await?;
     let export_time = started.elapsed();
 

@@ -242,46 +242,35 @@ async fn format<S: BlockStore + Clone>(
     let mut new_blocks = BlockMap::new();
     let mut ops = Vec::with_capacity(writes.len());
     let mut released_record_cids = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(writes.len());
-    for write in writes {
-        let path = write.path();
-        if !seen.insert(path.clone()) {
-            return Err(Error::DuplicatePath(path));
+    if current.is_none() {
+        // A new repository: every write must be a create; build the tree bottom-up at once.
+        let mut leaves = Vec::with_capacity(writes.len());
+        for write in writes {
+            let path = write.path();
+            let Write::Create { record, .. } = write else {
+                return Err(Error::RecordNotFound(path));
+            };
+            let bytes = cbor::encode(record)?;
+            let cid = super::cid::cid_for_cbor(&bytes);
+            new_blocks.insert(cid, Bytes::from(bytes));
+            mst::validate_key(&path)?;
+            leaves.push((path.clone(), cid));
+            ops.push(RecordOp::Create { key: path, cid });
         }
-        match write {
-            Write::Create { record, .. } | Write::Update { record, .. } => {
-                let bytes = cbor::encode(record)?;
-                let cid = super::cid::cid_for_cbor(&bytes);
-                new_blocks.insert(cid, Bytes::from(bytes));
-                if matches!(write, Write::Create { .. }) {
-                    mst = mst.add(&path, cid).await?;
-                    ops.push(RecordOp::Create { key: path, cid });
-                } else {
-                    let prev = mst
-                        .get(&path)
-                        .await?
-                        .ok_or_else(|| Error::RecordNotFound(path.clone()))?;
-                    mst = mst.update(&path, cid).await?;
-                    if prev != cid {
-                        released_record_cids.push(prev);
-                    }
-                    ops.push(RecordOp::Update {
-                        key: path,
-                        prev,
-                        cid,
-                    });
-                }
-            }
-            Write::Delete { .. } => {
-                let prev = mst
-                    .get(&path)
-                    .await?
-                    .ok_or_else(|| Error::RecordNotFound(path.clone()))?;
-                mst = mst.delete(&path).await?;
-                released_record_cids.push(prev);
-                ops.push(RecordOp::Delete { key: path, prev });
-            }
+        leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = leaves.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::DuplicatePath(pair[0].0.clone()));
         }
+        mst = Mst::from_sorted(mst.store().clone(), leaves)?;
+    } else {
+        apply_writes(
+            &mut mst,
+            writes,
+            &mut new_blocks,
+            &mut ops,
+            &mut released_record_cids,
+        )
+        .await?;
     }
 
     let old_mst = current.map(|repo| &repo.mst);
@@ -300,7 +289,10 @@ async fn format<S: BlockStore + Clone>(
     released_record_cids.retain(|c| !new_blocks.contains_key(c));
 
     let mut relevant_blocks = new_blocks.clone();
-    relevant_blocks.extend(mst.covering_proof(ops.iter().map(RecordOp::key)).await?);
+    if current.is_some() {
+        // (A first commit's new blocks are the whole tree: nothing more to prove.)
+        relevant_blocks.extend(mst.covering_proof(ops.iter().map(RecordOp::key)).await?);
+    }
 
     Ok(PreparedCommit {
         data: CommitData {
@@ -318,6 +310,59 @@ async fn format<S: BlockStore + Clone>(
         },
         mst,
     })
+}
+
+/// Applies `writes` in order to `mst`, collecting record blocks, ops and released records.
+async fn apply_writes<S: BlockStore + Clone>(
+    mst: &mut Mst<S>,
+    writes: &[Write],
+    new_blocks: &mut BlockMap,
+    ops: &mut Vec<RecordOp>,
+    released_record_cids: &mut Vec<Cid>,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(writes.len());
+    for write in writes {
+        let path = write.path();
+        if !seen.insert(path.clone()) {
+            return Err(Error::DuplicatePath(path));
+        }
+        match write {
+            Write::Create { record, .. } | Write::Update { record, .. } => {
+                let bytes = cbor::encode(record)?;
+                let cid = super::cid::cid_for_cbor(&bytes);
+                new_blocks.insert(cid, Bytes::from(bytes));
+                if matches!(write, Write::Create { .. }) {
+                    *mst = mst.add(&path, cid).await?;
+                    ops.push(RecordOp::Create { key: path, cid });
+                } else {
+                    let prev = mst
+                        .get(&path)
+                        .await?
+                        .ok_or_else(|| Error::RecordNotFound(path.clone()))?;
+                    *mst = mst.update(&path, cid).await?;
+                    if prev != cid {
+                        released_record_cids.push(prev);
+                    }
+                    ops.push(RecordOp::Update {
+                        key: path,
+                        prev,
+                        cid,
+                    });
+                }
+            }
+            Write::Delete { .. } => {
+                let prev = mst
+                    .get(&path)
+                    .await?
+                    .ok_or_else(|| Error::RecordNotFound(path.clone()))?;
+                *mst = mst.delete(&path).await?;
+                released_record_cids.push(prev);
+                ops.push(RecordOp::Delete { key: path, prev });
+            }
+        }
+    }
+
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,61 +1,56 @@
 //! Streaming a repository out of its actor store as a CAR v1 file.
 //!
-//! Order: the commit, then the MST nodes in pre-order, each followed by the record blocks it
-//! points to. A receiver can verify while it reads; the whole repository is never in memory
-//! (MST nodes are loaded as the walk reaches them; records are fetched node by node).
+//! Order: the head commit first, then every other block of the store in storage order (as the
+//! reference PDS's `getRepo` does). The store holds exactly the current repository: commits
+//! delete what they make unreachable (see `store::commit`). Blocks are read page by page, so
+//! the repository is never in memory as a whole.
 
 use cid::Cid;
+use futures::TryStreamExt;
 use tokio::io::AsyncWrite;
 
 use super::{Error as StoreError, SqliteBlockStore, blocks, root};
 use crate::repo::car::{self, CarWriter};
-use crate::repo::mst;
-use crate::repo::repository::{self, Repo};
+
+/// Rows fetched per query while exporting.
+const PAGE: u32 = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("the store holds no repository")]
     NoRepo,
-    #[error("record block {0} is missing from the store")]
-    MissingRecord(Cid),
+    #[error("head commit {0} is missing from the store")]
+    MissingCommit(Cid),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Repo(#[from] repository::Error),
-    #[error(transparent)]
-    Mst(#[from] mst::Error),
     #[error("writing the CAR failed: {0}")]
     Car(#[from] car::Error),
 }
 
 /// Writes the repository at the store's current head to `writer` as a CAR whose single root is
-/// the head commit. Returns the writer (flushed) and the number of blocks written.
+/// the head commit; with `since` (a revision), only blocks written after it (`getRepo?since=`).
+/// Returns the writer (flushed) and the number of blocks written.
 pub async fn write_repo_car<W: AsyncWrite + Unpin + Send>(
     store: &SqliteBlockStore,
+    since: Option<&str>,
     writer: W,
 ) -> Result<(W, u64), Error> {
-    let head = {
+    let (head, commit) = {
         let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
-        root::get(&mut conn).await?.ok_or(Error::NoRepo)?
+        let head = root::get(&mut conn).await?.ok_or(Error::NoRepo)?;
+        let commit = blocks::get(&mut conn, &head.cid)
+            .await?
+            .ok_or(Error::MissingCommit(head.cid))?;
+        (head, commit)
     };
-    let repo = Repo::load(store.clone(), head.cid).await?;
     let mut car = CarWriter::new(writer, head.cid);
-    car.write_block(&head.cid, &repo.commit().to_cbor()).await?;
+    car.write_block(&head.cid, &commit).await?;
     let mut written = 1;
-    let mut walker = repo.mst().walk_blocks();
-    while let Some(node) = walker.next().await? {
-        car.write_block(&node.cid, &node.bytes).await?;
-        written += 1;
-        if node.records.is_empty() {
-            continue;
-        }
-        let found = {
-            let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
-            blocks::get_many(&mut conn, &node.records).await?.0
-        };
-        for cid in &node.records {
-            let bytes = found.get(cid).ok_or(Error::MissingRecord(*cid))?;
-            car.write_block(cid, bytes).await?;
+    let since = since.map(str::to_owned);
+    let mut stream = std::pin::pin!(blocks::stream_since(store.pool().clone(), since, PAGE));
+    while let Some((cid, bytes)) = stream.try_next().await? {
+        if cid != head.cid {
+            car.write_block(&cid, &bytes).await?;
             written += 1;
         }
     }
@@ -71,7 +66,7 @@ mod tests {
     use super::*;
     use crate::crypto::{Algorithm, Keypair};
     use crate::repo::car::Limits;
-    use crate::repo::repository::Write;
+    use crate::repo::repository::{Repo, Write};
     use crate::repo::verify::verify_car;
     use crate::store::commit::persist;
     use crate::store::sqlite::begin_write;
@@ -83,12 +78,13 @@ mod tests {
     async fn exports_exactly_the_current_repository() {
         let store = SqliteBlockStore::open_in_memory().await.unwrap();
         assert!(matches!(
-            write_repo_car(&store, Vec::new()).await,
+            write_repo_car(&store, None, Vec::new()).await,
             Err(Error::NoRepo)
         ));
         let key = Keypair::generate(Algorithm::K256);
         let clock = TidClock::default();
         let mut repo: Option<Repo<SqliteBlockStore>> = None;
+        let mut revs = Vec::new();
         // Three commits, the last one updating and deleting, so stale blocks exist in between.
         for round in 0..3u32 {
             let writes: Vec<Write> = (0..100u32)
@@ -114,10 +110,11 @@ mod tests {
             let mut tx = begin_write(store.pool()).await.unwrap();
             persist(&mut tx, &prepared.data).await.unwrap();
             tx.commit().await.unwrap();
+            revs.push((prepared.data.rev.clone(), prepared.data.new_blocks.clone()));
             repo = Some(Repo::apply(prepared));
         }
         let repo = repo.unwrap();
-        let (bytes, written) = write_repo_car(&store, Vec::new()).await.unwrap();
+        let (bytes, written) = write_repo_car(&store, None, Vec::new()).await.unwrap();
         let (verified, blocks) = verify_car(
             &bytes[..],
             Limits::default(),
@@ -130,5 +127,16 @@ mod tests {
         assert_eq!(verified.records.len(), 300);
         assert_eq!(written, blocks.len() as u64);
         assert_eq!(written, 1 + verified.node_count as u64 + 300);
+
+        // `since` the second commit: the head commit and exactly the third commit's new blocks.
+        let (bytes, written) = write_repo_car(&store, Some(&revs[1].0), Vec::new())
+            .await
+            .unwrap();
+        let (roots, blocks) = crate::repo::car::read_car_bytes(&bytes, Limits::default())
+            .await
+            .unwrap();
+        assert_eq!(roots, vec![repo.cid()]);
+        assert_eq!(blocks, revs[2].1);
+        assert_eq!(written, revs[2].1.len() as u64);
     }
 }

@@ -295,3 +295,48 @@ async fn empty_repository_and_car_round_trip() {
         )]
     );
 }
+
+#[tokio::test]
+async fn first_commit_rules_and_equivalence_with_incremental_building() {
+    let key = Keypair::generate(Algorithm::K256);
+    let clock = TidClock::default();
+    let rev = || clock.next().to_string();
+    let store = MemoryBlockStore::new();
+    assert!(matches!(
+        Repo::format_init(store.clone(), DID, &key, rev(), &[create("3kaaaaaaaaaaa", "a"), create("3kaaaaaaaaaaa", "b")]).await,
+        Err(Error::DuplicatePath(p)) if p == "app.bsky.feed.post/3kaaaaaaaaaaa"
+    ));
+    assert!(matches!(
+        Repo::format_init(
+            store.clone(),
+            DID,
+            &key,
+            rev(),
+            &[update("3kaaaaaaaaaaa", "a")]
+        )
+        .await,
+        Err(Error::RecordNotFound(_))
+    ));
+    // The bulk-built first commit has the same tree as the same records added one by one.
+    let writes: Vec<Write> = (0..500)
+        .map(|i| create(&format!("3k{:011}", (i * 7919) % 500), &format!("p{i}")))
+        .collect();
+    let bulk = Repo::format_init(store.clone(), DID, &key, rev(), &writes)
+        .await
+        .unwrap();
+    let empty = Repo::format_init(store.clone(), DID, &key, rev(), &[])
+        .await
+        .unwrap();
+    store.put_many(&empty.data.new_blocks, "r").await.unwrap();
+    let (incremental, _) = Repo::apply(empty)
+        .commit_writes(&writes, &key, rev())
+        .await
+        .unwrap();
+    assert_eq!(*bulk.data.commit.data(), incremental.data());
+    assert_eq!(bulk.data.ops.len(), 500);
+    assert_eq!(bulk.data.ops[0].key(), "app.bsky.feed.post/3k00000000000");
+    // The first commit's blocks are the whole repository: relevant == new.
+    assert_eq!(bulk.data.relevant_blocks, bulk.data.new_blocks);
+    assert_eq!(bulk.data.since, None);
+    assert_eq!(bulk.data.prev_data, None);
+}
