@@ -7,8 +7,10 @@
 //! - [`crypto`]: secp256k1 / P-256 keys, `did:key`, low-S signatures;
 //! - [`repo`]: the repository engine (DAG-CBOR, CIDs, MST, commits, CAR), storage-agnostic;
 //! - [`lexicon`]: Lexicon schemas, the embedded catalog, record and XRPC validation;
-//! - [`store`]: SQLite persistence (the block store behind the repo engine).
+//! - [`store`]: SQLite persistence (the block store behind the repo engine);
+//! - [`accounts`]: the account database (credentials, sessions, invites, e-mail tokens).
 
+pub mod accounts;
 pub mod auth;
 pub mod bench;
 pub mod config;

@@ -1,0 +1,259 @@
+//! The account database, `{data}/account.sqlite`: who the accounts are and how they log in.
+//!
+//! Modelled on the reference PDS's account manager (`account.sqlite`), with these choices:
+//!
+//! - Account passwords are argon2id PHC strings ([`crate::auth::hash_password`]), hashed and
+//!   checked on the blocking pool, never inside a database transaction.
+//! - App passwords (80 random bits, see [`crate::auth::generate_app_password`]) are stored as
+//!   a domain-separated SHA-256 of the DID and the password, so a login tries every app
+//!   password of an account with one indexed lookup instead of one slow hash each. A fast
+//!   hash suffices because the secret is uniformly random: recovering one from a stolen
+//!   database takes ~2^79 hashes per account (the DID salts it), and the result is a
+//!   revocable credential that cannot manage the account. No server secret is mixed in, so
+//!   rotating the session key never invalidates app passwords.
+//! - Failed logins lock an account ([`login`]); sessions are chains of single-use refresh
+//!   tokens whose replay revokes the chain ([`session`]).
+//! - Times are UNIX seconds passed in by the caller (`now`): no clock is read here.
+//!
+//! All SQL lives in functions taking `&mut SqliteConnection`, so each runs on a pooled
+//! connection or inside a transaction; [`AccountDb`] methods compose them. Writes that read
+//! first run in `BEGIN IMMEDIATE` transactions so concurrent writers queue instead of
+//! failing to upgrade their lock.
+
+mod account;
+mod app_password;
+mod email_token;
+mod invite;
+mod login;
+pub mod mailer;
+pub mod rate_limit;
+mod session;
+
+#[cfg(test)]
+mod test_support;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use crate::auth::PasswordError;
+
+pub use account::{AccountInfo, AccountRef, AccountStatus, NewAccount};
+pub use app_password::{AppPassword, CreatedAppPassword, app_password_hash};
+pub use email_token::{EMAIL_TOKEN_LIFETIME_SECS, EmailTokenPurpose, generate_email_token};
+pub use invite::{AccountCodes, InviteCode, InviteCodeUse, generate_invite_code};
+pub use login::{
+    AppPasswordInfo, LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, LOCKOUT_WINDOW_SECS,
+    LOGIN_ATTEMPT_RETENTION_SECS, LoginResult,
+};
+pub use mailer::{LogMailer, Mail, MailError, Mailer, MemoryMailer};
+pub use rate_limit::{CREATE_SESSION_LIMITS, RateLimit, RateLimited, RateLimiter};
+pub use session::{REFRESH_REUSE_GRACE_SECS, Session};
+
+/// The account-database schema, embedded at compile time from `migrations/account/`.
+pub static ACCOUNT_MIGRATOR: Migrator = sqlx::migrate!("./migrations/account");
+
+/// The file name of the account database inside the data directory.
+pub const ACCOUNT_DB_FILE: &str = "account.sqlite";
+
+/// Pooled connections to the file database. Every request that authenticates reads here,
+/// and WAL lets those reads run beside the one writer; writes are short.
+const MAX_CONNECTIONS: u32 = 8;
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What can go wrong with an account operation. The XRPC layer maps each variant to an
+/// error name and status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another account has this handle.
+    #[error("handle already taken")]
+    HandleTaken,
+    /// Another account has this e-mail address (compared case-insensitively).
+    #[error("email already taken")]
+    EmailTaken,
+    /// An account with this DID already exists.
+    #[error("an account with this DID already exists")]
+    AccountExists,
+    /// The invite code is missing (when required), unknown, disabled, used up, or belongs
+    /// to a taken-down account.
+    #[error("invite code not available")]
+    InvalidInviteCode,
+    /// No account has this DID (or handle, or e-mail address).
+    #[error("account not found")]
+    AccountNotFound,
+    /// Unknown identifier or wrong password: the same error for both, so logins do not
+    /// reveal which accounts exist.
+    #[error("invalid identifier or password")]
+    AuthFailed,
+    /// Too many failed logins: no login is accepted before `until` (UNIX seconds).
+    #[error("account locked after too many failed logins, until {until}")]
+    AccountLocked { until: i64 },
+    /// A rate limit was reached; it allows another request from `reset` (UNIX seconds).
+    #[error("rate limit exceeded, resets at {reset}")]
+    RateLimited { reset: i64 },
+    /// The account is taken down by a moderator.
+    #[error("account has been taken down")]
+    AccountTakedown,
+    /// The account is deactivated by its owner.
+    #[error("account is deactivated")]
+    AccountDeactivated,
+    /// A refresh token that was already exchanged was presented again: its whole session
+    /// chain has been revoked.
+    #[error("refresh token reused; the session has been revoked")]
+    RefreshTokenReused,
+    /// The refresh token has expired.
+    #[error("token has expired")]
+    TokenExpired,
+    /// The refresh token is unknown: revoked, logged out, or its account deleted.
+    #[error("token has been revoked")]
+    TokenRevoked,
+    /// The e-mail token does not match.
+    #[error("email token is invalid")]
+    InvalidEmailToken,
+    /// The e-mail token matched but is older than [`EMAIL_TOKEN_LIFETIME_SECS`].
+    #[error("email token has expired")]
+    ExpiredEmailToken,
+    /// The account already has an app password of this name.
+    #[error("an app password with this name already exists")]
+    AppPasswordExists,
+    /// The password could not be hashed.
+    #[error(transparent)]
+    Hashing(#[from] PasswordError),
+    /// Something that should not happen (a failed blocking task, an exhausted retry).
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<RateLimited> for Error {
+    fn from(limited: RateLimited) -> Self {
+        Error::RateLimited {
+            reset: limited.reset,
+        }
+    }
+}
+
+/// The account database: a pool over `account.sqlite`. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AccountDb {
+    pool: SqlitePool,
+    /// An argon2id hash checked against when a login names no account, so that such a
+    /// login costs as long as a wrong password. Made on first use.
+    dummy_hash: Arc<OnceLock<String>>,
+}
+
+impl AccountDb {
+    /// Opens (creating it if missing) the account database at `path` and migrates it.
+    ///
+    /// Connections use WAL (logins and token checks read beside the writer) and
+    /// `synchronous = FULL`: a committed account creation or token rotation survives power
+    /// loss, not only a crash of this process. Losing one would orphan a published DID or
+    /// log a client out; writes here are rare enough that the fsync per commit is cheap.
+    /// Foreign keys are enforced (deleting an actor cascades to everything it owns).
+    pub async fn open(path: &Path) -> Result<Self, Error> {
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(connect)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    /// A fresh, private in-memory account database (for tests and tools), migrated.
+    ///
+    /// One connection that never closes: an in-memory database lives only as long as its
+    /// connection. Methods never hold a transaction while acquiring a second connection.
+    pub async fn open_in_memory() -> Result<Self, Error> {
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<Self, Error> {
+        ACCOUNT_MIGRATOR.run(&pool).await?;
+        Ok(AccountDb {
+            pool,
+            dummy_hash: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The underlying pool (for the SQL functions of this module, and for tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A write transaction holding the write lock from its start (`BEGIN IMMEDIATE`).
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, Error> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Checks `password` against nothing in the time a real check takes.
+    async fn burn_password_check(&self, password: &str) -> Result<(), Error> {
+        let cell = Arc::clone(&self.dummy_hash);
+        let password = password.to_owned();
+        blocking(move || {
+            let phc = cell.get_or_init(|| {
+                crate::auth::hash_password("rookery dummy password").unwrap_or_default()
+            });
+            crate::auth::verify_password(&password, phc)
+        })
+        .await
+        .map(drop)
+    }
+}
+
+/// Hashes an account password on the blocking pool (argon2id takes tens of milliseconds).
+async fn hash_password_blocking(password: &str) -> Result<String, Error> {
+    let password = password.to_owned();
+    blocking(move || crate::auth::hash_password(&password))
+        .await?
+        .map_err(Error::from)
+}
+
+/// Checks an account password against its PHC string on the blocking pool.
+async fn verify_password_blocking(password: &str, phc: String) -> Result<bool, Error> {
+    let password = password.to_owned();
+    blocking(move || crate::auth::verify_password(&password, &phc)).await
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))
+}
+
+/// SQLite stores booleans as 0/1 integers.
+fn flag(value: i64) -> bool {
+    value != 0
+}
+
+#[cfg(test)]
+mod tests;

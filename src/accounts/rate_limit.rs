@@ -1,0 +1,175 @@
+//! An in-memory, keyed, sliding-window rate limiter.
+//!
+//! Each key keeps a log of the seconds in which it was allowed a request (with a count per
+//! second), covering the longest window. A request is allowed when, for every limit, fewer
+//! than `points` requests were allowed in the last `window_secs` seconds; it is then
+//! logged. Refused requests are not logged, so a client that keeps knocking is let in again
+//! as soon as its oldest counted request leaves the window (that instant is
+//! [`RateLimited::reset`]) rather than being locked out for as long as it insists.
+//!
+//! Memory is bounded: a key's log holds at most the largest `points` entries, and at most
+//! `max_keys` keys are tracked. When a new key finds the table full, keys with nothing left
+//! in any window are dropped; if that frees nothing, the eighth of the keys that have been
+//! idle longest are forgotten (their clients start afresh — the price of a bound, which an
+//! attacker can only exploit by spending as many requests as there are keys).
+//!
+//! Whether limits apply at all (`rate_limits_enabled`) is the caller's decision.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// One limit: at most `points` requests per `window_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub points: u32,
+    pub window_secs: i64,
+}
+
+/// The reference's limits on `com.atproto.server.createSession`, per identifier and IP
+/// address: 30 per five minutes and 300 per day.
+pub const CREATE_SESSION_LIMITS: [RateLimit; 2] = [
+    RateLimit {
+        points: 30,
+        window_secs: 5 * 60,
+    },
+    RateLimit {
+        points: 300,
+        window_secs: 24 * 60 * 60,
+    },
+];
+
+/// A refused request: another will be allowed from `reset` (UNIX seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limit exceeded, resets at {reset}")]
+pub struct RateLimited {
+    pub reset: i64,
+}
+
+/// The log of one key: (second, requests allowed in it), oldest first.
+#[derive(Debug, Default)]
+struct Log {
+    hits: VecDeque<(i64, u32)>,
+}
+
+impl Log {
+    fn last(&self) -> i64 {
+        self.hits.back().map_or(i64::MIN, |&(at, _)| at)
+    }
+
+    /// Drops entries outside the longest window.
+    fn trim(&mut self, now: i64, longest: i64) {
+        let horizon = now.saturating_sub(longest);
+        while self.hits.front().is_some_and(|&(at, _)| at <= horizon) {
+            self.hits.pop_front();
+        }
+    }
+
+    /// If `limit` is exhausted at `now`, when it frees a point.
+    fn exhausted_until(&self, limit: RateLimit, now: i64) -> Option<i64> {
+        let horizon = now.saturating_sub(limit.window_secs);
+        let in_window = self.hits.iter().filter(|&&(at, _)| at > horizon);
+        let used: u64 = in_window.clone().map(|&(_, n)| u64::from(n)).sum();
+        if used < u64::from(limit.points) {
+            return None;
+        }
+        // One point is free once `used - points + 1` of the oldest requests have left.
+        let mut to_leave = used - u64::from(limit.points) + 1;
+        for &(at, n) in in_window {
+            to_leave = to_leave.saturating_sub(u64::from(n));
+            if to_leave == 0 {
+                return Some(at.saturating_add(limit.window_secs));
+            }
+        }
+        // Unreachable with consistent counts; never answer with a time already past.
+        Some(now.saturating_add(limit.window_secs))
+    }
+
+    fn record(&mut self, now: i64) {
+        match self.hits.back_mut() {
+            // Same second (or a clock that stepped back): count it with the newest entry.
+            Some((at, n)) if *at >= now => *n = n.saturating_add(1),
+            _ => self.hits.push_back((now, 1)),
+        }
+    }
+}
+
+/// A keyed sliding-window rate limiter; see the module documentation. Share it (`Arc`)
+/// between requests; `check` takes a short lock.
+#[derive(Debug)]
+pub struct RateLimiter {
+    limits: Vec<RateLimit>,
+    longest: i64,
+    max_keys: usize,
+    logs: Mutex<HashMap<String, Log>>,
+}
+
+impl RateLimiter {
+    /// A limiter enforcing all of `limits` at once, tracking at most `max_keys` keys.
+    pub fn new(limits: &[RateLimit], max_keys: usize) -> Self {
+        RateLimiter {
+            limits: limits.to_vec(),
+            longest: limits.iter().map(|l| l.window_secs).max().unwrap_or(0),
+            max_keys: max_keys.max(1),
+            logs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The key the reference uses for `createSession`: identifier and client address.
+    pub fn create_session_key(identifier: &str, ip: &str) -> String {
+        format!("{identifier}-{ip}")
+    }
+
+    /// Counts a request for `key` at `now` if every limit allows it; otherwise refuses it
+    /// with the earliest time at which all limits would allow one.
+    pub fn check(&self, key: &str, now: i64) -> Result<(), RateLimited> {
+        let mut logs = self
+            .logs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !logs.contains_key(key) && logs.len() >= self.max_keys {
+            self.evict(&mut logs, now);
+        }
+        let log = logs.entry(key.to_owned()).or_default();
+        log.trim(now, self.longest);
+        let reset = self
+            .limits
+            .iter()
+            .filter_map(|&limit| log.exhausted_until(limit, now))
+            .max();
+        if let Some(reset) = reset {
+            return Err(RateLimited { reset });
+        }
+        log.record(now);
+        Ok(())
+    }
+
+    /// How many keys are tracked.
+    pub fn len(&self) -> usize {
+        self.logs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn evict(&self, logs: &mut HashMap<String, Log>, now: i64) {
+        let horizon = now.saturating_sub(self.longest);
+        logs.retain(|_, log| log.last() > horizon);
+        if logs.len() < self.max_keys {
+            return;
+        }
+        let mut idle: Vec<i64> = logs.values().map(Log::last).collect();
+        let cut = (logs.len() / 8).max(1) - 1;
+        // Forget every key idle at least as long as the `cut`-th longest-idle one.
+        let (_, &mut threshold, _) = idle.select_nth_unstable(cut);
+        logs.retain(|_, log| log.last() > threshold);
+    }
+}
+
+#[cfg(test)]
+#[path = "rate_limit_tests.rs"]
+mod tests;
