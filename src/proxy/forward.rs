@@ -27,10 +27,14 @@ use crate::syntax::{Did, Nsid};
 
 /// Request headers passed upstream as they are (besides `accept-encoding`, which defaults
 /// to `identity`, and the body headers of a POST).
-pub const FORWARDED_REQUEST_HEADERS: [&str; 3] =
-    ["accept-language", "atproto-accept-labelers", "x-bsky-topics"];
+pub const FORWARDED_REQUEST_HEADERS: [&str; 3] = [
+    "accept-language",
+    "atproto-accept-labelers",
+    "x-bsky-topics",
+];
 /// Headers describing a POST body, passed upstream with it.
-pub const FORWARDED_BODY_HEADERS: [&str; 3] = ["content-type", "content-encoding", "content-length"];
+pub const FORWARDED_BODY_HEADERS: [&str; 3] =
+    ["content-type", "content-encoding", "content-length"];
 /// Response headers passed back with a successful upstream answer.
 pub const FORWARDED_RESPONSE_HEADERS: [&str; 7] = [
     "content-length",
@@ -42,8 +46,11 @@ pub const FORWARDED_RESPONSE_HEADERS: [&str; 7] = [
     "retry-after",
 ];
 /// Response headers passed back with a re-rendered upstream error.
-pub const ERROR_RESPONSE_HEADERS: [&str; 3] =
-    ["atproto-repo-rev", "atproto-content-labelers", "retry-after"];
+pub const ERROR_RESPONSE_HEADERS: [&str; 3] = [
+    "atproto-repo-rev",
+    "atproto-content-labelers",
+    "retry-after",
+];
 /// Largest upstream error body read to find its `error` and `message`; a longer one is
 /// answered with the status's generic name.
 pub const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -126,7 +133,11 @@ impl ProxyContext {
         if response.status().as_u16() >= 400 {
             return Ok(upstream_error(response, self.config.body_timeout).await);
         }
-        if declared_length(response.headers()).is_some_and(|len| len > self.config.max_response_body) {
+        // A HEAD answer declares the length of a body it does not carry.
+        if parts.method != Method::HEAD
+            && declared_length(response.headers())
+                .is_some_and(|len| len > self.config.max_response_body)
+        {
             return Err(ProxyError::ResponseTooLarge);
         }
         let mut answer = Response::builder().status(response.status());
@@ -176,9 +187,9 @@ fn check_destination(url: &Url, allow_insecure: bool) -> Result<(), ProxyError> 
         None => return Err(ProxyError::Refused("no host".into())),
     };
     match literal {
-        Some(ip) if !is_public_ip(ip) => Err(ProxyError::Refused(format!(
-            "{ip} is not a public address"
-        ))),
+        Some(ip) if !is_public_ip(ip) => {
+            Err(ProxyError::Refused(format!("{ip} is not a public address")))
+        }
         _ => Ok(()),
     }
 }
@@ -448,7 +459,10 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
         let hosts = Arc::clone(&self.hosts);
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let ips = hosts.lookup_ip(&host).await.map_err(|e| Box::new(e) as Box<_>)?;
+            let ips = hosts
+                .lookup_ip(&host)
+                .await
+                .map_err(|e| Box::new(e) as Box<_>)?;
             let public: Vec<SocketAddr> = ips
                 .into_iter()
                 .filter(|ip| is_public_ip(*ip))
@@ -477,7 +491,10 @@ mod tests {
             "https://api.bsky.app/xrpc/app.bsky.feed.getTimeline?limit=30&cursor=a%2Fb"
         );
         assert_eq!(
-            url("https://user:pw@api.bsky.app:8443/base/path/?x=1#frag", None),
+            url(
+                "https://user:pw@api.bsky.app:8443/base/path/?x=1#frag",
+                None
+            ),
             "https://api.bsky.app:8443/xrpc/app.bsky.feed.getTimeline"
         );
         assert_eq!(
@@ -501,7 +518,11 @@ mod tests {
             check("http://api.bsky.app", false),
             Err(ProxyError::Refused("forbidden protocol \"http\"".into()))
         );
-        for private in ["https://127.0.0.1:2584", "https://10.0.0.1", "https://[::1]:443"] {
+        for private in [
+            "https://127.0.0.1:2584",
+            "https://10.0.0.1",
+            "https://[::1]:443",
+        ] {
             assert!(
                 matches!(check(private, false), Err(ProxyError::Refused(_))),
                 "{private}"
@@ -514,7 +535,10 @@ mod tests {
         let mut incoming = HeaderMap::new();
         for (k, v) in [
             ("accept-language", "en, fr;q=0.5"),
-            ("atproto-accept-labelers", "did:plc:ar7c4by46qjdydhdevvrndac;redact"),
+            (
+                "atproto-accept-labelers",
+                "did:plc:ar7c4by46qjdydhdevvrndac;redact",
+            ),
             ("x-bsky-topics", "a,b"),
             ("content-type", "application/json"),
             ("content-length", "2"),
@@ -535,7 +559,12 @@ mod tests {
         let get = request_headers(&incoming, false);
         assert_eq!(
             names(&get),
-            ["accept-encoding", "accept-language", "atproto-accept-labelers", "x-bsky-topics"]
+            [
+                "accept-encoding",
+                "accept-language",
+                "atproto-accept-labelers",
+                "x-bsky-topics"
+            ]
         );
         assert_eq!(get["accept-encoding"], "identity");
         let languages: Vec<_> = get.get_all("accept-language").iter().collect();
@@ -591,7 +620,11 @@ mod tests {
         let some = |t: &str| Some(t.to_owned());
         let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
         assert_eq!(
-            render_error(s(400), some("BlockedActor"), some("Requester has blocked actor")),
+            render_error(
+                s(400),
+                some("BlockedActor"),
+                some("Requester has blocked actor")
+            ),
             pair("BlockedActor", "Requester has blocked actor")
         );
         assert_eq!(

@@ -117,15 +117,11 @@ impl ProxyConfig {
 /// Resolves a service's DID to its document. Object-safe so tests can hand out documents
 /// of their own; [`IdResolver`] is the real one.
 pub trait DidDocResolver: Send + Sync {
-    fn resolve_did<'a>(&'a self, did: &'a Did)
-    -> BoxFuture<'a, Result<DidDocument, ResolveError>>;
+    fn resolve_did<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<DidDocument, ResolveError>>;
 }
 
 impl DidDocResolver for IdResolver {
-    fn resolve_did<'a>(
-        &'a self,
-        did: &'a Did,
-    ) -> BoxFuture<'a, Result<DidDocument, ResolveError>> {
+    fn resolve_did<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<DidDocument, ResolveError>> {
         Box::pin(IdResolver::resolve_did(self, did))
     }
 }
@@ -344,8 +340,18 @@ mod tests {
                 ErrorName::InvalidRequest,
                 "XRPC requests only supports GET and POST",
             ),
-            (ProxyError::InvalidPath, 400, ErrorName::InvalidRequest, "invalid xrpc path"),
-            (ProxyError::BadTokenMethod, 400, ErrorName::InvalidToken, "Bad token method"),
+            (
+                ProxyError::InvalidPath,
+                400,
+                ErrorName::InvalidRequest,
+                "invalid xrpc path",
+            ),
+            (
+                ProxyError::BadTokenMethod,
+                400,
+                ErrorName::InvalidToken,
+                "Bad token method",
+            ),
             (
                 ProxyError::BadProxyHeader("no did specified in proxy header"),
                 400,
@@ -388,7 +394,12 @@ mod tests {
                 ErrorName::UpstreamFailure,
                 "Upstream service unreachable",
             ),
-            (ProxyError::Timeout, 504, ErrorName::UpstreamTimeout, "Upstream service timed out"),
+            (
+                ProxyError::Timeout,
+                504,
+                ErrorName::UpstreamTimeout,
+                "Upstream service timed out",
+            ),
             (
                 ProxyError::ResponseTooLarge,
                 502,
@@ -416,11 +427,15 @@ mod tests {
             assert_eq!(check_http_method(&m), Err(ProxyError::MethodNotAllowed));
         }
         assert_eq!(
-            method_nsid("/xrpc/app.bsky.feed.getTimeline").unwrap().as_str(),
+            method_nsid("/xrpc/app.bsky.feed.getTimeline")
+                .unwrap()
+                .as_str(),
             "app.bsky.feed.getTimeline"
         );
         assert_eq!(
-            method_nsid("/xrpc/app.bsky.feed.getTimeline/").unwrap().as_str(),
+            method_nsid("/xrpc/app.bsky.feed.getTimeline/")
+                .unwrap()
+                .as_str(),
             "app.bsky.feed.getTimeline"
         );
         for bad in [
@@ -440,8 +455,7 @@ mod tests {
     fn method_authorization() {
         let caller = |privileged| Caller {
             did: "did:plc:ewvi7nxzyoun6zhxrhs64oiz".parse().unwrap(),
-            keypair: Keypair::from_private_bytes(crate::crypto::Algorithm::K256, &[7; 32])
-                .unwrap(),
+            keypair: Keypair::from_private_bytes(crate::crypto::Algorithm::K256, &[7; 32]).unwrap(),
             privileged,
         };
         let nsid = |s: &str| s.parse::<Nsid>().unwrap();
@@ -457,7 +471,10 @@ mod tests {
             authorize_method(&chat, Some(&app_password)),
             Err(ProxyError::BadTokenMethod)
         );
-        assert_eq!(authorize_method(&chat, None), Err(ProxyError::BadTokenMethod));
+        assert_eq!(
+            authorize_method(&chat, None),
+            Err(ProxyError::BadTokenMethod)
+        );
         assert_eq!(
             authorize_method(&protected, Some(&full)),
             Err(ProxyError::BadTokenMethod)
@@ -469,14 +486,20 @@ mod tests {
         let mut headers = HeaderMap::new();
         assert_eq!(single_header(&headers, PROXY_HEADER), Ok(None));
         headers.insert(PROXY_HEADER, HeaderValue::from_static("did:web:a.com#x"));
-        assert_eq!(single_header(&headers, PROXY_HEADER), Ok(Some("did:web:a.com#x")));
+        assert_eq!(
+            single_header(&headers, PROXY_HEADER),
+            Ok(Some("did:web:a.com#x"))
+        );
         headers.append(PROXY_HEADER, HeaderValue::from_static("did:web:b.com#x"));
         assert_eq!(
             single_header(&headers, PROXY_HEADER),
             Err(ProxyError::BadProxyHeader("invalid proxy header format"))
         );
         let mut headers = HeaderMap::new();
-        headers.insert(PROXY_HEADER, HeaderValue::from_bytes(b"did:web:\xe9#x").unwrap());
+        headers.insert(
+            PROXY_HEADER,
+            HeaderValue::from_bytes(b"did:web:\xe9#x").unwrap(),
+        );
         assert_eq!(
             single_header(&headers, PROXY_HEADER),
             Err(ProxyError::BadProxyHeader("invalid proxy header format"))

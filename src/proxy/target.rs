@@ -143,8 +143,7 @@ pub async fn resolve_target(
             tracing::debug!(%did, error = %e, "cannot resolve proxy DID");
             ProxyError::UnresolvableDid
         })?;
-        let endpoint =
-            service_endpoint(&doc, &service_id).ok_or(ProxyError::NoServiceEndpoint)?;
+        let endpoint = service_endpoint(&doc, &service_id).ok_or(ProxyError::NoServiceEndpoint)?;
         return Ok(ProxyTarget {
             endpoint,
             did: did.to_string(),
@@ -190,8 +189,8 @@ mod tests {
         let (did, id) = parse_proxy_header("did:web:api.bsky.app#bsky_appview").unwrap();
         assert_eq!(did.as_str(), "did:web:api.bsky.app");
         assert_eq!(id, "bsky_appview");
-        let (did, id) = parse_proxy_header("did:plc:ar7c4by46qjdydhdevvrndac#atproto_labeler")
-            .unwrap();
+        let (did, id) =
+            parse_proxy_header("did:plc:ar7c4by46qjdydhdevvrndac#atproto_labeler").unwrap();
         assert_eq!(did.as_str(), "did:plc:ar7c4by46qjdydhdevvrndac");
         assert_eq!(id, "atproto_labeler");
         let (did, id) = parse_proxy_header("did:web:localhost%3A2584#a.b-c~d:e").unwrap();
@@ -203,21 +202,42 @@ mod tests {
     fn malformed_proxy_headers() {
         for (value, message) in [
             ("#bsky_appview", "no did specified in proxy header"),
-            ("did:web:api.bsky.app", "no service id specified in proxy header"),
-            ("did:web:api.bsky.app#", "no service id specified in proxy header"),
+            (
+                "did:web:api.bsky.app",
+                "no service id specified in proxy header",
+            ),
+            (
+                "did:web:api.bsky.app#",
+                "no service id specified in proxy header",
+            ),
             ("", "no service id specified in proxy header"),
             ("did:web:api.bsky.app#a#b", "invalid proxy header format"),
             (
                 "did:web:api.bsky.app#bsky appview",
                 "proxy header cannot contain spaces",
             ),
-            ("did:web:api bsky.app#x", "proxy header cannot contain spaces"),
+            (
+                "did:web:api bsky.app#x",
+                "proxy header cannot contain spaces",
+            ),
             ("api.bsky.app#bsky_appview", "invalid DID in proxy header"),
-            ("DID:web:api.bsky.app#bsky_appview", "invalid DID in proxy header"),
+            (
+                "DID:web:api.bsky.app#bsky_appview",
+                "invalid DID in proxy header",
+            ),
             ("did:web:#x", "invalid DID in proxy header"),
-            ("did:web:api.bsky.app#x\ty", "invalid service id in proxy header"),
-            ("did:web:api.bsky.app#x<y>", "invalid service id in proxy header"),
-            ("did:web:api.bsky.app#é", "invalid service id in proxy header"),
+            (
+                "did:web:api.bsky.app#x\ty",
+                "invalid service id in proxy header",
+            ),
+            (
+                "did:web:api.bsky.app#x<y>",
+                "invalid service id in proxy header",
+            ),
+            (
+                "did:web:api.bsky.app#é",
+                "invalid service id in proxy header",
+            ),
         ] {
             match parse_proxy_header(value) {
                 Err(ProxyError::BadProxyHeader(m)) => assert_eq!(m, message, "{value:?}"),
@@ -249,20 +269,35 @@ mod tests {
         let report = endpoint("https://mod.bsky.app", "did:plc:ar7c4by46qjdydhdevvrndac");
         let chat = endpoint("https://api.bsky.chat", "did:web:api.bsky.chat");
         let mut config = ProxyConfig::default();
-        assert_eq!(default_service(&config, &nsid("app.bsky.feed.getTimeline")), None);
+        assert_eq!(
+            default_service(&config, &nsid("app.bsky.feed.getTimeline")),
+            None
+        );
 
         config.app_view = Some(app_view.clone());
         config.report_service = Some(report.clone());
         let route = |config: &ProxyConfig, m: &str| default_service(config, &nsid(m)).cloned();
-        assert_eq!(route(&config, "app.bsky.feed.getTimeline"), Some(app_view.clone()));
-        assert_eq!(route(&config, "app.bsky.actor.getProfile"), Some(app_view.clone()));
-        assert_eq!(route(&config, "com.atproto.label.queryLabels"), Some(app_view.clone()));
+        assert_eq!(
+            route(&config, "app.bsky.feed.getTimeline"),
+            Some(app_view.clone())
+        );
+        assert_eq!(
+            route(&config, "app.bsky.actor.getProfile"),
+            Some(app_view.clone())
+        );
+        assert_eq!(
+            route(&config, "com.atproto.label.queryLabels"),
+            Some(app_view.clone())
+        );
         assert_eq!(
             route(&config, "com.atproto.moderation.createReport"),
             Some(report.clone())
         );
         // No chat service: chat falls through to the AppView, as the reference does.
-        assert_eq!(route(&config, "chat.bsky.convo.listConvos"), Some(app_view.clone()));
+        assert_eq!(
+            route(&config, "chat.bsky.convo.listConvos"),
+            Some(app_view.clone())
+        );
         // No moderation service configured: nothing.
         assert_eq!(route(&config, "tools.ozone.moderation.emitEvent"), None);
 
@@ -273,10 +308,8 @@ mod tests {
 
     #[test]
     fn audience_has_the_service_id_only_when_named() {
-        let configured = ProxyTarget::from_endpoint(&endpoint(
-            "https://api.bsky.app",
-            "did:web:api.bsky.app",
-        ));
+        let configured =
+            ProxyTarget::from_endpoint(&endpoint("https://api.bsky.app", "did:web:api.bsky.app"));
         assert_eq!(configured.audience(), "did:web:api.bsky.app");
         let named = ProxyTarget {
             service_id: Some("bsky_appview".into()),
@@ -304,7 +337,10 @@ mod tests {
         }))
         .unwrap();
         let url = |id| service_endpoint(&doc, id).map(String::from);
-        assert_eq!(url("bsky_appview").as_deref(), Some("https://api.bsky.app/"));
+        assert_eq!(
+            url("bsky_appview").as_deref(),
+            Some("https://api.bsky.app/")
+        );
         assert_eq!(url("bsky_notif").as_deref(), Some("https://api.bsky.app/"));
         assert_eq!(url("plain").as_deref(), Some("http://127.0.0.1:2584/"));
         assert_eq!(url("elsewhere"), None);
