@@ -19,6 +19,7 @@ pub mod demo;
 pub mod error;
 pub mod identity;
 pub mod lexicon;
+pub mod proxy;
 pub mod repo;
 pub mod server;
 pub mod store;
