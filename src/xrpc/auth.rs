@@ -1,0 +1,241 @@
+//! Request authentication: axum extractors over the `Authorization` header.
+//!
+//! One routine, [`authenticate`], checks a Bearer session token and the account's status; the
+//! extractor types only say what a route requires, so a handler's signature documents its
+//! access rule. Statuses and error names follow the reference PDS: a missing token is 401
+//! `AuthenticationRequired`, a bad or expired token is 400 `InvalidToken`/`ExpiredToken` (which
+//! is what makes official clients refresh their session), a taken-down account is 401
+//! `AccountTakedown` and a deactivated one 401 `AccountDeactivated`.
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+
+use crate::accounts::AccountStatus;
+use crate::auth::{AccessScope, AuthError, RefreshClaims};
+use crate::error::{ErrorName, XrpcError};
+use crate::server::AppState;
+use crate::syntax::Did;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub did: Did,
+    pub scope: AccessScope,
+}
+
+/// What a route demands of the caller's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requirement {
+    /// Any access token (main password or app password) of an active account.
+    Standard,
+    /// Like `Standard`, but a deactivated account may call (getSession, activateAccount…).
+    AllowDeactivated,
+    /// A main-password session, or a privileged app password.
+    Privileged,
+    /// A main-password session only (managing app passwords, deleting the account…).
+    Full,
+}
+
+/// The Bearer token of a request, if any.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, XrpcError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| XrpcError::invalid_token("Malformed authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(XrpcError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            ErrorName::AuthenticationRequired,
+            "Unexpected authorization type",
+        )),
+    }
+}
+
+fn token_error(err: AuthError) -> XrpcError {
+    match err {
+        AuthError::ExpiredToken => XrpcError::expired_token("Token has expired"),
+        AuthError::InvalidToken(_) => XrpcError::invalid_token("Token could not be verified"),
+    }
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    requirement: Requirement,
+) -> Result<Caller, XrpcError> {
+    let token = bearer_token(&parts.headers)?
+        .ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
+    let claims = state
+        .session()
+        .verify_access(token, chrono::Utc::now().timestamp())
+        .map_err(token_error)?;
+    let did: Did = claims
+        .did
+        .parse()
+        .map_err(|_| XrpcError::invalid_token("Token could not be verified"))?;
+    match requirement {
+        Requirement::Full if !claims.scope.is_full() => {
+            return Err(XrpcError::invalid_token("Bad token scope"));
+        }
+        Requirement::Privileged if !claims.scope.is_privileged() => {
+            return Err(XrpcError::invalid_token("Bad token scope"));
+        }
+        _ => {}
+    }
+    let status = state
+        .accounts()
+        .account_status(did.as_str())
+        .await
+        .map_err(XrpcError::internal)?;
+    match status {
+        AccountStatus::Active => {}
+        AccountStatus::Deactivated if requirement == Requirement::AllowDeactivated => {}
+        AccountStatus::Deactivated => {
+            return Err(XrpcError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                ErrorName::AccountDeactivated,
+                "Account is deactivated",
+            ));
+        }
+        AccountStatus::Takendown => {
+            return Err(XrpcError::account_takedown("Account has been taken down"));
+        }
+        AccountStatus::Deleted => {
+            return Err(XrpcError::invalid_token("Token could not be verified"));
+        }
+    }
+    Ok(Caller {
+        did,
+        scope: claims.scope,
+    })
+}
+
+macro_rules! access_extractor {
+    ($(#[$doc:meta])* $name:ident, $requirement:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = XrpcError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                authenticate(parts, state, $requirement).await.map($name)
+            }
+        }
+    };
+}
+
+access_extractor!(
+    /// Any session of an active account.
+    AccessStandard,
+    Requirement::Standard
+);
+access_extractor!(
+    /// Any session of an active or deactivated account.
+    AccessAllowDeactivated,
+    Requirement::AllowDeactivated
+);
+access_extractor!(
+    /// A main-password session or a privileged app-password session of an active account.
+    AccessPrivileged,
+    Requirement::Privileged
+);
+access_extractor!(
+    /// A main-password session of an active account.
+    AccessFull,
+    Requirement::Full
+);
+
+/// An optional session: no `Authorization` header gives `None`; a bad token is still refused.
+#[derive(Debug, Clone)]
+pub struct OptionalAccess(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for OptionalAccess {
+    type Rejection = XrpcError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if bearer_token(&parts.headers)?.is_none() {
+            return Ok(OptionalAccess(None));
+        }
+        authenticate(parts, state, Requirement::Standard)
+            .await
+            .map(|c| OptionalAccess(Some(c)))
+    }
+}
+
+/// A refresh token (refreshSession, deleteSession). Its expiry is checked by the handler
+/// through [`RefreshAuth::claims`], since deleteSession accepts an expired one.
+#[derive(Debug, Clone)]
+pub struct RefreshAuth {
+    pub token: String,
+}
+
+impl RefreshAuth {
+    /// The verified claims; `allow_expired` for revocation of an expired token.
+    pub fn claims(&self, state: &AppState, allow_expired: bool) -> Result<RefreshClaims, XrpcError> {
+        let now = chrono::Utc::now().timestamp();
+        let session = state.session();
+        let result = if allow_expired {
+            session.verify_refresh_ignoring_expiry(&self.token, now)
+        } else {
+            session.verify_refresh(&self.token, now)
+        };
+        result.map_err(token_error)
+    }
+}
+
+impl FromRequestParts<AppState> for RefreshAuth {
+    type Rejection = XrpcError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)?
+            .ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
+        Ok(RefreshAuth {
+            token: token.to_owned(),
+        })
+    }
+}
+
+/// HTTP Basic admin authentication (`admin:PDS_ADMIN_PASSWORD`), as the reference's admin
+/// routes use. Without a configured admin password every admin call is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = XrpcError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
+        let password = state
+            .config()
+            .admin_password
+            .as_ref()
+            .map(|s| s.expose())
+            .unwrap_or_default();
+        if crate::auth::check_admin_basic(header, password) {
+            Ok(AdminAuth)
+        } else {
+            Err(XrpcError::auth_required("Invalid admin credentials"))
+        }
+    }
+}
