@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite persistence (the block store behind the repo engine).
 
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod crypto;
 pub mod demo;
