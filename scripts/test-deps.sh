@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real AT Protocol components the interop tests run against
 # (PLC directory, official TypeScript clients) plus a Node 22 binary, all from
-# the npm registry, pinned by tests/js/package-lock.json.
+# the npm registry, pinned by tests/js/package-lock.json; then, through
+# scripts/s3-deps.sh, the S3-compatible server of the blob store tests.
 #
 # Idempotent: the first run installs into the cache dir, later runs only check
 # a stamp (hash of the manifest, the lock and this script) and return at once.
@@ -67,5 +68,9 @@ if ! installed_ok; then
   printf '%s\n' "$stamp_value" >"$cache/stamp"
   log "installed node $v and JS packages in $(( $(date +%s) - start ))s"
 fi
+
+# --- S3-compatible server for the blob store tests (moto, from PyPI) -------------------
+# Separate script, cache subdirectory (<cache>/s3) and stamp; see scripts/s3-deps.sh.
+"$repo/scripts/s3-deps.sh" >/dev/null
 
 cat "$cache/env"

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod bench;
+pub mod blobs;
 pub mod config;
 pub mod crypto;
 pub mod demo;

@@ -40,8 +40,10 @@ pub const DEFAULT_HOSTNAME: &str = "localhost";
 pub const DEFAULT_DATA_DIRECTORY: &str = "./data";
 /// Default `PDS_DID_PLC_URL`.
 pub const DEFAULT_PLC_URL: &str = "https://plc.directory";
-/// Default `PDS_BLOB_UPLOAD_LIMIT`: 5 MiB, as the reference.
-pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 5 * 1024 * 1024;
+/// Default `PDS_BLOB_UPLOAD_LIMIT`: 100 MiB, the value the reference's self-host installer
+/// writes into every `pds.env` (the reference's built-in default, 5 MiB, is too small for
+/// video).
+pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 100 * 1024 * 1024;
 /// Default `ROOKERY_ACTOR_STORE_CACHE_SIZE`.
 pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = 1000;
 /// Default `PDS_REPO_BACKFILL_LIMIT_MS`: one day, as the reference.
@@ -82,7 +84,8 @@ pub struct Config {
     pub data_directory: PathBuf,
     /// Blob storage: local disk unless `PDS_BLOBSTORE_S3_BUCKET` is set.
     pub blobstore: BlobstoreConfig,
-    /// `PDS_BLOB_UPLOAD_LIMIT` — largest accepted blob, in bytes. Default `5242880` (5 MiB).
+    /// `PDS_BLOB_UPLOAD_LIMIT` — largest accepted blob, in bytes. Default `104857600`
+    /// (100 MiB, as the reference's self-host installer sets it).
     pub blob_upload_limit: u64,
     /// `ROOKERY_ACTOR_STORE_CACHE_SIZE` — how many per-account SQLite stores stay open (the
     /// bound of their LRU). Default `1000`; at least 1.

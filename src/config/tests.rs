@@ -49,7 +49,7 @@ fn defaults_without_any_configuration() {
             tmp_location: PathBuf::from("./data/tmp"),
         }
     );
-    assert_eq!(config.blob_upload_limit, 5_242_880);
+    assert_eq!(config.blob_upload_limit, 104_857_600);
     assert_eq!(config.actor_store_cache_size, 1000);
     assert_eq!(config.did_plc_url.as_str(), "https://plc.directory/");
     assert_eq!(config.jwt_secret, None);

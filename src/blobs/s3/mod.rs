@@ -1,0 +1,619 @@
+//! Blobs in an S3-compatible bucket (AWS, Cloudflare R2, MinIO, …), with the reference's
+//! keys: `blocks/<did>/<cid>`, `tmp/<did>/<key>`, `quarantine/<did>/<cid>`.
+//!
+//! Uploads are buffered one part at a time: a blob that fits in one part
+//! ([`DEFAULT_PART_SIZE`]) is sent with one `PutObject`; a larger one becomes a multipart
+//! upload, aborted on any failure (or when the upload future is dropped). Moving a blob
+//! is `CopyObject` + `DeleteObject`, so `blob_upload_limit` must stay under S3's 5 GiB
+//! single-copy limit. Transient failures are retried by the SDK (standard mode, explicit
+//! attempts and back-off below). Operators should still add a bucket lifecycle rule that
+//! aborts incomplete multipart uploads, for processes killed mid-upload.
+
+mod multipart;
+mod wire;
+
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use bytes::BytesMut;
+use cid::Cid;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use self::multipart::{Multipart, abort};
+use self::wire::{
+    SkipBytes, bad_response, body_stream, build_error, encode_key, is_invalid_range, is_not_found,
+    parse_content_range, parse_temp_key, s3_error,
+};
+use super::ingest::Ingest;
+use super::{
+    BlobStore, BlobStream, ByteRange, ByteStream, Error, Result, TempBlob, TempEntry,
+    check_temp_key, cid_segment, did_segment, new_temp_key,
+};
+use crate::config::S3Config;
+use crate::syntax::Did;
+
+/// Multipart part size: uploads up to this size are one `PutObject`.
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3's smallest allowed part (except the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+/// Attempts per request, the first included (the SDK's standard retry mode).
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Keys per `DeleteObjects` request (S3's maximum).
+const DELETE_BATCH: usize = 1000;
+/// Region used when neither the configuration nor the environment names one (R2 and
+/// MinIO accept any; `auto` is R2's own).
+const FALLBACK_REGION: &str = "us-east-1";
+
+const BLOCKS: &str = "blocks";
+const TMP: &str = "tmp";
+const QUARANTINE: &str = "quarantine";
+
+/// Blob store in an S3 bucket.
+#[derive(Clone, Debug)]
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+    part_size: usize,
+}
+
+impl S3BlobStore {
+    /// A store for the configured bucket. Region and credentials not in the
+    /// configuration come from the SDK's usual sources (environment, profile, instance
+    /// role); the region falls back to `us-east-1`.
+    pub async fn new(config: &S3Config) -> S3BlobStore {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(10)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    // One attempt: a part of up to 8 MiB, or the headers of a GET.
+                    .operation_attempt_timeout(Duration::from_secs(120))
+                    .build(),
+            );
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
+        }
+        if let Some(creds) = &config.credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                creds.access_key_id.clone(),
+                creds.secret_access_key.expose(),
+                None,
+                None,
+                "rookery-config",
+            ));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.force_path_style)
+            // Checksums only where S3 requires them: several S3-compatible services
+            // reject the SDK's newer default (CRC trailers, aws-chunked bodies).
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if shared.region().is_none() {
+            builder = builder.region(Region::new(FALLBACK_REGION));
+        }
+        S3BlobStore::with_client(Client::from_conf(builder.build()), &config.bucket)
+    }
+
+    /// A store over an existing client (tests, custom set-ups).
+    pub fn with_client(client: Client, bucket: &str) -> S3BlobStore {
+        S3BlobStore {
+            client,
+            bucket: bucket.to_owned(),
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// Changes the multipart part size (at least [`MIN_PART_SIZE`]).
+    pub fn with_part_size(mut self, part_size: usize) -> S3BlobStore {
+        self.part_size = part_size.max(MIN_PART_SIZE);
+        self
+    }
+
+    /// The SDK client, e.g. to inspect the bucket.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn blob_key(did: &Did, cid: &Cid) -> Result<String> {
+        Ok(format!(
+            "{BLOCKS}/{}/{}",
+            did_segment(did)?,
+            cid_segment(cid)?
+        ))
+    }
+
+    fn quarantine_key(did: &Did, cid: &Cid) -> Result<String> {
+        Ok(format!(
+            "{QUARANTINE}/{}/{}",
+            did_segment(did)?,
+            cid_segment(cid)?
+        ))
+    }
+
+    fn temp_key(did: &Did, key: &str) -> Result<String> {
+        check_temp_key(key)?;
+        Ok(format!("{TMP}/{}/{key}", did_segment(did)?))
+    }
+
+    async fn put_temp_impl(&self, did: &Did, mut data: ByteStream, max: u64) -> Result<TempBlob> {
+        let key = new_temp_key();
+        let object = S3BlobStore::temp_key(did, &key)?;
+        let mut ingest = Ingest::new(max);
+        let mut buffer = BytesMut::new();
+        let mut multipart: Option<Multipart> = None;
+        loop {
+            let next = data.next().await;
+            let step = match next {
+                None => break,
+                Some(Err(e)) => Err(Error::Stream(e)),
+                Some(Ok(chunk)) => ingest.update(&chunk).map(|()| chunk),
+            };
+            let chunk = match step {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(abort(multipart, e).await),
+            };
+            buffer.extend_from_slice(&chunk);
+            while buffer.len() >= self.part_size {
+                let part = buffer.split_to(self.part_size).freeze();
+                let upload = match multipart.as_mut() {
+                    Some(upload) => upload,
+                    None => match self.start_multipart(&object).await {
+                        Ok(upload) => multipart.insert(upload),
+                        Err(e) => return Err(e),
+                    },
+                };
+                if let Err(e) = upload.send_part(part).await {
+                    return Err(abort(multipart, e).await);
+                }
+            }
+        }
+        match multipart {
+            None => {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&object)
+                    .content_length(i64::try_from(buffer.len()).unwrap_or(i64::MAX))
+                    .body(SdkByteStream::from(buffer.freeze()))
+                    .send()
+                    .await
+                    .map_err(|e| s3_error("PutObject", e))?;
+            }
+            Some(mut upload) => {
+                if !buffer.is_empty()
+                    && let Err(e) = upload.send_part(buffer.freeze()).await
+                {
+                    return Err(abort(Some(upload), e).await);
+                }
+                if let Err(e) = upload.complete().await {
+                    return Err(abort(Some(upload), e).await);
+                }
+                upload.guard.disarm();
+            }
+        }
+        Ok(ingest.finish(key))
+    }
+
+    async fn start_multipart(&self, object: &str) -> Result<Multipart> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(object)
+            .send()
+            .await
+            .map_err(|e| s3_error("CreateMultipartUpload", e))?;
+        let upload_id = out
+            .upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::S3 {
+                operation: "CreateMultipartUpload",
+                retriable: false,
+                message: "no upload id in the response".into(),
+            })?;
+        Ok(Multipart::new(
+            self.client.clone(),
+            self.bucket.clone(),
+            object.to_owned(),
+            upload_id,
+        ))
+    }
+
+    /// `CopyObject` + `DeleteObject`. A missing source is [`Error::NotFound`].
+    async fn move_object(&self, from: &str, to: &str) -> Result<()> {
+        let source = format!("{}/{}", self.bucket, encode_key(from));
+        match self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .copy_source(source)
+            .key(to)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Err(Error::NotFound),
+            Err(e) => return Err(s3_error("CopyObject", e)),
+        }
+        self.delete_key(from).await
+    }
+
+    async fn make_permanent_impl(&self, did: &Did, key: &str, cid: &Cid) -> Result<()> {
+        let from = S3BlobStore::temp_key(did, key)?;
+        let to = S3BlobStore::blob_key(did, cid)?;
+        // Optimistic move (the usual case); a missing temp object is fine when the blob
+        // is already permanent (an earlier or concurrent call).
+        match self.move_object(&from, &to).await {
+            Err(Error::NotFound) if self.has_key(&to).await? => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn get_impl(&self, did: &Did, cid: &Cid, range: Option<ByteRange>) -> Result<BlobStream> {
+        let key = S3BlobStore::blob_key(did, cid)?;
+        // Ranges S3 would ignore rather than refuse (`5-2`, `-0`) are refused here.
+        if let Some(ByteRange::FromTo(start, end)) = range
+            && start > end
+        {
+            return Err(self.unsatisfiable(&key).await);
+        }
+        if range == Some(ByteRange::Suffix(0)) {
+            return Err(self.unsatisfiable(&key).await);
+        }
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .set_range(range.map(ByteRange::header_value))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if is_not_found(&e) => return Err(Error::NotFound),
+            Err(e) if is_invalid_range(&e) => return Err(self.unsatisfiable(&key).await),
+            Err(e) => return Err(s3_error("GetObject", e)),
+        };
+        let length = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| bad_response("GetObject", "no Content-Length"))?;
+        let (size, served) = match (range, out.content_range()) {
+            (None, _) => (length, None),
+            (Some(_), Some(header)) => {
+                let (first, last, size) = parse_content_range(header)
+                    .ok_or_else(|| bad_response("GetObject", "malformed Content-Range"))?;
+                (size, Some((first, last)))
+            }
+            // The server ignored the range and sent everything: select it ourselves.
+            (Some(r), None) => {
+                let (first, last) = r
+                    .resolve(length)
+                    .ok_or(Error::RangeNotSatisfiable { size: length })?;
+                let body = body_stream(out.body).skip_bytes(first, last - first + 1);
+                return Ok(BlobStream {
+                    size: length,
+                    range: Some((first, last)),
+                    stream: body,
+                });
+            }
+        };
+        Ok(BlobStream {
+            size,
+            range: served,
+            stream: body_stream(out.body),
+        })
+    }
+
+    /// [`Error::RangeNotSatisfiable`] with the blob's size, or [`Error::NotFound`].
+    async fn unsatisfiable(&self, key: &str) -> Error {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Error::RangeNotSatisfiable {
+                size: out
+                    .content_length()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0),
+            },
+            Err(e) if is_not_found(&e) => Error::NotFound,
+            Err(e) => s3_error("HeadObject", e),
+        }
+    }
+
+    async fn has_key(&self, key: &str) -> Result<bool> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(s3_error("HeadObject", e)),
+        }
+    }
+
+    async fn delete_key(&self, key: &str) -> Result<()> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(s3_error("DeleteObject", e)),
+        }
+    }
+
+    async fn delete_keys(&self, keys: Vec<String>) -> Result<()> {
+        for batch in keys.chunks(DELETE_BATCH) {
+            let objects = batch
+                .iter()
+                .map(|key| ObjectIdentifier::builder().key(key).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| build_error("DeleteObjects", e))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| build_error("DeleteObjects", e))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| s3_error("DeleteObjects", e))?;
+            // Per-key failures; a key already gone is not one.
+            if let Some(failed) = out.errors().iter().find(|e| e.code() != Some("NoSuchKey")) {
+                return Err(Error::S3 {
+                    operation: "DeleteObjects",
+                    retriable: matches!(failed.code(), Some("InternalError" | "SlowDown")),
+                    message: format!(
+                        "{}: {} {}",
+                        failed.key().unwrap_or("?"),
+                        failed.code().unwrap_or("?"),
+                        failed.message().unwrap_or("")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key under `prefix`, with its modification time, page by page; stops once
+    /// `keep` has accepted `limit` of them.
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+        mut keep: impl FnMut(&str, Option<SystemTime>) -> bool,
+    ) -> Result<usize> {
+        let mut kept = 0;
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| s3_error("ListObjectsV2", e))?;
+            for object in out.contents() {
+                if kept >= limit {
+                    return Ok(kept);
+                }
+                let Some(key) = object.key() else { continue };
+                let modified = object
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                if keep(key, modified) {
+                    kept += 1;
+                }
+            }
+            match out.next_continuation_token() {
+                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(kept),
+            }
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let mut keys = Vec::new();
+        self.list_prefix(prefix, usize::MAX, |key, _| {
+            keys.push(key.to_owned());
+            true
+        })
+        .await?;
+        self.delete_keys(keys).await
+    }
+
+    /// Aborts unfinished multipart uploads under `prefix`.
+    async fn abort_uploads(&self, prefix: &str) -> Result<()> {
+        let mut key_marker: Option<String> = None;
+        let mut id_marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| s3_error("ListMultipartUploads", e))?;
+            for upload in out.uploads() {
+                if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
+                    match self
+                        .client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(id)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(s3_error("AbortMultipartUpload", e)),
+                    }
+                }
+            }
+            if out.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            id_marker = out.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn delete_all_impl(&self, did: &Did) -> Result<()> {
+        let did = did_segment(did)?;
+        self.abort_uploads(&format!("{TMP}/{did}/")).await?;
+        for area in [BLOCKS, TMP, QUARANTINE] {
+            self.delete_prefix(&format!("{area}/{did}/")).await?;
+        }
+        Ok(())
+    }
+
+    async fn list_temp_impl(&self, cutoff: SystemTime, limit: usize) -> Result<Vec<TempEntry>> {
+        let mut found = Vec::new();
+        self.list_prefix(&format!("{TMP}/"), limit, |key, modified| {
+            let Some(entry) = parse_temp_key(key, modified) else {
+                return false;
+            };
+            if entry.modified >= cutoff {
+                return false;
+            }
+            found.push(entry);
+            true
+        })
+        .await?;
+        Ok(found)
+    }
+}
+
+impl BlobStore for S3BlobStore {
+    fn put_temp<'a>(
+        &'a self,
+        did: &'a Did,
+        data: ByteStream,
+        max_size: u64,
+    ) -> BoxFuture<'a, Result<TempBlob>> {
+        self.put_temp_impl(did, data, max_size).boxed()
+    }
+
+    fn make_permanent<'a>(
+        &'a self,
+        did: &'a Did,
+        temp_key: &'a str,
+        cid: &'a Cid,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.make_permanent_impl(did, temp_key, cid).boxed()
+    }
+
+    fn get<'a>(
+        &'a self,
+        did: &'a Did,
+        cid: &'a Cid,
+        range: Option<ByteRange>,
+    ) -> BoxFuture<'a, Result<BlobStream>> {
+        self.get_impl(did, cid, range).boxed()
+    }
+
+    fn has<'a>(&'a self, did: &'a Did, cid: &'a Cid) -> BoxFuture<'a, Result<bool>> {
+        async move { self.has_key(&S3BlobStore::blob_key(did, cid)?).await }.boxed()
+    }
+
+    fn has_temp<'a>(&'a self, did: &'a Did, temp_key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        async move { self.has_key(&S3BlobStore::temp_key(did, temp_key)?).await }.boxed()
+    }
+
+    fn delete<'a>(&'a self, did: &'a Did, cid: &'a Cid) -> BoxFuture<'a, Result<()>> {
+        async move { self.delete_key(&S3BlobStore::blob_key(did, cid)?).await }.boxed()
+    }
+
+    fn delete_many<'a>(&'a self, did: &'a Did, cids: &'a [Cid]) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let keys = cids
+                .iter()
+                .map(|cid| S3BlobStore::blob_key(did, cid))
+                .collect::<Result<Vec<_>>>()?;
+            self.delete_keys(keys).await
+        }
+        .boxed()
+    }
+
+    fn delete_temp<'a>(&'a self, did: &'a Did, temp_key: &'a str) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.delete_key(&S3BlobStore::temp_key(did, temp_key)?)
+                .await
+        }
+        .boxed()
+    }
+
+    fn quarantine<'a>(&'a self, did: &'a Did, cid: &'a Cid) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let from = S3BlobStore::blob_key(did, cid)?;
+            let to = S3BlobStore::quarantine_key(did, cid)?;
+            self.move_object(&from, &to).await
+        }
+        .boxed()
+    }
+
+    fn unquarantine<'a>(&'a self, did: &'a Did, cid: &'a Cid) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let from = S3BlobStore::quarantine_key(did, cid)?;
+            let to = S3BlobStore::blob_key(did, cid)?;
+            self.move_object(&from, &to).await
+        }
+        .boxed()
+    }
+
+    fn list_temp_older_than<'a>(
+        &'a self,
+        cutoff: SystemTime,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<TempEntry>>> {
+        self.list_temp_impl(cutoff, limit).boxed()
+    }
+
+    fn delete_all<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<()>> {
+        self.delete_all_impl(did).boxed()
+    }
+}

@@ -1,0 +1,208 @@
+//! A real S3-compatible server (moto's S3 service) as a child process on 127.0.0.1.
+//!
+//! `scripts/s3-deps.sh` installs it on first use into `<cache>/s3` (the cache is
+//! `$ROOKERY_TEST_CACHE` or `$HOME/.cache/rookery-test`) and prints
+//! `ROOKERY_S3_PYTHON=…`; `tests/s3/moto-server.py` binds a free port, prints its URL once
+//! listening, and exits when its stdin closes. A server that cannot start is a test
+//! failure, never a skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use rookery::config::{S3Config, S3Credentials, Secret};
+
+/// How long the server may take to print its URL.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Moto accepts any credentials; these are placeholders.
+const ACCESS_KEY: &str = "rookery-test";
+const SECRET_KEY: &str = "rookery-test-secret";
+const REGION: &str = "us-east-1";
+
+/// A running server; killed (and reaped) on drop.
+pub struct S3Server {
+    child: Child,
+    /// Held open: the server exits when its stdin reaches EOF.
+    _stdin: ChildStdin,
+    url: String,
+}
+
+impl S3Server {
+    /// Installs (first time only) and starts the server; panics if it cannot. Prints the
+    /// install check and start-up times to stderr.
+    pub fn start() -> S3Server {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let begin = Instant::now();
+        let python = python_binary(repo);
+        let installed = begin.elapsed();
+        let begin = Instant::now();
+        let mut child = Command::new(&python)
+            .arg(repo.join("tests/s3/moto-server.py"))
+            .current_dir(repo)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+
+        // Read the first stdout line on a thread so the wait can time out.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let result = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send(result);
+            let mut sink = String::new();
+            while matches!(reader.read_line(&mut sink), Ok(n) if n > 0) {
+                sink.clear();
+            }
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("S3 server did not start: {other:?}");
+            }
+        };
+        let Some(url) = line.trim().strip_prefix("S3_URL=").map(str::to_owned) else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("S3 server printed {line:?} instead of S3_URL=… (exit: {status:?})");
+        };
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "S3 server must listen on 127.0.0.1 only: {url}"
+        );
+        eprintln!(
+            "s3 test server: deps check {:.2}s, start {:.2}s, {url}",
+            installed.as_secs_f64(),
+            begin.elapsed().as_secs_f64()
+        );
+        S3Server {
+            child,
+            _stdin: stdin,
+            url,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Rookery's configuration for `bucket` on this server (path-style, static keys).
+    pub fn config(&self, bucket: &str) -> S3Config {
+        S3Config {
+            bucket: bucket.to_owned(),
+            region: Some(REGION.to_owned()),
+            endpoint: Some(url::Url::parse(&self.url).expect("server URL")),
+            force_path_style: true,
+            credentials: Some(S3Credentials {
+                access_key_id: ACCESS_KEY.to_owned(),
+                secret_access_key: Secret::new(SECRET_KEY),
+            }),
+        }
+    }
+
+    /// A plain SDK client for inspecting the server.
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.url)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Creates a bucket (the server starts empty).
+    pub async fn create_bucket(&self, bucket: &str) {
+        self.client()
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create bucket {bucket}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(&e)
+                )
+            });
+    }
+
+    /// Every object key in `bucket`, and every multipart upload still open, sorted.
+    pub async fn inventory(&self, bucket: &str) -> Vec<String> {
+        let client = self.client();
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let out = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .expect("ListObjectsV2");
+            found.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            token = out.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let uploads = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("ListMultipartUploads");
+        found.extend(
+            uploads
+                .uploads()
+                .iter()
+                .map(|u| format!("multipart:{}", u.key().unwrap_or("?"))),
+        );
+        found.sort();
+        found
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ROOKERY_S3_PYTHON` as printed by `scripts/s3-deps.sh` (a quick stamp check after the
+/// first install).
+fn python_binary(repo: &Path) -> PathBuf {
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/s3-deps.sh"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cannot run scripts/s3-deps.sh");
+    assert!(
+        out.status.success(),
+        "scripts/s3-deps.sh failed: {}",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let python = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ROOKERY_S3_PYTHON="))
+        .unwrap_or_else(|| panic!("no ROOKERY_S3_PYTHON in {text:?}"));
+    PathBuf::from(python)
+}
