@@ -7,8 +7,11 @@
 //! - [`crypto`]: secp256k1 / P-256 keys, `did:key`, low-S signatures;
 //! - [`repo`]: the repository engine (DAG-CBOR, CIDs, MST, commits, CAR), storage-agnostic;
 //! - [`lexicon`]: Lexicon schemas, the embedded catalog, record and XRPC validation;
+//! - [`actor`]: per-account stores and the repository service (writes, reads);
+//! - [`sequencer`]: the firehose event log and the outbox that fills it;
 //! - [`store`]: SQLite persistence (the block store behind the repo engine).
 
+pub mod actor;
 pub mod auth;
 pub mod config;
 pub mod crypto;
@@ -16,6 +19,7 @@ pub mod error;
 pub mod identity;
 pub mod lexicon;
 pub mod repo;
+pub mod sequencer;
 pub mod server;
 pub mod store;
 pub mod syntax;
