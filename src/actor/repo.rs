@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use cid::Cid;
 
 use super::locks::KeyedLocks;
-use super::stores::{ActorHandle, ActorStores};
+use super::stores::{ActorHandle, ActorStores, CachedRepo};
 use super::{Error, Result, SwapMismatch};
 use crate::crypto::Keypair;
 use crate::repo::cbor::find_blobs;
@@ -195,11 +195,16 @@ impl ActorRepo {
             queued.push(events::sync_event(did, &data.cid, block, &data.rev, &time).await?);
         }
         self.persist(handle, data, &[], &queued, &time).await?;
-        Ok(CommitResult {
+        let result = CommitResult {
             cid: data.cid,
             rev: data.rev.clone(),
             results: Vec::new(),
-        })
+        };
+        handle.put_repo(CachedRepo {
+            repo: Repo::apply(prepared),
+            uses: 0,
+        });
+        Ok(result)
     }
 
     /// Applies `writes` to `did`'s repository as one signed commit and announces it on the
@@ -249,7 +254,12 @@ impl ActorRepo {
                 current: head.cid,
             }));
         }
-        let repo = Repo::load(handle.block_store(), head.cid).await?;
+        let (repo, uses) = match handle.take_repo() {
+            Some(cached) if cached.repo.cid() == head.cid && cached.uses < CachedRepo::MAX_USES => {
+                (cached.repo, cached.uses + 1)
+            }
+            _ => (Repo::load(handle.block_store(), head.cid).await?, 1),
+        };
         let (ops, swaps): (Vec<Write>, Vec<Option<Option<Cid>>>) =
             writes.into_iter().map(|w| (w.write, w.swap)).unzip();
         for (write, swap) in ops.iter().zip(&swaps) {
@@ -314,11 +324,16 @@ impl ActorRepo {
         let time = events::now();
         let event = events::commit_event(data, &time).await?;
         self.persist(handle, data, &index, &[event], &time).await?;
-        Ok(CommitResult {
+        let result = CommitResult {
             cid: data.cid,
             rev: data.rev.clone(),
             results,
-        })
+        };
+        handle.put_repo(CachedRepo {
+            repo: Repo::apply(prepared),
+            uses,
+        });
+        Ok(result)
     }
 
     /// The one actor-store transaction of a commit: the outbox rows known to be moved
@@ -507,6 +522,45 @@ impl ActorRepo {
             .sequencer
             .sequence_event(did.as_str(), &event)
             .await?)
+    }
+
+    /// Appends an `#identity` event for `did` after any of its events still in the outbox
+    /// (the account's store may be gone, e.g. after deletion). Returns its `seq`.
+    pub async fn sequence_identity(&self, did: &Did, handle: Option<&Handle>) -> Result<i64> {
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        self.publish_leftovers(did).await?;
+        let handle = handle.map(Handle::as_str);
+        Ok(self
+            .0
+            .sequencer
+            .sequence_identity(did.as_str(), handle)
+            .await?)
+    }
+
+    /// Appends an `#account` event for `did` after any of its events still in the outbox.
+    /// `status` (`takendown`, `deactivated`, …) is left out when `active`. Returns its `seq`.
+    pub async fn sequence_account(
+        &self,
+        did: &Did,
+        active: bool,
+        status: Option<&str>,
+    ) -> Result<i64> {
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        self.publish_leftovers(did).await?;
+        Ok(self
+            .0
+            .sequencer
+            .sequence_account(did.as_str(), active, status)
+            .await?)
+    }
+
+    /// Moves what `did`'s outbox still holds, if it has a store, so a direct event written
+    /// next is sequenced after them. The caller holds the account's writer lock.
+    async fn publish_leftovers(&self, did: &Did) -> Result<()> {
+        if let Some(handle) = self.0.stores.open(did).await? {
+            self.publish(&handle).await?;
+        }
+        Ok(())
     }
 
     /// Deletes `did`'s store and key after moving any events still in its outbox. Returns

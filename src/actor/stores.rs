@@ -39,6 +39,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use super::locks::KeyedLocks;
 use super::{Error, keyfile};
 use crate::crypto::Keypair;
+use crate::repo::repository::Repo;
 use crate::store::SqliteBlockStore;
 use crate::store::sqlite::{self, OpenOptions};
 use crate::syntax::Did;
@@ -152,6 +153,21 @@ pub(crate) struct OutboxState {
     pub(crate) moved_through: AtomicI64,
 }
 
+/// The repository as of its last commit through this entry, kept so the next write need not
+/// load the commit and re-read the MST path from the database. Only the account's writer
+/// (holding its lock) takes and puts it; it is used only if its commit is still the head.
+#[derive(Debug)]
+pub(crate) struct CachedRepo {
+    pub(crate) repo: Repo<SqliteBlockStore>,
+    /// Commits formatted on this value since it was loaded. The tree keeps every node it has
+    /// loaded; reloading after [`CachedRepo::MAX_USES`] commits bounds that memory.
+    pub(crate) uses: u32,
+}
+
+impl CachedRepo {
+    pub(crate) const MAX_USES: u32 = 64;
+}
+
 /// One open account store.
 #[derive(Debug)]
 pub(crate) struct ActorEntry {
@@ -160,6 +176,7 @@ pub(crate) struct ActorEntry {
     pool: SqlitePool,
     keypair: Keypair,
     pub(crate) outbox: OutboxState,
+    repo: Mutex<Option<CachedRepo>>,
     permit: Option<OwnedSemaphorePermit>,
     open_pools: Arc<AtomicUsize>,
     handle_dropped: Arc<Notify>,
@@ -232,6 +249,16 @@ impl ActorHandle {
 
     pub(crate) fn outbox(&self) -> &OutboxState {
         &self.0.outbox
+    }
+
+    /// Takes the cached repository, if any.
+    pub(crate) fn take_repo(&self) -> Option<CachedRepo> {
+        self.0.repo.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Caches the repository after a commit.
+    pub(crate) fn put_repo(&self, cached: CachedRepo) {
+        *self.0.repo.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached);
     }
 }
 
@@ -360,6 +387,7 @@ impl ActorStores {
                 pending_marked: AtomicBool::new(false),
                 moved_through: AtomicI64::new(-1),
             },
+            repo: Mutex::new(None),
             permit: Some(permit),
             open_pools: self.0.open_pools.clone(),
             handle_dropped: self.0.handle_dropped.clone(),

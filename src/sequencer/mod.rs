@@ -32,7 +32,9 @@
 //! write also moves any leftover rows before its own, so order is kept even before
 //! recovery has run. Events that do not belong to a commit (`#identity`, `#account`) are
 //! written straight into `repo_seq` ([`Sequencer::sequence_identity`],
-//! [`Sequencer::sequence_account`]).
+//! [`Sequencer::sequence_account`]); `ActorRepo`'s methods of the same names first move the
+//! account's leftover outbox rows, under its writer lock, so such an event never overtakes
+//! an earlier commit.
 //!
 //! Both databases run with `synchronous = FULL` (the WAL is fsynced at every commit): an
 //! event a relay has seen must never disappear. A write therefore costs two fsyncs: the
@@ -74,6 +76,8 @@ pub enum Error {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Event(#[from] events::Error),
+    #[error("creating the sequencer database's directory failed: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// One event of `repo_seq`.
@@ -103,9 +107,13 @@ struct Inner {
 }
 
 impl Sequencer {
-    /// Opens (creating it if missing) the sequencer database at `path` and migrates it. WAL,
-    /// `synchronous = FULL` (see the module docs), a 5 s busy timeout, 4 connections.
+    /// Opens (creating it and its directory if missing) the sequencer database at `path` and
+    /// migrates it. WAL, `synchronous = FULL` (see the module docs), a 5 s busy timeout, 4
+    /// connections.
     pub async fn open(path: &Path) -> Result<Self, Error> {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
         let connect = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -24,8 +24,13 @@ async fn open_temp() -> (tempfile::TempDir, Sequencer) {
 
 #[tokio::test]
 async fn database_settings_and_schema() {
-    let (dir, seq) = open_temp().await;
-    assert!(dir.path().join(DATABASE_FILE).exists());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    let seq = Sequencer::open_in(&dir).await.unwrap();
+    assert!(
+        dir.join(DATABASE_FILE).exists(),
+        "creates the data directory too"
+    );
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(seq.pool())
         .await
@@ -48,7 +53,7 @@ async fn database_settings_and_schema() {
     );
     // Reopening runs no migration twice.
     drop(seq);
-    let again = Sequencer::open_in(dir.path()).await.unwrap();
+    let again = Sequencer::open_in(&dir).await.unwrap();
     let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
         .fetch_all(again.pool())
         .await

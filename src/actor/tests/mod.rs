@@ -143,6 +143,8 @@ fn futures_are_send(repo: &ActorRepo, did: &Did, key: &Keypair, n: &Nsid, k: &Re
     send(repo.apply_writes(did, Vec::new(), None));
     send(repo.recover());
     send(repo.sequence_sync(did));
+    send(repo.sequence_account(did, true, None));
+    send(repo.sequence_identity(did, None));
     send(repo.destroy_repo(did));
     send(repo.get_record(did, n, k, None));
     send(repo.list_records(did, n, 10, None, false));

@@ -182,3 +182,47 @@ async fn recovery_visits_only_pending_accounts() {
     assert_sequenced(&env, &alice, &[a.unwrap()]).await;
     assert!(env.events().await.iter().all(|e| e.did == alice.as_str()));
 }
+
+/// Direct events written through the service follow the account's leftover commits.
+#[tokio::test]
+async fn account_and_identity_events_follow_leftover_commits() {
+    let env = Env::new(4).await;
+    let alice = did(1);
+    env.account(&alice).await;
+    let rev = write_until(&env, &alice, "3kaaaaaaaaaa2", Stop::Committed)
+        .await
+        .unwrap();
+    let account_seq = env
+        .repo
+        .sequence_account(&alice, false, Some("deactivated"))
+        .await
+        .unwrap();
+    let identity_seq = env
+        .repo
+        .sequence_identity(&alice, Some(&handle("alice.test")))
+        .await
+        .unwrap();
+    let kinds: Vec<(i64, String, Option<String>)> = env
+        .events()
+        .await
+        .into_iter()
+        .map(|e| (e.seq, e.event_type, e.rev))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (1, "commit".to_owned(), Some(rev)),
+            (account_seq, "account".to_owned(), None),
+            (identity_seq, "identity".to_owned(), None),
+        ]
+    );
+    assert_eq!((account_seq, identity_seq), (2, 3));
+    // An account without a store (deleted) still gets its events.
+    env.repo.destroy_repo(&alice).await.unwrap();
+    let seq = env
+        .repo
+        .sequence_account(&alice, false, Some("deleted"))
+        .await
+        .unwrap();
+    assert_eq!(seq, 4);
+}

@@ -698,3 +698,38 @@ async fn root_rev_count(env: &Env, d: &Did) -> i64 {
         .await
         .unwrap()
 }
+
+/// The repository cached by a writer is used only while its commit is the head: a commit
+/// made through another instance (as after a restart) is picked up, not overwritten.
+#[tokio::test]
+async fn a_stale_cached_repository_is_not_used() {
+    let env = Env::new(8).await;
+    let alice = did(1);
+    let key = env.account(&alice).await;
+    env.repo
+        .apply_writes(&alice, vec![post_write("3kaaaaaaaaaa2", "one")], None)
+        .await
+        .unwrap();
+    let other = super::open_service(&env.dir, 8).await;
+    other
+        .apply_writes(&alice, vec![post_write("3kaaaaaaaaab2", "two")], None)
+        .await
+        .unwrap();
+    let third = env
+        .repo
+        .apply_writes(&alice, vec![post_write("3kaaaaaaaaac2", "three")], None)
+        .await
+        .unwrap();
+    assert_eq!(env.repo.current_root(&alice).await.unwrap().cid, third.cid);
+    assert_eq!(assert_consistent(&env.repo, &alice, &key).await, 3);
+    // More commits than a cached value serves before it is reloaded.
+    for i in 0..(2 * crate::actor::stores::CachedRepo::MAX_USES) {
+        let rk = format!("3kab{i:09}");
+        env.repo
+            .apply_writes(&alice, vec![post_write(&rk, "x")], None)
+            .await
+            .unwrap();
+    }
+    let n = 3 + 2 * crate::actor::stores::CachedRepo::MAX_USES as usize;
+    assert_eq!(assert_consistent(&env.repo, &alice, &key).await, n);
+}
