@@ -11,6 +11,7 @@ use super::stores::{ActorHandle, ActorStores, CachedRepo};
 use super::{Error, Result, SwapMismatch};
 use crate::crypto::Keypair;
 use crate::repo::cbor::find_blobs;
+use crate::repo::mst::RecordOp;
 use crate::repo::repository::{self, CommitData, Repo, Write};
 use crate::sequencer::Sequencer;
 use crate::sequencer::events::{self, Event, MAX_COMMIT_OPS};
@@ -293,13 +294,12 @@ impl ActorRepo {
             let put = match (record, op) {
                 (
                     Some(record),
-                    repository_op @ (crate::repo::mst::RecordOp::Create { cid, .. }
-                    | crate::repo::mst::RecordOp::Update { cid, .. }),
+                    op @ (RecordOp::Create { cid, .. } | RecordOp::Update { cid, .. }),
                 ) => {
                     let len = data.new_blocks.get(cid).map_or(0, |b| b.len());
                     if len > MAX_RECORD_LEN {
                         return Err(Error::RecordTooLarge {
-                            path: repository_op.key().to_owned(),
+                            path: op.key().to_owned(),
                             len,
                             max: MAX_RECORD_LEN,
                         });
