@@ -11,6 +11,11 @@
 //! - [`accounts`]: the account database (credentials, sessions, invites, e-mail tokens).
 
 pub mod accounts;
+//! - [`actor`]: per-account stores and the repository service (writes, reads);
+//! - [`sequencer`]: the firehose event log and the outbox that fills it;
+//! - [`store`]: SQLite persistence (the block store behind the repo engine).
+
+pub mod actor;
 pub mod auth;
 pub mod bench;
 pub mod blobs;
@@ -22,6 +27,7 @@ pub mod identity;
 pub mod lexicon;
 pub mod proxy;
 pub mod repo;
+pub mod sequencer;
 pub mod server;
 pub mod store;
 pub mod syntax;

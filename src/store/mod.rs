@@ -1,8 +1,9 @@
 //! SQLite persistence.
 //!
 //! Each account has its own SQLite database, the *actor store* (schema in
-//! `migrations/actor/`): the repository's blocks, its head (`repo_root`), and later its
-//! records, blob references and preferences. [`sqlite`] opens it and runs the migrations.
+//! `migrations/actor/`): the repository's blocks, its head (`repo_root`), the records index
+//! and blob references ([`records`]), preferences, and the firehose outbox ([`outbox`]).
+//! [`sqlite`] opens it and runs the migrations.
 //!
 //! All SQL lives in functions that take `&mut SqliteConnection` ([`blocks`], [`root`]), so the
 //! same function runs on a pooled connection or inside a transaction: a commit writes its
@@ -15,6 +16,8 @@ pub mod block_store;
 pub mod blocks;
 pub mod commit;
 pub mod export;
+pub mod outbox;
+pub mod records;
 pub mod root;
 pub mod sqlite;
 

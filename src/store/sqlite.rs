@@ -31,6 +31,10 @@ pub struct OpenOptions {
     /// How long a statement waits for another connection's lock before failing with
     /// `SQLITE_BUSY`. Commits are short, so a few seconds is generous.
     pub busy_timeout: Duration,
+    /// How long an unused connection stays open before the pool closes it (`None`: never).
+    /// Each open connection is a thread; with one pool per cached account, a short timeout
+    /// keeps idle accounts from holding threads. Default 10 minutes (sqlx's default).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for OpenOptions {
@@ -38,6 +42,7 @@ impl Default for OpenOptions {
         Self {
             max_connections: 4,
             busy_timeout: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(10 * 60)),
         }
     }
 }
@@ -64,6 +69,7 @@ pub async fn open(path: &Path, opts: &OpenOptions) -> Result<SqlitePool, Error> 
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(opts.max_connections.max(1))
+        .idle_timeout(opts.idle_timeout)
         .connect_with(connect)
         .await?;
     ACTOR_MIGRATOR.run(&pool).await?;
@@ -110,6 +116,7 @@ mod tests {
         let opts = OpenOptions {
             max_connections: 3,
             busy_timeout: Duration::from_millis(2500),
+            idle_timeout: Some(Duration::from_secs(7)),
         };
         let pool = open(&path, &opts).await.unwrap();
         assert!(path.exists());
@@ -135,6 +142,10 @@ mod tests {
             .unwrap();
         assert_eq!(busy, 2500);
         assert_eq!(pool.options().get_max_connections(), 3);
+        assert_eq!(
+            pool.options().get_idle_timeout(),
+            Some(Duration::from_secs(7))
+        );
     }
 
     async fn applied_versions(pool: &SqlitePool) -> Vec<i64> {
@@ -153,29 +164,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("actor.sqlite");
         let first = open(&path, &OpenOptions::default()).await.unwrap();
-        assert_eq!(expected_versions(), vec![1]);
-        assert_eq!(applied_versions(&first).await, vec![1]);
+        assert_eq!(expected_versions(), vec![1, 2]);
+        assert_eq!(applied_versions(&first).await, vec![1, 2]);
         // A second pool on the same file while the first is open, then a reopen after close.
         let second = open(&path, &OpenOptions::default()).await.unwrap();
-        assert_eq!(applied_versions(&second).await, vec![1]);
+        assert_eq!(applied_versions(&second).await, vec![1, 2]);
         second.close().await;
         first.close().await;
         let third = open(&path, &OpenOptions::default()).await.unwrap();
-        assert_eq!(applied_versions(&third).await, vec![1]);
+        assert_eq!(applied_versions(&third).await, vec![1, 2]);
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name",
         )
         .fetch_all(&third)
         .await
         .unwrap();
-        assert_eq!(tables, vec!["repo_block", "repo_root"]);
+        assert_eq!(
+            tables,
+            vec![
+                "account_pref",
+                "record",
+                "record_blob",
+                "repo_block",
+                "repo_root",
+                "repo_seq_outbox",
+                "sqlite_sequence"
+            ]
+        );
     }
 
     #[tokio::test]
     async fn in_memory_databases_are_private_and_migrated() {
         let a = open_in_memory().await.unwrap();
         let b = open_in_memory().await.unwrap();
-        assert_eq!(applied_versions(&a).await, vec![1]);
+        assert_eq!(applied_versions(&a).await, vec![1, 2]);
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
             .fetch_one(&a)
             .await
@@ -204,6 +226,7 @@ mod tests {
         let opts = OpenOptions {
             max_connections: 2,
             busy_timeout: Duration::from_millis(100),
+            ..OpenOptions::default()
         };
         let pool = open(&dir.path().join("actor.sqlite"), &opts).await.unwrap();
         let tx = begin_write(&pool).await.unwrap();

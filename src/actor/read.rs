@@ -1,0 +1,95 @@
+//! Reads of [`ActorRepo`]: records and the head. They take no writer lock: each is one
+//! query on a pooled connection and sees the last committed state (WAL readers run beside a
+//! writer).
+
+use cid::Cid;
+
+use super::repo::ActorRepo;
+use super::{Error, Result};
+use crate::repo::cbor::{self, Ipld};
+use crate::store::records::{self, StoredRecord};
+use crate::store::root::{self, RepoRoot};
+use crate::syntax::{Did, Nsid, RecordKey};
+
+/// A record as read from the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordEntry {
+    /// `at://<did>/<collection>/<rkey>`.
+    pub uri: String,
+    pub cid: Cid,
+    pub value: Ipld,
+    /// When this version was written (RFC 3339, UTC).
+    pub indexed_at: String,
+}
+
+/// One page of [`ActorRepo::list_records`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPage {
+    pub records: Vec<RecordEntry>,
+    /// The last record's key, to pass as the next page's cursor; `None` when the page is
+    /// empty (the reference returns a cursor with every non-empty page).
+    pub cursor: Option<String>,
+}
+
+fn entry(record: StoredRecord) -> Result<RecordEntry> {
+    Ok(RecordEntry {
+        value: cbor::decode(&record.content).map_err(Error::StoredRecord)?,
+        uri: record.uri,
+        cid: record.cid,
+        indexed_at: record.indexed_at,
+    })
+}
+
+impl ActorRepo {
+    /// The record at `collection/rkey` (with `cid`: only that version), unless it is absent
+    /// or taken down.
+    pub async fn get_record(
+        &self,
+        did: &Did,
+        collection: &Nsid,
+        rkey: &RecordKey,
+        cid: Option<&Cid>,
+    ) -> Result<Option<RecordEntry>> {
+        let handle = self.open_required(did).await?;
+        let mut conn = handle.pool().acquire().await?;
+        let record = records::get(&mut conn, collection.as_str(), rkey.as_str(), cid).await?;
+        record.map(entry).transpose()
+    }
+
+    /// A page of `collection`'s records (taken-down ones left out), by record key:
+    /// descending, or ascending with `reverse`; after `cursor` (a record key from a previous
+    /// page) in that order; `limit` clamped to 1..=100.
+    pub async fn list_records(
+        &self,
+        did: &Did,
+        collection: &Nsid,
+        limit: u32,
+        cursor: Option<&str>,
+        reverse: bool,
+    ) -> Result<RecordPage> {
+        let handle = self.open_required(did).await?;
+        let rows = {
+            let mut conn = handle.pool().acquire().await?;
+            records::list(&mut conn, collection.as_str(), limit, cursor, reverse).await?
+        };
+        let cursor = rows.last().map(|r| r.rkey.clone());
+        let records = rows.into_iter().map(entry).collect::<Result<_>>()?;
+        Ok(RecordPage { records, cursor })
+    }
+
+    /// The collections of `did`'s repository that hold records, sorted.
+    pub async fn describe_collections(&self, did: &Did) -> Result<Vec<String>> {
+        let handle = self.open_required(did).await?;
+        let mut conn = handle.pool().acquire().await?;
+        Ok(records::collections(&mut conn).await?)
+    }
+
+    /// The head of `did`'s repository.
+    pub async fn current_root(&self, did: &Did) -> Result<RepoRoot> {
+        let handle = self.open_required(did).await?;
+        let mut conn = handle.pool().acquire().await?;
+        root::get(&mut conn)
+            .await?
+            .ok_or_else(|| Error::RepoNotFound(did.to_string()))
+    }
+}

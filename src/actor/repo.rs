@@ -1,0 +1,609 @@
+//! [`ActorRepo`]: creating repositories and applying writes to them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use cid::Cid;
+
+use super::locks::KeyedLocks;
+use super::stores::{ActorHandle, ActorStores, CachedRepo};
+use super::{Error, Result, SwapMismatch};
+use crate::crypto::Keypair;
+use crate::repo::cbor::find_blobs;
+use crate::repo::mst::RecordOp;
+use crate::repo::repository::{self, CommitData, Repo, Write};
+use crate::sequencer::Sequencer;
+use crate::sequencer::events::{self, Event, MAX_COMMIT_OPS};
+use crate::store::sqlite::begin_write;
+use crate::store::{commit, outbox, records, root};
+use crate::syntax::{AtUri, Did, Handle, Nsid, RecordKey, Tid, TidClock};
+
+/// Most writes in one commit (the firehose's limit on a `#commit`'s operations).
+pub const MAX_WRITES: usize = MAX_COMMIT_OPS;
+/// Largest record block, in bytes of DAG-CBOR (sync spec: records are at most 1 MB).
+pub const MAX_RECORD_LEN: usize = 1_000_000;
+/// Outbox rows moved into the sequencer per transaction.
+const MOVE_BATCH: u32 = 100;
+
+/// One write of a batch, with its optional compare-and-swap on the current record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    pub write: Write,
+    /// `swapRecord`: `None` checks nothing; `Some(None)` requires that no record exists at the
+    /// path (valid for creates only); `Some(Some(cid))` requires that the current record is
+    /// `cid` (updates and deletes). Any other combination, or a different current record, is
+    /// [`Error::InvalidSwap`].
+    pub swap: Option<Option<Cid>>,
+}
+
+impl From<Write> for RecordWrite {
+    fn from(write: Write) -> Self {
+        RecordWrite { write, swap: None }
+    }
+}
+
+/// What one write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResult {
+    pub uri: AtUri,
+    /// The new record's CID; `None` for a delete.
+    pub cid: Option<Cid>,
+}
+
+/// The commit a batch of writes produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitResult {
+    pub cid: Cid,
+    pub rev: String,
+    /// One per write, in order.
+    pub results: Vec<WriteResult>,
+}
+
+/// What [`ActorRepo::recover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Accounts found in `outbox_pending`.
+    pub visited: usize,
+    /// Events appended to `repo_seq` from outboxes.
+    pub moved: u64,
+    /// Accounts removed from `outbox_pending` (outbox empty, or store gone).
+    pub cleared: usize,
+    /// Accounts that failed (logged; they stay pending for the next start-up).
+    pub failed: usize,
+}
+
+/// The repository service: writes (serialised per account) and reads over [`ActorStores`],
+/// feeding the [`Sequencer`]. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct ActorRepo(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    stores: ActorStores,
+    sequencer: Sequencer,
+    clock: TidClock,
+    /// One writer per account at a time; accounts write in parallel.
+    ///
+    /// Lock order: this per-DID lock → the account's actor-store write transaction
+    /// (`BEGIN IMMEDIATE`) → a sequencer-database transaction. Each is taken only while
+    /// holding the ones before it, and the actor transaction is committed before the
+    /// sequencer one begins. Reads take no lock.
+    writers: KeyedLocks,
+}
+
+/// A records-index change of one write.
+struct IndexOp<'a> {
+    collection: &'a Nsid,
+    rkey: &'a RecordKey,
+    /// New CID and referenced blobs, or `None` for a delete.
+    put: Option<(Cid, Vec<Cid>)>,
+}
+
+impl ActorRepo {
+    pub fn new(stores: ActorStores, sequencer: Sequencer) -> Self {
+        ActorRepo(Arc::new(Inner {
+            stores,
+            sequencer,
+            clock: TidClock::default(),
+            writers: KeyedLocks::default(),
+        }))
+    }
+
+    pub fn stores(&self) -> &ActorStores {
+        &self.0.stores
+    }
+
+    pub fn sequencer(&self) -> &Sequencer {
+        &self.0.sequencer
+    }
+
+    pub(super) async fn open_required(&self, did: &Did) -> Result<ActorHandle> {
+        self.0
+            .stores
+            .open(did)
+            .await?
+            .ok_or_else(|| Error::RepoNotFound(did.to_string()))
+    }
+
+    /// Creates `did`'s store (key file included) and its repository's first, empty commit.
+    ///
+    /// With `announce`, the commit's transaction also queues, in this order, the events the
+    /// reference PDS emits for a new active account: `#identity` (with `announce` as the
+    /// handle), `#account` (active), `#commit` and `#sync`. Without it (an account created
+    /// deactivated, e.g. migrating in) nothing is announced. A store left without a head by an
+    /// interrupted creation is replaced; one with a repository is [`Error::AlreadyExists`].
+    /// If the commit fails, the new store is deleted again.
+    pub async fn create_repo(
+        &self,
+        did: &Did,
+        keypair: &Keypair,
+        announce: Option<&Handle>,
+    ) -> Result<CommitResult> {
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        let handle = match self.0.stores.create(did, keypair).await {
+            Err(Error::AlreadyExists(_)) => {
+                if let Some(existing) = self.0.stores.open(did).await? {
+                    let mut conn = existing.pool().acquire().await?;
+                    if root::get(&mut conn).await?.is_some() {
+                        return Err(Error::AlreadyExists(did.to_string()));
+                    }
+                }
+                self.0.stores.destroy(did).await?;
+                self.0.stores.create(did, keypair).await?
+            }
+            other => other?,
+        };
+        match self.init_repo(&handle, announce).await {
+            Ok(result) => {
+                self.publish_logged(&handle).await;
+                Ok(result)
+            }
+            Err(err) => {
+                drop(handle);
+                if let Err(cleanup) = self.0.stores.destroy(did).await {
+                    tracing::warn!(%did, error = %cleanup, "removing a half-created actor store failed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn init_repo(
+        &self,
+        handle: &ActorHandle,
+        announce: Option<&Handle>,
+    ) -> Result<CommitResult> {
+        let did = handle.did().as_str();
+        let rev = self.0.clock.next().to_string();
+        let prepared =
+            Repo::format_init(handle.block_store(), did, handle.keypair(), rev, &[]).await?;
+        let data = &prepared.data;
+        let time = events::now();
+        let mut queued = Vec::new();
+        if let Some(handle_name) = announce {
+            let block = data
+                .new_blocks
+                .get(&data.cid)
+                .ok_or(events::Error::MissingCommitBlock(data.cid))?;
+            queued.push(events::identity_event(
+                did,
+                Some(handle_name.as_str()),
+                &time,
+            )?);
+            queued.push(events::account_event(did, true, None, &time)?);
+            queued.push(events::commit_event(data, &time).await?);
+            queued.push(events::sync_event(did, &data.cid, block, &data.rev, &time).await?);
+        }
+        self.persist(handle, data, &[], &queued, &time).await?;
+        let result = CommitResult {
+            cid: data.cid,
+            rev: data.rev.clone(),
+            results: Vec::new(),
+        };
+        handle.put_repo(CachedRepo {
+            repo: Repo::apply(prepared),
+            uses: 0,
+        });
+        Ok(result)
+    }
+
+    /// Applies `writes` to `did`'s repository as one signed commit and announces it on the
+    /// firehose. With `swap_commit`, the current head must be that commit. At most
+    /// [`MAX_WRITES`] writes, each record at most [`MAX_RECORD_LEN`] bytes.
+    ///
+    /// Nothing is written when any check fails. Once the commit is durable the call
+    /// succeeds: if handing its event to the sequencer fails, the event stays in the outbox
+    /// and is moved by the account's next write or at start-up ([`ActorRepo::recover`]).
+    pub async fn apply_writes(
+        &self,
+        did: &Did,
+        writes: Vec<RecordWrite>,
+        swap_commit: Option<Cid>,
+    ) -> Result<CommitResult> {
+        if writes.len() > MAX_WRITES {
+            return Err(Error::TooManyWrites {
+                count: writes.len(),
+                max: MAX_WRITES,
+            });
+        }
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        let handle = self.open_required(did).await?;
+        let result = self.commit_writes(&handle, writes, swap_commit).await?;
+        self.publish_logged(&handle).await;
+        Ok(result)
+    }
+
+    /// Steps (a) and (b) of the outbox protocol for a batch of writes: the commit and its
+    /// event, durable together. The caller holds the account's writer lock.
+    pub(super) async fn commit_writes(
+        &self,
+        handle: &ActorHandle,
+        writes: Vec<RecordWrite>,
+        swap_commit: Option<Cid>,
+    ) -> Result<CommitResult> {
+        let did = handle.did();
+        let head = {
+            let mut conn = handle.pool().acquire().await?;
+            root::get(&mut conn).await?
+        }
+        .ok_or_else(|| Error::RepoNotFound(did.to_string()))?;
+        if let Some(expected) = swap_commit
+            && expected != head.cid
+        {
+            return Err(Error::InvalidSwap(SwapMismatch::Commit {
+                current: head.cid,
+            }));
+        }
+        let (repo, uses) = match handle.take_repo() {
+            Some(cached) if cached.repo.cid() == head.cid && cached.uses < CachedRepo::MAX_USES => {
+                (cached.repo, cached.uses + 1)
+            }
+            _ => (Repo::load(handle.block_store(), head.cid).await?, 1),
+        };
+        let (ops, swaps): (Vec<Write>, Vec<Option<Option<Cid>>>) =
+            writes.into_iter().map(|w| (w.write, w.swap)).unzip();
+        for (write, swap) in ops.iter().zip(&swaps) {
+            if let Some(expected) = swap {
+                check_swap(&repo, write, *expected).await?;
+            }
+        }
+
+        let prev =
+            Tid::try_from(head.rev.clone()).map_err(|_| Error::InvalidStoredRev(head.rev))?;
+        let rev = self.0.clock.next_after(&prev).to_string();
+        let prepared = repo.format_commit(&ops, handle.keypair(), rev).await?;
+        let data = &prepared.data;
+
+        let mut index = Vec::with_capacity(ops.len());
+        let mut results = Vec::with_capacity(ops.len());
+        for (write, op) in ops.iter().zip(&data.ops) {
+            let (collection, rkey, record) = match write {
+                Write::Create {
+                    collection,
+                    rkey,
+                    record,
+                }
+                | Write::Update {
+                    collection,
+                    rkey,
+                    record,
+                } => (collection, rkey, Some(record)),
+                Write::Delete { collection, rkey } => (collection, rkey, None),
+            };
+            let put = match (record, op) {
+                (
+                    Some(record),
+                    op @ (RecordOp::Create { cid, .. } | RecordOp::Update { cid, .. }),
+                ) => {
+                    let len = data.new_blocks.get(cid).map_or(0, |b| b.len());
+                    if len > MAX_RECORD_LEN {
+                        return Err(Error::RecordTooLarge {
+                            path: op.key().to_owned(),
+                            len,
+                            max: MAX_RECORD_LEN,
+                        });
+                    }
+                    let blobs: BTreeSet<Cid> =
+                        find_blobs(record).into_iter().map(|b| b.cid).collect();
+                    Some((*cid, blobs.into_iter().collect()))
+                }
+                _ => None,
+            };
+            results.push(WriteResult {
+                uri: AtUri::for_record(did.clone(), collection.clone(), rkey.clone()),
+                cid: put.as_ref().map(|(cid, _)| *cid),
+            });
+            index.push(IndexOp {
+                collection,
+                rkey,
+                put,
+            });
+        }
+
+        let time = events::now();
+        let event = events::commit_event(data, &time).await?;
+        self.persist(handle, data, &index, &[event], &time).await?;
+        let result = CommitResult {
+            cid: data.cid,
+            rev: data.rev.clone(),
+            results,
+        };
+        handle.put_repo(CachedRepo {
+            repo: Repo::apply(prepared),
+            uses,
+        });
+        Ok(result)
+    }
+
+    /// The one actor-store transaction of a commit: the outbox rows known to be moved
+    /// (step d of the previous write), the commit's blocks and head, the records index,
+    /// released record blocks no other record holds, and the commit's events (step b).
+    /// Marks the account pending first (step a) when there are events.
+    async fn persist(
+        &self,
+        handle: &ActorHandle,
+        data: &CommitData,
+        index: &[IndexOp<'_>],
+        queued: &[Event],
+        time: &str,
+    ) -> Result<()> {
+        if !queued.is_empty() && !handle.outbox().pending_marked.load(Ordering::Acquire) {
+            self.0.sequencer.mark_pending(handle.did().as_str()).await?;
+            handle
+                .outbox()
+                .pending_marked
+                .store(true, Ordering::Release);
+        }
+        let did = handle.did();
+        let moved = handle.outbox().moved_through.load(Ordering::Acquire);
+        let mut tx = begin_write(handle.pool()).await?;
+        if moved >= 0 {
+            outbox::delete_through(&mut tx, moved).await?;
+        }
+        commit::persist(&mut tx, data).await?;
+        for op in index {
+            let uri = AtUri::for_record(did.clone(), op.collection.clone(), op.rkey.clone());
+            match &op.put {
+                Some((cid, blobs)) => {
+                    records::put(
+                        &mut tx,
+                        &records::NewRecord {
+                            uri: uri.as_str(),
+                            cid,
+                            collection: op.collection.as_str(),
+                            rkey: op.rkey.as_str(),
+                            repo_rev: &data.rev,
+                            indexed_at: time,
+                        },
+                    )
+                    .await?;
+                    records::set_blobs(&mut tx, uri.as_str(), blobs).await?;
+                }
+                None => {
+                    records::delete(&mut tx, uri.as_str()).await?;
+                }
+            }
+        }
+        records::delete_unreferenced_blocks(&mut tx, &data.released_record_cids).await?;
+        for event in queued {
+            outbox::insert(
+                &mut tx,
+                &data.rev,
+                event.event_type.as_str(),
+                &event.body,
+                time,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        if moved >= 0 {
+            // Only this account's writer (whose lock the caller holds) changes it.
+            handle.outbox().moved_through.store(-1, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Step (c): moves the account's outbox rows not yet moved into `repo_seq`, in order.
+    /// Returns how many events were appended. The caller holds the account's writer lock.
+    pub(super) async fn publish(&self, handle: &ActorHandle) -> Result<u64> {
+        let did = handle.did().as_str();
+        let mut after = handle.outbox().moved_through.load(Ordering::Acquire);
+        let mut appended = 0;
+        loop {
+            let rows = {
+                let mut conn = handle.pool().acquire().await?;
+                outbox::list_after(&mut conn, after, MOVE_BATCH).await?
+            };
+            let Some(last) = rows.last() else { break };
+            let last = last.id;
+            appended += self.0.sequencer.sequence_outbox(did, &rows).await?;
+            handle.outbox().moved_through.store(last, Ordering::Release);
+            after = last;
+            if rows.len() < MOVE_BATCH as usize {
+                break;
+            }
+        }
+        Ok(appended)
+    }
+
+    async fn publish_logged(&self, handle: &ActorHandle) {
+        if let Err(err) = self.publish(handle).await {
+            tracing::warn!(
+                did = %handle.did(),
+                error = %err,
+                "moving firehose events to the sequencer failed; they wait in the outbox"
+            );
+        }
+    }
+
+    /// Step (d) on its own: deletes the outbox rows known to be moved. The caller holds the
+    /// account's writer lock.
+    pub(super) async fn prune(&self, handle: &ActorHandle) -> Result<u64> {
+        let moved = handle.outbox().moved_through.load(Ordering::Acquire);
+        if moved < 0 {
+            return Ok(0);
+        }
+        let mut tx = begin_write(handle.pool()).await?;
+        let deleted = outbox::delete_through(&mut tx, moved).await?;
+        tx.commit().await?;
+        handle.outbox().moved_through.store(-1, Ordering::Release);
+        Ok(deleted)
+    }
+
+    /// Step (e), at start-up: for every account in `outbox_pending`, moves what its outbox
+    /// still holds into `repo_seq`, empties the outbox, and clears the pending row. Safe to
+    /// run while writes go on (it takes each account's writer lock). Accounts whose store is
+    /// gone are cleared; accounts that fail are logged, counted and left pending.
+    pub async fn recover(&self) -> Result<RecoveryReport> {
+        let mut report = RecoveryReport::default();
+        for did in self.0.sequencer.pending_dids().await? {
+            report.visited += 1;
+            match self.recover_account(&did).await {
+                Ok((moved, cleared)) => {
+                    report.moved += moved;
+                    report.cleared += usize::from(cleared);
+                }
+                Err(err) => {
+                    report.failed += 1;
+                    tracing::warn!(%did, error = %err, "outbox recovery failed");
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn recover_account(&self, did: &str) -> Result<(u64, bool)> {
+        let Ok(parsed) = did.parse::<Did>() else {
+            // Never written by this server; nothing can be recovered for it.
+            return Ok((0, self.0.sequencer.clear_pending(did).await?));
+        };
+        let _writer = self.0.writers.lock(did).await;
+        let Some(handle) = self.0.stores.open(&parsed).await? else {
+            return Ok((0, self.0.sequencer.clear_pending(did).await?));
+        };
+        let moved = self.publish(&handle).await?;
+        self.prune(&handle).await?;
+        let left = {
+            let mut conn = handle.pool().acquire().await?;
+            outbox::count(&mut conn).await?
+        };
+        if left > 0 {
+            return Ok((moved, false));
+        }
+        let cleared = self.0.sequencer.clear_pending(did).await?;
+        handle
+            .outbox()
+            .pending_marked
+            .store(false, Ordering::Release);
+        Ok((moved, cleared))
+    }
+
+    /// Appends a `#sync` event declaring `did`'s current commit (after any of its events
+    /// still in the outbox). Returns its `seq`.
+    pub async fn sequence_sync(&self, did: &Did) -> Result<i64> {
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        let handle = self.open_required(did).await?;
+        self.publish(&handle).await?;
+        let (head, block) = {
+            let mut conn = handle.pool().acquire().await?;
+            let head = root::get(&mut conn)
+                .await?
+                .ok_or_else(|| Error::RepoNotFound(did.to_string()))?;
+            let block = crate::store::blocks::get(&mut conn, &head.cid)
+                .await?
+                .ok_or(repository::Error::MissingCommit(head.cid))?;
+            (head, block)
+        };
+        let event =
+            events::sync_event(did.as_str(), &head.cid, &block, &head.rev, &events::now()).await?;
+        Ok(self
+            .0
+            .sequencer
+            .sequence_event(did.as_str(), &event)
+            .await?)
+    }
+
+    /// Appends an `#identity` event for `did` after any of its events still in the outbox
+    /// (the account's store may be gone, e.g. after deletion). Returns its `seq`.
+    pub async fn sequence_identity(&self, did: &Did, handle: Option<&Handle>) -> Result<i64> {
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        self.publish_leftovers(did).await?;
+        let handle = handle.map(Handle::as_str);
+        Ok(self
+            .0
+            .sequencer
+            .sequence_identity(did.as_str(), handle)
+            .await?)
+    }
+
+    /// Appends an `#account` event for `did` after any of its events still in the outbox.
+    /// `status` (`takendown`, `deactivated`, …) is left out when `active`. Returns its `seq`.
+    pub async fn sequence_account(
+        &self,
+        did: &Did,
+        active: bool,
+        status: Option<&str>,
+    ) -> Result<i64> {
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        self.publish_leftovers(did).await?;
+        Ok(self
+            .0
+            .sequencer
+            .sequence_account(did.as_str(), active, status)
+            .await?)
+    }
+
+    /// Moves what `did`'s outbox still holds, if it has a store, so a direct event written
+    /// next is sequenced after them. The caller holds the account's writer lock.
+    async fn publish_leftovers(&self, did: &Did) -> Result<()> {
+        if let Some(handle) = self.0.stores.open(did).await? {
+            self.publish(&handle).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `did`'s store and key after moving any events still in its outbox. Returns
+    /// whether it existed.
+    pub async fn destroy_repo(&self, did: &Did) -> Result<bool> {
+        let _writer = self.0.writers.lock(did.as_str()).await;
+        if let Some(handle) = self.0.stores.open(did).await? {
+            self.publish_logged(&handle).await;
+        }
+        let existed = self.0.stores.destroy(did).await?;
+        self.0.sequencer.clear_pending(did.as_str()).await?;
+        Ok(existed)
+    }
+
+    /// The writer lock of `did`, for tests that stop between protocol steps.
+    #[cfg(test)]
+    pub(super) async fn lock_writer(&self, did: &Did) -> tokio::sync::OwnedMutexGuard<()> {
+        self.0.writers.lock(did.as_str()).await
+    }
+
+    #[cfg(test)]
+    pub(super) fn writer_locks(&self) -> usize {
+        self.0.writers.len()
+    }
+}
+
+/// Checks a write's `swapRecord` against the current tree (the reference's rules).
+async fn check_swap<S>(repo: &Repo<S>, write: &Write, expected: Option<Cid>) -> Result<()>
+where
+    S: crate::repo::blockstore::BlockStore + Clone,
+{
+    let path = write.path();
+    let current = repo
+        .mst()
+        .get(&path)
+        .await
+        .map_err(repository::Error::from)?;
+    let shape_ok = match write {
+        Write::Create { .. } => expected.is_none(),
+        Write::Update { .. } | Write::Delete { .. } => expected.is_some(),
+    };
+    if shape_ok && current == expected {
+        return Ok(());
+    }
+    Err(Error::InvalidSwap(SwapMismatch::Record { path, current }))
+}

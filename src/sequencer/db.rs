@@ -1,0 +1,125 @@
+//! SQL of the sequencer database: `repo_seq` and `outbox_pending`.
+
+use sqlx::SqliteConnection;
+
+use super::{Error, SeqEvent};
+use crate::store::outbox::OutboxRow;
+
+/// Appends one event; returns its `seq`.
+pub(super) async fn insert_event(
+    conn: &mut SqliteConnection,
+    did: &str,
+    event_type: &str,
+    event: &[u8],
+    sequenced_at: &str,
+) -> Result<i64, Error> {
+    let seq = sqlx::query(
+        "INSERT INTO repo_seq (did, eventType, event, sequencedAt) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .bind(did)
+    .bind(event_type)
+    .bind(event)
+    .bind(sequenced_at)
+    .execute(conn)
+    .await?
+    .last_insert_rowid();
+    Ok(seq)
+}
+
+/// Appends an outbox event unless it is already there (same DID, revision and type).
+/// Returns whether it was appended.
+///
+/// The existence check is part of the statement rather than left to the unique index with
+/// `ON CONFLICT DO NOTHING`: an ignored insert would still use up an AUTOINCREMENT value and
+/// leave a gap in `seq`. The unique index stays as the guarantee.
+pub(super) async fn insert_outbox_event(
+    conn: &mut SqliteConnection,
+    did: &str,
+    row: &OutboxRow,
+    sequenced_at: &str,
+) -> Result<bool, Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO repo_seq (did, eventType, event, sequencedAt, rev)
+         SELECT ?1, ?2, ?3, ?4, ?5
+         WHERE NOT EXISTS (
+             SELECT 1 FROM repo_seq WHERE did = ?1 AND rev = ?5 AND eventType = ?2
+         )",
+    )
+    .bind(did)
+    .bind(&row.event_type)
+    .bind(&row.event)
+    .bind(sequenced_at)
+    .bind(&row.rev)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted > 0)
+}
+
+pub(super) async fn latest_seq(conn: &mut SqliteConnection) -> Result<Option<i64>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT seq FROM repo_seq ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+pub(super) async fn events_after(
+    conn: &mut SqliteConnection,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<SeqEvent>, Error> {
+    type Row = (i64, String, String, Vec<u8>, bool, String, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, did, eventType, event, invalidated, sequencedAt, rev FROM repo_seq
+         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )
+    .bind(after)
+    .bind(i64::from(limit.max(1)))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(seq, did, event_type, event, invalidated, sequenced_at, rev)| SeqEvent {
+                seq,
+                did,
+                event_type,
+                event,
+                invalidated,
+                sequenced_at,
+                rev,
+            },
+        )
+        .collect())
+}
+
+pub(super) async fn mark_pending(
+    conn: &mut SqliteConnection,
+    did: &str,
+    since: &str,
+) -> Result<(), Error> {
+    sqlx::query("INSERT INTO outbox_pending (did, since) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .bind(did)
+        .bind(since)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn clear_pending(conn: &mut SqliteConnection, did: &str) -> Result<bool, Error> {
+    let deleted = sqlx::query("DELETE FROM outbox_pending WHERE did = ?1")
+        .bind(did)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+pub(super) async fn pending_dids(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT did FROM outbox_pending ORDER BY did")
+            .fetch_all(conn)
+            .await?,
+    )
+}

@@ -1,0 +1,239 @@
+//! The sequencer: the server-wide, totally ordered log of firehose events (`repo_seq` in
+//! `{data}/sequencer.sqlite`), and the outbox protocol that fills it from the actor stores.
+//!
+//! # Durability across two databases
+//!
+//! A commit lives in the account's actor store; its firehose event must reach `repo_seq`,
+//! which is another SQLite file. SQLite does not commit atomically across attached WAL
+//! databases, so the two are never written in one transaction. Instead every account's
+//! writes follow these steps, under the account's writer lock (see `crate::actor`):
+//!
+//! - **(a)** Before the account's first write (per process), a row `outbox_pending(did)` is
+//!   durably inserted here ([`Sequencer::mark_pending`]; `INSERT … ON CONFLICT DO NOTHING`).
+//!   The writer remembers it did so, so later writes skip this step.
+//! - **(b)** The commit's transaction in the actor store also appends the event body to the
+//!   store's `repo_seq_outbox`: the commit and its event are durable together or not at all.
+//! - **(c)** After that commit, the account's outbox rows are moved into `repo_seq` in outbox
+//!   order, in one sequencer transaction ([`Sequencer::sequence_outbox`]), each skipped if
+//!   `repo_seq` already has its (did, rev, eventType): moving a row twice is a no-op. `seq` is
+//!   assigned here, so a DID's events get increasing `seq` in commit order. Then
+//!   [`Sequencer::notify`] wakes the firehose.
+//! - **(d)** The moved rows are deleted from the outbox. To save a transaction (an fsync),
+//!   this is folded into the account's next write transaction, which first deletes the rows
+//!   known to be moved (outbox ids never repeat, so "up to id N" is exact).
+//! - **(e)** At start-up, recovery visits only the DIDs in `outbox_pending`: it moves any
+//!   rows left in their outboxes (c), deletes them (d), and removes the `outbox_pending` row
+//!   once the outbox is empty.
+//!
+//! A crash between any two steps loses nothing and duplicates nothing: before (b) commits
+//! there is no commit and no event; after (b) the event is in the outbox, and the account is
+//! in `outbox_pending` (written before (b)), so recovery finds it; after (c) a second move
+//! of the same rows inserts nothing; after (d) nothing is left to move. An account's next
+//! write also moves any leftover rows before its own, so order is kept even before
+//! recovery has run. Events that do not belong to a commit (`#identity`, `#account`) are
+//! written straight into `repo_seq` ([`Sequencer::sequence_identity`],
+//! [`Sequencer::sequence_account`]); `ActorRepo`'s methods of the same names first move the
+//! account's leftover outbox rows, under its writer lock, so such an event never overtakes
+//! an earlier commit.
+//!
+//! Both databases run with `synchronous = FULL` (the WAL is fsynced at every commit): an
+//! event a relay has seen must never disappear. A write therefore costs two fsyncs: the
+//! actor-store commit (b, with d folded in) and the sequencer commit (c); step (a) costs
+//! one more, once per account per process.
+//!
+//! # Lock order
+//! account writer lock → actor-store write transaction → sequencer write transaction. The
+//! actor transaction is committed before the sequencer one starts; nothing holds a sequencer
+//! transaction while waiting for an actor store.
+
+mod db;
+pub mod events;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio::sync::Notify;
+
+use crate::store::outbox::OutboxRow;
+pub use events::{Event, EventType};
+
+/// The sequencer schema, embedded at compile time from `migrations/sequencer/`.
+pub static SEQUENCER_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sequencer");
+
+/// File name of the sequencer database inside the data directory.
+pub const DATABASE_FILE: &str = "sequencer.sqlite";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("sequencer database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("sequencer database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Event(#[from] events::Error),
+    #[error("creating the sequencer database's directory failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One event of `repo_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqEvent {
+    pub seq: i64,
+    pub did: String,
+    /// Message type without `#` (see [`EventType::as_str`]).
+    pub event_type: String,
+    /// DAG-CBOR body without `seq` (see [`events::with_seq`]).
+    pub event: Vec<u8>,
+    pub invalidated: bool,
+    /// When the event entered `repo_seq` (RFC 3339, UTC).
+    pub sequenced_at: String,
+    /// Revision of the commit, for events moved from an outbox.
+    pub rev: Option<String>,
+}
+
+/// Handle on the sequencer database. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct Sequencer(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    pool: SqlitePool,
+    notify: Notify,
+}
+
+impl Sequencer {
+    /// Opens (creating it and its directory if missing) the sequencer database at `path` and
+    /// migrates it. WAL, `synchronous = FULL` (see the module docs), a 5 s busy timeout, 4
+    /// connections.
+    pub async fn open(path: &Path) -> Result<Self, Error> {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let connect = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect)
+            .await?;
+        SEQUENCER_MIGRATOR.run(&pool).await?;
+        Ok(Sequencer(Arc::new(Inner {
+            pool,
+            notify: Notify::new(),
+        })))
+    }
+
+    /// Opens `{data_directory}/sequencer.sqlite`.
+    pub async fn open_in(data_directory: &Path) -> Result<Self, Error> {
+        Self::open(&data_directory.join(DATABASE_FILE)).await
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.0.pool
+    }
+
+    /// Woken (`notify_waiters`) after events were appended. A consumer must arm a
+    /// `Notified` (create it and call `enable`) *before* reading `repo_seq`, then await it,
+    /// so an append between its read and its wait is not missed.
+    pub fn notify(&self) -> &Notify {
+        &self.0.notify
+    }
+
+    /// The highest `seq` handed out, `None` while the log is empty.
+    pub async fn latest_seq(&self) -> Result<Option<i64>, Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::latest_seq(&mut conn).await
+    }
+
+    /// Up to `limit` (at least 1) events with `seq > after`, in `seq` order.
+    pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<SeqEvent>, Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::events_after(&mut conn, after, limit).await
+    }
+
+    /// Step (a): durably records that `did`'s outbox may hold events.
+    pub async fn mark_pending(&self, did: &str) -> Result<(), Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::mark_pending(&mut conn, did, &events::now()).await
+    }
+
+    /// Removes `did` from `outbox_pending`; call only when its outbox is empty and no write
+    /// can start meanwhile (under the account's writer lock). Returns whether it was there.
+    pub async fn clear_pending(&self, did: &str) -> Result<bool, Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::clear_pending(&mut conn, did).await
+    }
+
+    /// The accounts whose outboxes recovery must visit.
+    pub async fn pending_dids(&self) -> Result<Vec<String>, Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::pending_dids(&mut conn).await
+    }
+
+    /// Step (c): appends `did`'s outbox rows (in the given order) to `repo_seq` in one
+    /// transaction, skipping rows already there. Returns how many were appended; wakes the
+    /// firehose if any were.
+    pub async fn sequence_outbox(&self, did: &str, rows: &[OutboxRow]) -> Result<u64, Error> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.0.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = events::now();
+        let mut appended = 0;
+        for row in rows {
+            if db::insert_outbox_event(&mut tx, did, row, &now).await? {
+                appended += 1;
+            }
+        }
+        tx.commit().await?;
+        if appended > 0 {
+            self.0.notify.notify_waiters();
+        }
+        Ok(appended)
+    }
+
+    /// Appends an event that does not come from an outbox; returns its `seq`.
+    pub async fn sequence_event(&self, did: &str, event: &Event) -> Result<i64, Error> {
+        let seq = {
+            let mut conn = self.0.pool.acquire().await?;
+            db::insert_event(
+                &mut conn,
+                did,
+                event.event_type.as_str(),
+                &event.body,
+                &events::now(),
+            )
+            .await?
+        };
+        self.0.notify.notify_waiters();
+        Ok(seq)
+    }
+
+    /// Appends an `#identity` event for `did` (with its current handle, if known).
+    pub async fn sequence_identity(&self, did: &str, handle: Option<&str>) -> Result<i64, Error> {
+        let event = events::identity_event(did, handle, &events::now())?;
+        self.sequence_event(did, &event).await
+    }
+
+    /// Appends an `#account` event for `did`; `status` is dropped when `active` is true.
+    pub async fn sequence_account(
+        &self,
+        did: &str,
+        active: bool,
+        status: Option<&str>,
+    ) -> Result<i64, Error> {
+        let event = events::account_event(did, active, status, &events::now())?;
+        self.sequence_event(did, &event).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
