@@ -8,13 +8,13 @@
 //! - [`repo`]: the repository engine (DAG-CBOR, CIDs, MST, commits, CAR), storage-agnostic;
 //! - [`lexicon`]: Lexicon schemas, the embedded catalog, record and XRPC validation;
 //! - [`store`]: SQLite persistence (the block store behind the repo engine);
-//! - [`accounts`]: the account database (credentials, sessions, invites, e-mail tokens).
-
-pub mod accounts;
+//! - [`accounts`]: the account database (credentials, sessions, invites, e-mail tokens);
 //! - [`actor`]: per-account stores and the repository service (writes, reads);
 //! - [`sequencer`]: the firehose event log and the outbox that fills it;
-//! - [`store`]: SQLite persistence (the block store behind the repo engine).
+//! - [`blobs`]: blob storage on local disk or S3;
+//! - [`identity`], [`auth`], [`proxy`]: did:plc and handles, tokens, service proxying.
 
+pub mod accounts;
 pub mod actor;
 pub mod auth;
 pub mod bench;
