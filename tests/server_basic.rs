@@ -18,12 +18,21 @@ use tower::ServiceExt;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn test_state() -> AppState {
+/// A state over a fresh data directory (removed when the test process's temp dirs are).
+async fn test_state() -> AppState {
     let secrets = ServiceSecrets {
         session_key_seed: SecretBytes::new([7; 32]),
         plc_rotation_key: SecretBytes::new([9; 32]),
     };
-    AppState::new(Config::default(), secrets)
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_directory: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let state = AppState::build(config, secrets).await.unwrap();
+    // The directory must outlive the state; the OS temp dir is cleaned independently.
+    std::mem::forget(dir);
+    state
 }
 
 struct Reply {
@@ -63,7 +72,7 @@ fn get(uri: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn health_reports_the_version() {
-    let reply = send(app(test_state()), get("/xrpc/_health")).await;
+    let reply = send(app(test_state().await), get("/xrpc/_health")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), "application/json");
     assert_eq!(reply.json(), json!({ "version": VERSION }));
@@ -71,7 +80,7 @@ async fn health_reports_the_version() {
 
 #[tokio::test]
 async fn root_shows_a_text_banner() {
-    let reply = send(app(test_state()), get("/")).await;
+    let reply = send(app(test_state().await), get("/")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), "text/plain; charset=utf-8");
     assert!(
@@ -98,7 +107,7 @@ async fn unknown_xrpc_method_is_501() {
             .body(Body::from("{}"))
             .unwrap(),
     ] {
-        let reply = send(app(test_state()), request).await;
+        let reply = send(app(test_state().await), request).await;
         assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
         assert_eq!(reply.header("content-type"), "application/json");
         assert_eq!(
@@ -116,7 +125,7 @@ async fn malformed_xrpc_path_is_400_and_other_paths_404() {
         "/xrpc/com..example",
         "/xrpc/com.example/x",
     ] {
-        let reply = send(app(test_state()), get(path)).await;
+        let reply = send(app(test_state().await), get(path)).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(
             reply.json(),
@@ -125,7 +134,7 @@ async fn malformed_xrpc_path_is_400_and_other_paths_404() {
         );
     }
     for path in ["/favicon.ico", "/xrpc", "/.well-known/nothing"] {
-        let reply = send(app(test_state()), get(path)).await;
+        let reply = send(app(test_state().await), get(path)).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(
             reply.json(),
@@ -138,14 +147,14 @@ async fn malformed_xrpc_path_is_400_and_other_paths_404() {
 #[tokio::test]
 async fn wrong_http_method_on_xrpc_route_is_400() {
     let request = Request::post("/xrpc/_health").body(Body::empty()).unwrap();
-    let reply = send(app(test_state()), request).await;
+    let reply = send(app(test_state().await), request).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.json(),
         json!({"error": "InvalidRequest", "message": "Incorrect HTTP method (POST)"})
     );
     let request = Request::delete("/").body(Body::empty()).unwrap();
-    let reply = send(app(test_state()), request).await;
+    let reply = send(app(test_state().await), request).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -155,7 +164,7 @@ async fn cors_is_permissive() {
         .header("origin", "https://app.example")
         .body(Body::empty())
         .unwrap();
-    let reply = send(app(test_state()), request).await;
+    let reply = send(app(test_state().await), request).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("access-control-allow-origin"), "*");
 
@@ -164,7 +173,7 @@ async fn cors_is_permissive() {
         .header("origin", "https://app.example")
         .body(Body::empty())
         .unwrap();
-    let reply = send(app(test_state()), request).await;
+    let reply = send(app(test_state().await), request).await;
     assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(reply.header("access-control-allow-origin"), "*");
 
@@ -177,7 +186,7 @@ async fn cors_is_permissive() {
         )
         .body(Body::empty())
         .unwrap();
-    let reply = send(app(test_state()), preflight).await;
+    let reply = send(app(test_state().await), preflight).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("access-control-allow-origin"), "*");
     assert_eq!(reply.header("access-control-max-age"), "86400");

@@ -1,9 +1,11 @@
 //! The running server: shared state, the listener, graceful shutdown and background tasks.
 
+mod state;
 pub mod tasks;
 
+pub use state::{AppState, StateError};
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -19,37 +21,13 @@ use tasks::TaskRunner;
 /// How long background tasks get to stop after shutdown begins before they are aborted.
 pub const TASK_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// State shared by every request handler. Cheap to clone.
-///
-/// Later issues add services here (account store, repo writer, sequencer, blob store, …);
-/// external systems enter as `Arc<dyn Trait>` so tests can substitute them.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-struct Inner {
-    config: Config,
-    secrets: ServiceSecrets,
-}
-
-impl AppState {
-    pub fn new(config: Config, secrets: ServiceSecrets) -> Self {
-        AppState(Arc::new(Inner { config, secrets }))
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.0.config
-    }
-
-    pub fn secrets(&self) -> &ServiceSecrets {
-        &self.0.secrets
-    }
-}
-
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -87,6 +65,8 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<RunningServer, ServeError> {
     let secrets = ServiceSecrets::load_or_generate(&config)?;
+    let state = AppState::build(config, secrets).await?;
+    let config = state.config();
     let addr = SocketAddr::new(config.bind_address, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -101,7 +81,6 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION"),
     );
 
-    let state = AppState::new(config, secrets);
     let app = crate::app(state);
     let runner = TaskRunner::new(shutdown.child_token());
 

@@ -185,7 +185,11 @@ pub struct RefreshAuth {
 
 impl RefreshAuth {
     /// The verified claims; `allow_expired` for revocation of an expired token.
-    pub fn claims(&self, state: &AppState, allow_expired: bool) -> Result<RefreshClaims, XrpcError> {
+    pub fn claims(
+        &self,
+        state: &AppState,
+        allow_expired: bool,
+    ) -> Result<RefreshClaims, XrpcError> {
         let now = chrono::Utc::now().timestamp();
         let session = state.session();
         let result = if allow_expired {

@@ -3,6 +3,7 @@
 //! Later issues add one file per namespace (`server.rs`, `repo.rs`, `sync.rs`, …) and merge
 //! their routes in [`routes`].
 
+pub mod auth;
 pub mod extract;
 
 use axum::extract::State;

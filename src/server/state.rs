@@ -1,0 +1,187 @@
+//! The shared state of every request handler: configuration and the services, built once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::accounts::{AccountDb, CREATE_SESSION_LIMITS, LogMailer, Mailer, RateLimiter};
+use crate::actor::{ActorRepo, ActorStores};
+use crate::auth::SessionSigner;
+use crate::blobs::{self, BlobStore};
+use crate::config::{Config, ServiceSecrets};
+use crate::crypto::{Algorithm, Keypair};
+use crate::identity::did_web::{DidWebConfig, DidWebResolver};
+use crate::identity::handle::{HandleResolver, HandleResolverConfig};
+use crate::identity::plc::{PlcClient, PlcDirectory};
+use crate::identity::resolver::{IdResolver, IdResolverConfig};
+use crate::lexicon::Catalog;
+use crate::proxy::{ProxyConfig, ProxyContext};
+use crate::sequencer::Sequencer;
+
+/// Most distinct keys a rate limiter tracks before it evicts idle ones.
+const RATE_LIMIT_KEYS: usize = 100_000;
+
+/// State shared by every request handler. Cheap to clone.
+///
+/// External systems (PLC directory, blob store, mailer) are held as `Arc<dyn Trait>` so tests
+/// can point them at real local instances.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    secrets: ServiceSecrets,
+    session: SessionSigner,
+    plc_rotation_key: Keypair,
+    accounts: AccountDb,
+    repo: ActorRepo,
+    resolver: Arc<IdResolver>,
+    proxy: ProxyContext,
+    catalog: Arc<Catalog>,
+    blobs: Arc<dyn BlobStore>,
+    mailer: Arc<dyn Mailer>,
+    login_limiter: RateLimiter,
+}
+
+/// Why the services could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("account database: {0}")]
+    Accounts(#[from] crate::accounts::Error),
+    #[error("sequencer database: {0}")]
+    Sequencer(#[from] crate::sequencer::Error),
+    #[error("repository recovery: {0}")]
+    Repo(#[from] crate::actor::Error),
+    #[error("PLC rotation key: {0}")]
+    RotationKey(#[from] crate::crypto::Error),
+    #[error("identity resolution: {0}")]
+    Identity(String),
+    #[error("proxy: {0}")]
+    Proxy(#[from] crate::proxy::ProxyError),
+    #[error("lexicons: {0}")]
+    Lexicon(#[from] crate::lexicon::Error),
+    #[error("blob store: {0}")]
+    Blobs(#[from] crate::blobs::Error),
+}
+
+impl AppState {
+    /// Opens every database under the data directory (creating it), recovers unfinished
+    /// sequencer moves, and connects the external services named in `config`.
+    pub async fn build(config: Config, secrets: ServiceSecrets) -> Result<Self, StateError> {
+        let data = &config.data_directory;
+        std::fs::create_dir_all(data).map_err(|source| StateError::DataDir {
+            path: data.display().to_string(),
+            source,
+        })?;
+        let accounts = AccountDb::open(&data.join("account.sqlite")).await?;
+        let sequencer = Sequencer::open_in(data).await?;
+        let stores = ActorStores::new(data, config.actor_store_cache_size);
+        let repo = ActorRepo::new(stores, sequencer);
+        let recovered = repo.recover().await?;
+        tracing::debug!(?recovered, "sequencer outbox recovery");
+
+        let plc: Arc<dyn PlcDirectory> = Arc::new(
+            PlcClient::new(config.did_plc_url.as_str())
+                .map_err(|e| StateError::Identity(e.to_string()))?,
+        );
+        // Dev mode may resolve handles and did:web on private addresses (local test networks).
+        let allow_private = config.dev_mode;
+        let web = DidWebResolver::new(DidWebConfig {
+            allow_private,
+            ..DidWebConfig::default()
+        })
+        .map_err(|e| StateError::Identity(e.to_string()))?;
+        let handles = HandleResolver::system(HandleResolverConfig {
+            allow_private,
+            timeout: Duration::from_secs(3),
+            ..HandleResolverConfig::default()
+        })
+        .map_err(|e| StateError::Identity(e.to_string()))?;
+        let resolver = Arc::new(IdResolver::new(
+            plc,
+            web,
+            handles,
+            IdResolverConfig::default(),
+        ));
+        let proxy = ProxyContext::new(ProxyConfig::from_config(&config), resolver.clone())?;
+        let catalog = Arc::new(Catalog::builtin()?);
+        let blobs = blobs::open(&config.blobstore).await?;
+        let session = SessionSigner::new(
+            *secrets.session_key_seed.expose(),
+            config.service_did.clone(),
+        );
+        let plc_rotation_key =
+            Keypair::from_private_bytes(Algorithm::K256, secrets.plc_rotation_key.expose())?;
+        Ok(AppState(Arc::new(Inner {
+            session,
+            plc_rotation_key,
+            accounts,
+            repo,
+            resolver,
+            proxy,
+            catalog,
+            blobs,
+            mailer: Arc::new(LogMailer),
+            login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
+            config,
+            secrets,
+        })))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn secrets(&self) -> &ServiceSecrets {
+        &self.0.secrets
+    }
+
+    /// Signs and verifies session tokens.
+    pub fn session(&self) -> &SessionSigner {
+        &self.0.session
+    }
+
+    /// The server's PLC rotation key (listed in every account's rotation keys).
+    pub fn plc_rotation_key(&self) -> &Keypair {
+        &self.0.plc_rotation_key
+    }
+
+    pub fn accounts(&self) -> &AccountDb {
+        &self.0.accounts
+    }
+
+    /// Repositories: per-account stores, writes, reads and the sequencer.
+    pub fn repo(&self) -> &ActorRepo {
+        &self.0.repo
+    }
+
+    pub fn resolver(&self) -> &Arc<IdResolver> {
+        &self.0.resolver
+    }
+
+    pub fn proxy(&self) -> &ProxyContext {
+        &self.0.proxy
+    }
+
+    /// Lexicons records and inputs are validated against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.0.catalog
+    }
+
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.0.blobs
+    }
+
+    pub fn mailer(&self) -> &Arc<dyn Mailer> {
+        &self.0.mailer
+    }
+
+    /// The createSession limiter (30 per 5 minutes, 300 per day per identifier and IP).
+    pub fn login_limiter(&self) -> &RateLimiter {
+        &self.0.login_limiter
+    }
+}
