@@ -3,5 +3,6 @@
 // Each test crate uses only some of these helpers.
 #![allow(dead_code)]
 
+pub mod pds;
 pub mod plc;
 pub mod s3;

@@ -1,0 +1,124 @@
+//! A whole Rookery PDS on 127.0.0.1 for integration tests: a fresh data directory, the real
+//! PLC directory, the same router `rookery serve` runs, on a real socket.
+
+use std::net::SocketAddr;
+
+use rookery::AppState;
+use rookery::config::{Config, SecretBytes, ServiceSecrets};
+use rookery::crypto::{Algorithm, Keypair};
+use rookery::identity::plc;
+use rookery::syntax::{Did, Handle};
+use tokio_util::sync::CancellationToken;
+
+use super::plc::PlcServer;
+
+/// A running PDS; stopped (and its data directory removed) on drop.
+pub struct TestPds {
+    pub state: AppState,
+    pub addr: SocketAddr,
+    pub plc: PlcServer,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl TestPds {
+    /// Starts a PDS with `adjust` applied to its configuration (dev mode, no invites required,
+    /// handle domain `.test`, the PLC directory of this test).
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestPds {
+        let plc = PlcServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_directory: dir.path().to_path_buf(),
+            dev_mode: true,
+            invite_required: false,
+            did_plc_url: plc.url().parse().unwrap(),
+            service_handle_domains: vec![".test".to_owned()],
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let secrets = ServiceSecrets {
+            session_key_seed: SecretBytes::new([7; 32]),
+            plc_rotation_key: SecretBytes::new(
+                Keypair::generate(Algorithm::K256).to_private_bytes(),
+            ),
+        };
+        let state = AppState::build(config, secrets).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let app = rookery::app(state.clone());
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        TestPds {
+            state,
+            addr,
+            plc,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    pub async fn start() -> TestPds {
+        Self::start_with(|_| {}).await
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Creates an account through the library (not the createAccount route): a real did:plc
+    /// registered with the test's PLC directory, the repository, the account row. Returns the
+    /// DID and an access token.
+    pub async fn seed_account(&self, handle: &str, password: &str) -> (Did, String) {
+        let state = &self.state;
+        let handle: Handle = handle.parse().unwrap();
+        let key = Keypair::generate(Algorithm::K256);
+        let (did, op) = plc::create_genesis(
+            &key.public_key().to_did_key(),
+            vec![state.plc_rotation_key().public_key().to_did_key()],
+            &handle,
+            &state.config().public_url,
+            state.plc_rotation_key(),
+        )
+        .unwrap();
+        state.resolver().plc().submit(&did, &op).await.unwrap();
+        state
+            .repo()
+            .create_repo(&did, &key, Some(&handle))
+            .await
+            .unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let email = format!("{}@example.com", handle.as_str().replace('.', "-"));
+        state
+            .accounts()
+            .create_account(rookery::accounts::NewAccount {
+                did: &did,
+                handle: &handle,
+                email: &email,
+                password,
+                invite_code: None,
+                invite_required: false,
+                now,
+            })
+            .await
+            .unwrap();
+        let session = state
+            .accounts()
+            .create_session_tokens(did.as_str(), None, now, state.session())
+            .await
+            .unwrap();
+        (did, session.access_jwt)
+    }
+}
+
+impl Drop for TestPds {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
