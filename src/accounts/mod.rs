@@ -33,14 +33,13 @@ mod session;
 mod test_support;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+
+use crate::store::sqlite::{self, OpenOptions};
+use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
 
 use crate::auth::PasswordError;
@@ -58,6 +57,16 @@ pub use rate_limit::{CREATE_SESSION_LIMITS, RateLimit, RateLimited, RateLimiter}
 pub use session::{REFRESH_REUSE_GRACE_SECS, Session};
 
 /// The account-database schema, embedded at compile time from `migrations/account/`.
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Self {
+        match e {
+            crate::store::Error::Database(e) => Error::Database(e),
+            crate::store::Error::Migrate(e) => Error::Migrate(e),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
 pub static ACCOUNT_MIGRATOR: Migrator = sqlx::migrate!("./migrations/account");
 
 /// The file name of the account database inside the data directory.
@@ -162,17 +171,12 @@ impl AccountDb {
     /// log a client out; writes here are rare enough that the fsync per commit is cheap.
     /// Foreign keys are enforced (deleting an actor cascades to everything it owns).
     pub async fn open(path: &Path) -> Result<Self, Error> {
-        let connect = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .connect_with(connect)
-            .await?;
+        let opts = OpenOptions {
+            max_connections: MAX_CONNECTIONS,
+            busy_timeout: BUSY_TIMEOUT,
+            ..OpenOptions::default()
+        };
+        let pool = sqlite::open_migrated(path, &opts, &ACCOUNT_MIGRATOR).await?;
         Self::migrated(pool).await
     }
 
@@ -181,19 +185,12 @@ impl AccountDb {
     /// One connection that never closes: an in-memory database lives only as long as its
     /// connection. Methods never hold a transaction while acquiring a second connection.
     pub async fn open_in_memory() -> Result<Self, Error> {
-        let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(connect)
-            .await?;
+        let pool = sqlite::open_in_memory_migrated(&ACCOUNT_MIGRATOR).await?;
         Self::migrated(pool).await
     }
 
+    /// (Migrations have run.)
     async fn migrated(pool: SqlitePool) -> Result<Self, Error> {
-        ACCOUNT_MIGRATOR.run(&pool).await?;
         Ok(AccountDb {
             pool,
             dummy_hash: Arc::new(OnceLock::new()),

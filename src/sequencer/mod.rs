@@ -51,18 +51,17 @@ pub mod events;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::SqlitePool;
 use tokio::sync::Notify;
 
 use crate::store::outbox::OutboxRow;
 pub use events::{Event, EventType};
 
 /// The sequencer schema, embedded at compile time from `migrations/sequencer/`.
+use crate::store::sqlite::{self, OpenOptions};
+
 pub static SEQUENCER_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sequencer");
 
 /// File name of the sequencer database inside the data directory.
@@ -78,6 +77,18 @@ pub enum Error {
     Event(#[from] events::Error),
     #[error("creating the sequencer database's directory failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("sequencer database: {0}")]
+    Store(String),
+}
+
+impl From<crate::store::Error> for Error {
+    fn from(e: crate::store::Error) -> Self {
+        match e {
+            crate::store::Error::Database(e) => Error::Database(e),
+            crate::store::Error::Migrate(e) => Error::Migrate(e),
+            other => Error::Store(other.to_string()),
+        }
+    }
 }
 
 /// One event of `repo_seq`.
@@ -114,17 +125,11 @@ impl Sequencer {
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
-        let connect = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(connect)
-            .await?;
-        SEQUENCER_MIGRATOR.run(&pool).await?;
+        let opts = OpenOptions {
+            idle_timeout: None,
+            ..OpenOptions::default()
+        };
+        let pool = sqlite::open_migrated(path, &opts, &SEQUENCER_MIGRATOR).await?;
         Ok(Sequencer(Arc::new(Inner {
             pool,
             notify: Notify::new(),

@@ -60,6 +60,16 @@ impl Default for OpenOptions {
 ///   signing and network work around a repo write;
 /// - `busy_timeout` from `opts`, and `foreign_keys = ON`.
 pub async fn open(path: &Path, opts: &OpenOptions) -> Result<SqlitePool, Error> {
+    open_migrated(path, opts, &ACTOR_MIGRATOR).await
+}
+
+/// [`open`] for any of the server's databases: the same connection settings, with the schema
+/// of `migrator` (the account and sequencer databases use it too).
+pub async fn open_migrated(
+    path: &Path,
+    opts: &OpenOptions,
+    migrator: &Migrator,
+) -> Result<SqlitePool, Error> {
     let connect = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -72,7 +82,7 @@ pub async fn open(path: &Path, opts: &OpenOptions) -> Result<SqlitePool, Error> 
         .idle_timeout(opts.idle_timeout)
         .connect_with(connect)
         .await?;
-    ACTOR_MIGRATOR.run(&pool).await?;
+    migrator.run(&pool).await?;
     Ok(pool)
 }
 
@@ -83,6 +93,11 @@ pub async fn open(path: &Path, opts: &OpenOptions) -> Result<SqlitePool, Error> 
 /// SQLite's shared cache, whose table locks fail at once instead of waiting. Code that holds
 /// a transaction must therefore not acquire a second connection from this pool.
 pub async fn open_in_memory() -> Result<SqlitePool, Error> {
+    open_in_memory_migrated(&ACTOR_MIGRATOR).await
+}
+
+/// [`open_in_memory`] with the schema of `migrator`.
+pub async fn open_in_memory_migrated(migrator: &Migrator) -> Result<SqlitePool, Error> {
     let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
@@ -91,7 +106,7 @@ pub async fn open_in_memory() -> Result<SqlitePool, Error> {
         .max_lifetime(None)
         .connect_with(connect)
         .await?;
-    ACTOR_MIGRATOR.run(&pool).await?;
+    migrator.run(&pool).await?;
     Ok(pool)
 }
 
