@@ -5,4 +5,5 @@
 
 pub mod pds;
 pub mod plc;
+pub mod process;
 pub mod s3;

@@ -5,23 +5,13 @@
 //! `$HOME/.cache/rookery-test`. If the env file is missing the script is run first. A
 //! directory that cannot start is a test failure, never a skip.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-/// How long the directory may take to print its URL.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use super::process::ChildServer;
 
 /// A running directory; killed (and reaped) on drop.
-pub struct PlcServer {
-    child: Child,
-    /// Held open: the server exits when its stdin reaches EOF, so even a test process that
-    /// dies without running `Drop` leaves nothing behind.
-    _stdin: ChildStdin,
-    url: String,
-}
+pub struct PlcServer(ChildServer);
 
 impl PlcServer {
     /// Starts a directory on 127.0.0.1 (any free port); panics if it cannot.
@@ -29,60 +19,18 @@ impl PlcServer {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let node = node_binary(repo);
         let script = repo.join("tests/js/plc-server.mjs");
-        let mut child = Command::new(&node)
-            .arg(&script)
-            .current_dir(repo)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-
-        // Read the first stdout line on a thread so the wait can time out.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let result = reader.read_line(&mut line).map(|_| line);
-            let _ = tx.send(result);
-            // Keep draining so the server never blocks on a full pipe.
-            let mut sink = String::new();
-            while matches!(reader.read_line(&mut sink), Ok(n) if n > 0) {
-                sink.clear();
-            }
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("PLC directory did not start: {other:?}");
-            }
-        };
-        let Some(url) = line.trim().strip_prefix("PLC_URL=").map(str::to_owned) else {
-            let _ = child.kill();
-            let status = child.wait();
-            panic!("PLC directory printed {line:?} instead of PLC_URL=… (exit: {status:?})");
-        };
-        PlcServer {
-            child,
-            _stdin: stdin,
-            url,
-        }
+        PlcServer(ChildServer::start(
+            "PLC directory",
+            &node,
+            &script,
+            repo,
+            "PLC_URL",
+        ))
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for PlcServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        &self.0.url
     }
 }
 

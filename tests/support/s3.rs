@@ -6,30 +6,23 @@
 //! listening, and exits when its stdin closes. A server that cannot start is a test
 //! failure, never a skip.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use rookery::config::{S3Config, S3Credentials, Secret};
 
-/// How long the server may take to print its URL.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use super::process::ChildServer;
+
 /// Moto accepts any credentials; these are placeholders.
 const ACCESS_KEY: &str = "rookery-test";
 const SECRET_KEY: &str = "rookery-test-secret";
 const REGION: &str = "us-east-1";
 
 /// A running server; killed (and reaped) on drop.
-pub struct S3Server {
-    child: Child,
-    /// Held open: the server exits when its stdin reaches EOF.
-    _stdin: ChildStdin,
-    url: String,
-}
+pub struct S3Server(ChildServer);
 
 impl S3Server {
     /// Installs (first time only) and starts the server; panics if it cannot. Prints the
@@ -40,61 +33,20 @@ impl S3Server {
         let python = python_binary(repo);
         let installed = begin.elapsed();
         let begin = Instant::now();
-        let mut child = Command::new(&python)
-            .arg(repo.join("tests/s3/moto-server.py"))
-            .current_dir(repo)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-
-        // Read the first stdout line on a thread so the wait can time out.
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let result = reader.read_line(&mut line).map(|_| line);
-            let _ = tx.send(result);
-            let mut sink = String::new();
-            while matches!(reader.read_line(&mut sink), Ok(n) if n > 0) {
-                sink.clear();
-            }
-        });
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(line)) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("S3 server did not start: {other:?}");
-            }
-        };
-        let Some(url) = line.trim().strip_prefix("S3_URL=").map(str::to_owned) else {
-            let _ = child.kill();
-            let status = child.wait();
-            panic!("S3 server printed {line:?} instead of S3_URL=… (exit: {status:?})");
-        };
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "S3 server must listen on 127.0.0.1 only: {url}"
-        );
+        let script = repo.join("tests/s3/moto-server.py");
+        let server = ChildServer::start("S3 server", &python, &script, repo, "S3_URL");
         eprintln!(
-            "s3 test server: deps check {:.2}s, start {:.2}s, {url}",
+            "s3 test server: deps check {:.2}s, start {:.2}s, {}",
             installed.as_secs_f64(),
-            begin.elapsed().as_secs_f64()
+            begin.elapsed().as_secs_f64(),
+            server.url
         );
-        S3Server {
-            child,
-            _stdin: stdin,
-            url,
-        }
+        S3Server(server)
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.0.url
     }
 
     /// Rookery's configuration for `bucket` on this server (path-style, static keys).
@@ -102,7 +54,7 @@ impl S3Server {
         S3Config {
             bucket: bucket.to_owned(),
             region: Some(REGION.to_owned()),
-            endpoint: Some(url::Url::parse(&self.url).expect("server URL")),
+            endpoint: Some(url::Url::parse(&self.0.url).expect("server URL")),
             force_path_style: true,
             credentials: Some(S3Credentials {
                 access_key_id: ACCESS_KEY.to_owned(),
@@ -116,7 +68,7 @@ impl S3Server {
         let config = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
-            .endpoint_url(&self.url)
+            .endpoint_url(&self.0.url)
             .force_path_style(true)
             .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
             .build();
@@ -175,13 +127,6 @@ impl S3Server {
         );
         found.sort();
         found
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

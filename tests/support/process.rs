@@ -1,0 +1,80 @@
+//! A local server run as a child process that announces itself with one stdout line
+//! `NAME=http://127.0.0.1:PORT` and exits when its stdin closes (so even a test process that
+//! dies without running `Drop` leaves nothing behind).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to print its URL.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running child server; killed (and reaped) on drop.
+pub struct ChildServer {
+    child: Child,
+    _stdin: ChildStdin,
+    pub url: String,
+}
+
+impl ChildServer {
+    /// Runs `program script` in `dir` and waits for the line `{key}=…`; panics (a test failure,
+    /// never a skip) if the server does not announce itself in time or not on 127.0.0.1.
+    pub fn start(what: &str, program: &Path, script: &Path, dir: &Path, key: &str) -> ChildServer {
+        let mut child = Command::new(program)
+            .arg(script)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+
+        // Read the first stdout line on a thread so the wait can time out.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let result = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send(result);
+            // Keep draining so the server never blocks on a full pipe.
+            let mut sink = String::new();
+            while matches!(reader.read_line(&mut sink), Ok(n) if n > 0) {
+                sink.clear();
+            }
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not start: {other:?}");
+            }
+        };
+        let prefix = format!("{key}=");
+        let Some(url) = line.trim().strip_prefix(&prefix).map(str::to_owned) else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("{what} printed {line:?} instead of {prefix}… (exit: {status:?})");
+        };
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "{what} must listen on 127.0.0.1 only: {url}"
+        );
+        ChildServer {
+            child,
+            _stdin: stdin,
+            url,
+        }
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
