@@ -27,12 +27,17 @@ impl TestPds {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestPds {
         let plc = PlcServer::start();
         let dir = tempfile::tempdir().unwrap();
+        // Bound first, so the PDS advertises (in DID documents) the address it really serves.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let mut config = Config {
             data_directory: dir.path().to_path_buf(),
             dev_mode: true,
             invite_required: false,
             did_plc_url: plc.url().parse().unwrap(),
             service_handle_domains: vec![".test".to_owned()],
+            port: addr.port(),
+            public_url: format!("http://{addr}"),
             ..Config::default()
         };
         adjust(&mut config);
@@ -43,8 +48,6 @@ impl TestPds {
             ),
         };
         let state = AppState::build(config, secrets).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let app = rookery::app(state.clone());
         let token = shutdown.clone();

@@ -43,7 +43,7 @@ fn cache_dir() -> PathBuf {
 }
 
 /// `ROOKERY_NODE` from `<cache>/env`, installing the test dependencies first if needed.
-fn node_binary(repo: &Path) -> PathBuf {
+pub fn node_binary(repo: &Path) -> PathBuf {
     let env_file = cache_dir().join("env");
     if !env_file.exists() {
         let status = Command::new("bash")
