@@ -62,6 +62,18 @@ enum CarCommand {
 enum BenchArgs {
     /// The repo engine on a SQLite file store: build, single writes, CAR export and import.
     Repo(BenchRepoArgs),
+    /// XRPC over HTTP against an in-process server: createRecord/s and getRecord/s.
+    Server(BenchServerArgs),
+}
+
+#[derive(Args)]
+struct BenchServerArgs {
+    /// Sequential createRecord calls.
+    #[arg(long, default_value_t = 2_000)]
+    creates: usize,
+    /// Sequential getRecord calls.
+    #[arg(long, default_value_t = 5_000)]
+    reads: usize,
 }
 
 #[derive(Args)]
@@ -92,6 +104,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(args),
         Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
         Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
+        Command::Bench(BenchArgs::Server(args)) => bench_server(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,6 +168,17 @@ fn bench_repo(args: BenchRepoArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::repo::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::server::Options {
+        creates: args.creates,
+        reads: args.reads,
+        dir: None,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::server::run(&opts))?;
     print!("{report}");
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! [`repo`] measures the repository engine on the SQLite actor store.
 
 pub mod repo;
+pub mod server;
 
 use std::fmt;
 use std::io;
@@ -43,6 +44,9 @@ pub enum Error {
     Verify(Box<verify::Error>),
     #[error(transparent)]
     Blocks(#[from] blockstore::Error),
+    /// The server under measurement failed or answered an error.
+    #[error("server: {0}")]
+    Server(String),
     #[error(transparent)]
     Cbor(#[from] cbor::Error),
     #[error(transparent)]
