@@ -84,6 +84,9 @@ error_names! {
     // Sync.
     FutureCursor,
     ConsumerTooSlow,
+    // Server.
+    /// `getServiceAuth`: the requested expiry is out of bounds.
+    BadExpiration,
 }
 
 impl Serialize for ErrorName {
@@ -386,7 +389,7 @@ mod tests {
 
     #[test]
     fn names_serialise_as_variant_names() {
-        assert_eq!(ErrorName::ALL.len(), 37);
+        assert_eq!(ErrorName::ALL.len(), 38);
         for name in ErrorName::ALL {
             let json = serde_json::to_string(name).unwrap();
             assert_eq!(json, format!("\"{name:?}\""));

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod extract;
+pub mod server;
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
@@ -18,7 +19,9 @@ use crate::server::AppState;
 
 /// The XRPC routes this server implements.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/xrpc/_health", get(health))
+    Router::new()
+        .route("/xrpc/_health", get(health))
+        .merge(server::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.

@@ -1,0 +1,489 @@
+//! describeServer, createAccount, account deletion, deactivation and status.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{empty, internal, now};
+use crate::accounts::{AccountRef, EmailTokenPurpose, Mail, NewAccount};
+use crate::crypto::{Algorithm, Keypair, PublicKey};
+use crate::error::{ErrorName, XrpcError};
+use crate::identity::plc;
+use crate::server::AppState;
+use crate::syntax::{Did, Handle};
+use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull};
+use crate::xrpc::extract::XrpcJson;
+
+/// Shortest account password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longest account password accepted, as the reference.
+pub const MAX_PASSWORD_LEN: usize = 256;
+/// Bounds on the part of a handle in front of a service domain, as the reference.
+const MIN_HANDLE_FRONT: usize = 3;
+const MAX_HANDLE_FRONT: usize = 18;
+
+/// `com.atproto.server.describeServer`.
+pub async fn describe_server(State(state): State<AppState>) -> Json<Value> {
+    let config = state.config();
+    Json(json!({
+        "did": config.service_did,
+        "availableUserDomains": config.service_handle_domains,
+        "inviteCodeRequired": config.invite_required,
+        "links": {},
+        "contact": {},
+    }))
+}
+
+fn invalid_handle(message: &str) -> XrpcError {
+    XrpcError::bad_request(ErrorName::InvalidHandle, message)
+}
+
+/// Normalises and checks a handle for registration under one of `domains` (each like
+/// `.example.com`): valid syntax, an allowed TLD, and a single label of 3 to 18 characters
+/// in front of the service domain.
+pub fn normalize_service_handle(raw: &str, domains: &[String]) -> Result<Handle, XrpcError> {
+    let handle: Handle = raw
+        .trim()
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|_| invalid_handle("Input/handle must be a valid handle"))?;
+    if handle.has_disallowed_tld() {
+        return Err(invalid_handle("Handle TLD is invalid or disallowed"));
+    }
+    let text = handle.as_str();
+    let front = domains.iter().find_map(|domain| {
+        let domain = domain.to_ascii_lowercase();
+        let suffix = if domain.starts_with('.') {
+            domain
+        } else {
+            format!(".{domain}")
+        };
+        text.strip_suffix(suffix.as_str())
+    });
+    let Some(front) = front else {
+        return Err(XrpcError::bad_request(
+            ErrorName::UnsupportedDomain,
+            "Not a supported handle domain",
+        ));
+    };
+    if front.contains('.') {
+        return Err(invalid_handle("Invalid characters in handle"));
+    }
+    if front.len() < MIN_HANDLE_FRONT {
+        return Err(invalid_handle("Handle too short"));
+    }
+    if front.len() > MAX_HANDLE_FRONT {
+        return Err(invalid_handle("Handle too long"));
+    }
+    Ok(handle)
+}
+
+/// A plausible e-mail address: one `@`, a non-empty local part, a dotted domain, no spaces
+/// or control characters. Returns it lowercased.
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && email.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then_some(email)
+}
+
+/// Checks a new account password's length.
+pub fn check_password(password: &str) -> Result<(), XrpcError> {
+    let len = password.chars().count();
+    if len < MIN_PASSWORD_LEN {
+        Err(XrpcError::bad_request(
+            ErrorName::InvalidPassword,
+            format!("Password must be at least {MIN_PASSWORD_LEN} characters"),
+        ))
+    } else if len > MAX_PASSWORD_LEN {
+        Err(XrpcError::bad_request(
+            ErrorName::InvalidPassword,
+            "Password too long",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateAccountInput {
+    handle: String,
+    email: Option<String>,
+    password: Option<String>,
+    did: Option<String>,
+    invite_code: Option<String>,
+    recovery_key: Option<String>,
+    plc_op: Option<Value>,
+}
+
+/// `com.atproto.server.createAccount`: a new did:plc registered with the PLC directory,
+/// a repository, the account rows, and a session.
+pub async fn create_account(
+    State(state): State<AppState>,
+    XrpcJson(input): XrpcJson<CreateAccountInput>,
+) -> Result<Json<Value>, XrpcError> {
+    let config = state.config();
+    if input.did.is_some() || input.plc_op.is_some() {
+        return Err(XrpcError::invalid_request(
+            "Creating an account for an existing DID (migration) is not supported",
+        ));
+    }
+    let handle = normalize_service_handle(&input.handle, &config.service_handle_domains)?;
+    let email = input
+        .email
+        .as_deref()
+        .ok_or_else(|| XrpcError::invalid_request("Email is required"))?;
+    let email = normalize_email(email).ok_or_else(|| {
+        XrpcError::bad_request(
+            ErrorName::InvalidEmail,
+            "This email address is not supported, please use a different email.",
+        )
+    })?;
+    let password = input
+        .password
+        .as_deref()
+        .ok_or_else(|| XrpcError::invalid_request("Password is required"))?;
+    check_password(password)?;
+    let invite_code = input.invite_code.as_deref().map(str::trim);
+    check_invite(&state, invite_code).await?;
+    let accounts = state.accounts();
+    if accounts
+        .get_account(AccountRef::Handle(handle.as_str()))
+        .await?
+        .is_some()
+    {
+        return Err(XrpcError::bad_request(
+            ErrorName::HandleNotAvailable,
+            format!("Handle already taken: {handle}"),
+        ));
+    }
+    if accounts
+        .get_account(AccountRef::Email(&email))
+        .await?
+        .is_some()
+    {
+        return Err(XrpcError::invalid_request(format!(
+            "Email already taken: {email}"
+        )));
+    }
+
+    let mut rotation_keys = Vec::new();
+    if let Some(recovery) = input.recovery_key.as_deref() {
+        PublicKey::from_did_key(recovery)
+            .map_err(|_| XrpcError::invalid_request("recoveryKey must be a did:key"))?;
+        rotation_keys.push(recovery.to_owned());
+    }
+    let server_key = state.plc_rotation_key().public_key().to_did_key();
+    if !rotation_keys.contains(&server_key) {
+        rotation_keys.push(server_key);
+    }
+    let signing_key = Keypair::generate(Algorithm::K256);
+    let (did, op) = plc::create_genesis(
+        &signing_key.public_key().to_did_key(),
+        rotation_keys,
+        &handle,
+        &config.public_url,
+        state.plc_rotation_key(),
+    )
+    .map_err(|e| XrpcError::invalid_request(format!("Cannot build the DID: {e}")))?;
+    state
+        .resolver()
+        .plc()
+        .submit(&did, &op)
+        .await
+        .map_err(|e| XrpcError::upstream_failure(format!("PLC directory: {e}")))?;
+
+    state
+        .repo()
+        .create_repo(&did, &signing_key, Some(&handle))
+        .await
+        .map_err(internal)?;
+    let now = now();
+    let created = accounts
+        .create_account(NewAccount {
+            did: &did,
+            handle: &handle,
+            email: &email,
+            password,
+            invite_code,
+            invite_required: config.invite_required,
+            now,
+        })
+        .await;
+    let session = match created {
+        Ok(_) => {
+            accounts
+                .create_session_tokens(did.as_str(), None, now, state.session())
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    let session = match session {
+        Ok(session) => session,
+        Err(err) => {
+            if let Err(cleanup) = state.repo().destroy_repo(&did).await {
+                tracing::error!(%did, error = %cleanup, "cannot remove the repository of a failed account creation");
+            }
+            return Err(err.into());
+        }
+    };
+    let did_doc = match state.resolver().resolve_did(&did).await {
+        Ok(doc) => serde_json::to_value(doc).ok(),
+        Err(_) => None,
+    };
+    let mut out = json!({
+        "handle": handle.as_str(),
+        "did": did.as_str(),
+        "accessJwt": session.access_jwt,
+        "refreshJwt": session.refresh_jwt,
+    });
+    if let (Some(doc), Some(obj)) = (did_doc, out.as_object_mut()) {
+        obj.insert("didDoc".into(), doc);
+    }
+    Ok(Json(out))
+}
+
+/// Refuses a missing code when one is required, and a code that cannot be used.
+async fn check_invite(state: &AppState, code: Option<&str>) -> Result<(), XrpcError> {
+    let invalid =
+        |message: &str| XrpcError::bad_request(ErrorName::InvalidInviteCode, message.to_owned());
+    let Some(code) = code else {
+        return if state.config().invite_required {
+            Err(invalid("No invite code provided"))
+        } else {
+            Ok(())
+        };
+    };
+    match state.accounts().get_invite_code(code).await? {
+        Some(found)
+            if !found.disabled
+                && i64::try_from(found.uses.len()).unwrap_or(i64::MAX) < found.available_uses =>
+        {
+            Ok(())
+        }
+        _ => Err(invalid("Provided invite code not available")),
+    }
+}
+
+/// `com.atproto.server.requestAccountDelete`: mails a `delete_account` token.
+pub async fn request_account_delete(
+    State(state): State<AppState>,
+    AccessFull(caller): AccessFull,
+) -> Result<Json<Value>, XrpcError> {
+    let did = caller.did.as_str();
+    let account = state
+        .accounts()
+        .get_account(AccountRef::Did(did))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
+    let email = account
+        .email
+        .ok_or_else(|| XrpcError::invalid_request("account does not have an email address"))?;
+    let token = state
+        .accounts()
+        .create_email_token(did, EmailTokenPurpose::DeleteAccount, now())
+        .await?;
+    let mail = Mail {
+        to: email,
+        subject: "Account deletion request".to_owned(),
+        text: format!(
+            "We received a request to delete your account. Your confirmation code is: {token}"
+        ),
+    };
+    state
+        .mailer()
+        .send(&mail)
+        .await
+        .map_err(|e| XrpcError::upstream_failure(e.to_string()))?;
+    Ok(empty())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteAccountInput {
+    did: String,
+    password: String,
+    token: String,
+}
+
+/// `com.atproto.server.deleteAccount`: with the account password and the mailed token,
+/// deletes the repository and the account, and sequences `#account` (deleted).
+pub async fn delete_account(
+    State(state): State<AppState>,
+    XrpcJson(input): XrpcJson<DeleteAccountInput>,
+) -> Result<Json<Value>, XrpcError> {
+    let did: Did = input
+        .did
+        .parse()
+        .map_err(|_| XrpcError::invalid_request("did must be a valid DID"))?;
+    let accounts = state.accounts();
+    if accounts
+        .get_account(AccountRef::Did(did.as_str()))
+        .await?
+        .is_none()
+    {
+        return Err(XrpcError::invalid_request("account not found"));
+    }
+    let now = now();
+    let bad_credentials = || XrpcError::auth_required("Invalid did or password");
+    match accounts
+        .login(did.as_str(), &input.password, None, now)
+        .await
+    {
+        Ok(login) if login.app_password.is_none() => {}
+        Ok(_) | Err(crate::accounts::Error::AuthFailed) => return Err(bad_credentials()),
+        Err(crate::accounts::Error::AccountTakedown) => {}
+        Err(err) => return Err(err.into()),
+    }
+    accounts
+        .assert_valid_email_token(
+            did.as_str(),
+            EmailTokenPurpose::DeleteAccount,
+            input.token.trim(),
+            now,
+        )
+        .await?;
+    state.repo().destroy_repo(&did).await.map_err(internal)?;
+    accounts.delete_account(did.as_str()).await?;
+    state
+        .repo()
+        .sequence_account(&did, false, Some("deleted"))
+        .await
+        .map_err(internal)?;
+    Ok(empty())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeactivateInput {
+    delete_after: Option<String>,
+}
+
+/// `com.atproto.server.deactivateAccount`.
+pub async fn deactivate_account(
+    State(state): State<AppState>,
+    AccessFull(caller): AccessFull,
+    XrpcJson(input): XrpcJson<DeactivateInput>,
+) -> Result<Json<Value>, XrpcError> {
+    let delete_after = input
+        .delete_after
+        .as_deref()
+        .map(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| t.timestamp())
+                .map_err(|_| XrpcError::invalid_request("deleteAfter must be a datetime"))
+        })
+        .transpose()?;
+    state
+        .accounts()
+        .deactivate(caller.did.as_str(), now(), delete_after)
+        .await?;
+    state
+        .repo()
+        .sequence_account(&caller.did, false, Some("deactivated"))
+        .await
+        .map_err(internal)?;
+    Ok(empty())
+}
+
+/// `com.atproto.server.activateAccount`: a full session of the (deactivated) account.
+pub async fn activate_account(
+    State(state): State<AppState>,
+    AccessAllowDeactivated(caller): AccessAllowDeactivated,
+) -> Result<Json<Value>, XrpcError> {
+    if !caller.scope.is_full() {
+        return Err(XrpcError::invalid_token("Bad token scope"));
+    }
+    let did = &caller.did;
+    let account = state
+        .accounts()
+        .get_account(AccountRef::Did(did.as_str()))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
+    state.accounts().activate(did.as_str()).await?;
+    let handle = account
+        .handle
+        .as_deref()
+        .and_then(|h| h.parse::<Handle>().ok());
+    let repo = state.repo();
+    repo.sequence_identity(did, handle.as_ref())
+        .await
+        .map_err(internal)?;
+    repo.sequence_account(did, true, None)
+        .await
+        .map_err(internal)?;
+    repo.sequence_sync(did).await.map_err(internal)?;
+    Ok(empty())
+}
+
+/// `com.atproto.server.checkAccountStatus`.
+pub async fn check_account_status(
+    State(state): State<AppState>,
+    AccessAllowDeactivated(caller): AccessAllowDeactivated,
+) -> Result<Json<Value>, XrpcError> {
+    let did = &caller.did;
+    let account = state
+        .accounts()
+        .get_account(AccountRef::Did(did.as_str()))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
+    let actor = state
+        .repo()
+        .stores()
+        .open(did)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| XrpcError::repo_not_found(format!("Could not find repo for DID: {did}")))?;
+    let root = state.repo().current_root(did).await.map_err(internal)?;
+    let pool = actor.pool();
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .map_err(internal)
+    };
+    let repo_blocks = count("SELECT COUNT(*) FROM repo_block").await?;
+    let indexed_records = count("SELECT COUNT(*) FROM record").await?;
+    let private_state_values = count("SELECT COUNT(*) FROM account_pref").await?;
+    let blob_cids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT blobCid FROM record_blob")
+        .fetch_all(pool)
+        .await
+        .map_err(internal)?;
+    let mut imported = 0i64;
+    for bytes in &blob_cids {
+        if let Ok(cid) = cid::Cid::try_from(bytes.as_slice())
+            && state.blobs().has(did, &cid).await.map_err(internal)?
+        {
+            imported += 1;
+        }
+    }
+    let valid_did = match state.resolver().resolve_did(did).await {
+        Ok(doc) => {
+            doc.pds_endpoint() == Some(state.config().public_url.as_str())
+                && doc
+                    .signing_key()
+                    .is_ok_and(|key| key.to_did_key() == actor.keypair().public_key().to_did_key())
+        }
+        Err(_) => false,
+    };
+    Ok(Json(json!({
+        "activated": account.deactivated_at.is_none(),
+        "validDid": valid_did,
+        "repoCommit": root.cid.to_string(),
+        "repoRev": root.rev,
+        "repoBlocks": repo_blocks,
+        "indexedRecords": indexed_records,
+        "privateStateValues": private_state_values,
+        "expectedBlobs": i64::try_from(blob_cids.len()).unwrap_or(i64::MAX),
+        "importedBlobs": imported,
+    })))
+}

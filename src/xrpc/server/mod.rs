@@ -1,0 +1,185 @@
+//! `com.atproto.server.*`: accounts, sessions, app passwords, invite codes, service auth.
+//!
+//! Statuses and error names follow the reference PDS. Submodules hold the handlers by
+//! theme; this module holds the routes and the pieces they share.
+
+mod account;
+mod app_password;
+mod invite;
+mod service_auth;
+mod session;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use crate::accounts::{self, AccountInfo, AccountStatus};
+use crate::error::{ErrorName, XrpcError};
+use crate::server::AppState;
+use crate::syntax::Did;
+
+/// The routes of `com.atproto.server.*`.
+pub fn routes() -> Router<AppState> {
+    const NS: &str = "/xrpc/com.atproto.server.";
+    let path = |name: &str| format!("{NS}{name}");
+    Router::new()
+        .route(&path("describeServer"), get(account::describe_server))
+        .route(&path("createAccount"), post(account::create_account))
+        .route(
+            &path("requestAccountDelete"),
+            post(account::request_account_delete),
+        )
+        .route(&path("deleteAccount"), post(account::delete_account))
+        .route(
+            &path("deactivateAccount"),
+            post(account::deactivate_account),
+        )
+        .route(&path("activateAccount"), post(account::activate_account))
+        .route(
+            &path("checkAccountStatus"),
+            get(account::check_account_status),
+        )
+        .route(&path("createSession"), post(session::create_session))
+        .route(&path("getSession"), get(session::get_session))
+        .route(&path("refreshSession"), post(session::refresh_session))
+        .route(&path("deleteSession"), post(session::delete_session))
+        .route(&path("createAppPassword"), post(app_password::create))
+        .route(&path("listAppPasswords"), get(app_password::list))
+        .route(&path("revokeAppPassword"), post(app_password::revoke))
+        .route(&path("createInviteCode"), post(invite::create_invite_code))
+        .route(
+            &path("createInviteCodes"),
+            post(invite::create_invite_codes),
+        )
+        .route(
+            &path("getAccountInviteCodes"),
+            get(invite::get_account_invite_codes),
+        )
+        .route(&path("getServiceAuth"), get(service_auth::get_service_auth))
+}
+
+impl From<accounts::Error> for XrpcError {
+    fn from(err: accounts::Error) -> Self {
+        use accounts::Error as E;
+        match err {
+            E::HandleTaken => {
+                XrpcError::bad_request(ErrorName::HandleNotAvailable, "Handle already taken")
+            }
+            E::EmailTaken => XrpcError::invalid_request("Email already taken"),
+            E::AccountExists => XrpcError::invalid_request("Account already exists"),
+            E::InvalidInviteCode => XrpcError::bad_request(
+                ErrorName::InvalidInviteCode,
+                "Provided invite code not available",
+            ),
+            E::AccountNotFound => {
+                XrpcError::bad_request(ErrorName::AccountNotFound, "Account not found")
+            }
+            E::AuthFailed => XrpcError::auth_required("Invalid identifier or password"),
+            E::AccountLocked { until } => XrpcError::rate_limit_exceeded(format!(
+                "Too many failed login attempts; try again after {}",
+                datetime(until)
+            )),
+            E::RateLimited { .. } => XrpcError::rate_limit_exceeded("Rate Limit Exceeded"),
+            E::AccountTakedown => XrpcError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorName::AccountTakedown,
+                "Account has been taken down",
+            ),
+            E::AccountDeactivated => XrpcError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorName::AccountDeactivated,
+                "Account is deactivated",
+            ),
+            E::RefreshTokenReused | E::TokenRevoked => {
+                XrpcError::expired_token("Token has been revoked")
+            }
+            E::TokenExpired => XrpcError::expired_token("Token has expired"),
+            E::InvalidEmailToken => XrpcError::invalid_token("Token is invalid"),
+            E::ExpiredEmailToken => XrpcError::expired_token("Token is expired"),
+            E::AppPasswordExists => {
+                XrpcError::invalid_request("An app password with this name already exists")
+            }
+            other @ (E::Hashing(_) | E::Internal(_) | E::Database(_) | E::Migrate(_)) => {
+                XrpcError::internal(other)
+            }
+        }
+    }
+}
+
+/// The current time, UNIX seconds.
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// UNIX seconds as an atproto datetime (`2024-01-02T03:04:05.000Z`).
+fn datetime(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The caller's IP address, when the server was started with connection info.
+fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Maps an actor-store failure to a 500.
+fn internal(err: impl std::fmt::Display) -> XrpcError {
+    XrpcError::internal(err)
+}
+
+/// The account's DID as a [`Did`]; stored DIDs always parse.
+fn parse_did(did: &str) -> Result<Did, XrpcError> {
+    did.parse().map_err(internal)
+}
+
+/// The account fields shared by createSession, getSession and refreshSession: `handle`,
+/// `did`, `didDoc` (when it resolves), `email`, `emailConfirmed`, `emailAuthFactor`,
+/// `active` and `status` (when not active).
+async fn account_view(
+    state: &AppState,
+    account: &AccountInfo,
+) -> Result<Map<String, Value>, XrpcError> {
+    let did = parse_did(&account.did)?;
+    let mut out = Map::new();
+    out.insert(
+        "handle".into(),
+        json!(
+            account
+                .handle
+                .as_deref()
+                .unwrap_or(crate::syntax::Handle::INVALID)
+        ),
+    );
+    out.insert("did".into(), json!(account.did));
+    if let Ok(doc) = state.resolver().resolve_did(&did).await
+        && let Ok(value) = serde_json::to_value(&doc)
+    {
+        out.insert("didDoc".into(), value);
+    }
+    if let Some(email) = &account.email {
+        out.insert("email".into(), json!(email));
+        out.insert(
+            "emailConfirmed".into(),
+            json!(account.email_confirmed_at.is_some()),
+        );
+        out.insert("emailAuthFactor".into(), json!(false));
+    }
+    let status = account.status();
+    out.insert("active".into(), json!(status == AccountStatus::Active));
+    if let Some(name) = status.as_lexicon() {
+        out.insert("status".into(), json!(name));
+    }
+    Ok(out)
+}
+
+/// An empty JSON object, the output of procedures without one.
+fn empty() -> Json<Value> {
+    Json(json!({}))
+}

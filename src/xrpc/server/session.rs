@@ -1,0 +1,148 @@
+//! createSession, getSession, refreshSession, deleteSession.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Extensions, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{account_view, client_ip, empty, now};
+use crate::accounts::{AccountRef, CREATE_SESSION_LIMITS, RateLimiter, Session};
+use crate::error::XrpcError;
+use crate::server::AppState;
+use crate::xrpc::auth::{AccessAllowDeactivated, RefreshAuth};
+use crate::xrpc::extract::XrpcJson;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSessionInput {
+    identifier: String,
+    password: String,
+}
+
+/// A 429 with the `ratelimit-*` headers of the createSession limit, resetting at `reset`.
+fn rate_limited(message: &str, reset: i64) -> Response {
+    let mut response = XrpcError::rate_limit_exceeded(message).into_response();
+    let limit = CREATE_SESSION_LIMITS.first().copied();
+    let headers = response.headers_mut();
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(limit) = limit {
+        put("ratelimit-limit", limit.points.to_string());
+        put(
+            "ratelimit-policy",
+            format!("{};w={}", limit.points, limit.window_secs),
+        );
+    }
+    put("ratelimit-remaining", "0".to_owned());
+    put("ratelimit-reset", reset.to_string());
+    response
+}
+
+/// The session output: the account view plus the two tokens.
+async fn session_output(
+    state: &AppState,
+    did: &str,
+    session: &Session,
+) -> Result<Json<Value>, XrpcError> {
+    let account = state
+        .accounts()
+        .get_account(AccountRef::Did(did))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Token could not be verified"))?;
+    let mut out = account_view(state, &account).await?;
+    out.insert("accessJwt".into(), json!(session.access_jwt));
+    out.insert("refreshJwt".into(), json!(session.refresh_jwt));
+    Ok(Json(Value::Object(out)))
+}
+
+/// `com.atproto.server.createSession`.
+pub async fn create_session(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    XrpcJson(input): XrpcJson<CreateSessionInput>,
+) -> Result<Response, XrpcError> {
+    let now = now();
+    let ip = client_ip(&extensions);
+    let identifier = input.identifier.trim();
+    // Handles and addresses compare case-insensitively; DIDs exactly.
+    let identifier = if identifier.starts_with("did:") {
+        identifier.to_owned()
+    } else {
+        identifier.to_lowercase()
+    };
+    if state.config().rate_limits_enabled {
+        let ip_text = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let key = RateLimiter::create_session_key(&identifier, &ip_text);
+        if let Err(limited) = state.login_limiter().check(&key, now) {
+            return Ok(rate_limited("Rate Limit Exceeded", limited.reset));
+        }
+    }
+    let login = match state
+        .accounts()
+        .login(&identifier, &input.password, ip, now)
+        .await
+    {
+        Ok(login) => login,
+        Err(crate::accounts::Error::AccountLocked { until }) => {
+            return Ok(rate_limited(
+                "Too many failed login attempts; try again later",
+                until,
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let session = state
+        .accounts()
+        .create_session_tokens(
+            &login.account.did,
+            login.app_password.as_ref(),
+            now,
+            state.session(),
+        )
+        .await?;
+    Ok(session_output(&state, &login.account.did, &session)
+        .await?
+        .into_response())
+}
+
+/// `com.atproto.server.getSession`.
+pub async fn get_session(
+    State(state): State<AppState>,
+    AccessAllowDeactivated(caller): AccessAllowDeactivated,
+) -> Result<Json<Value>, XrpcError> {
+    let account = state
+        .accounts()
+        .get_account(AccountRef::Did(caller.did.as_str()))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Token could not be verified"))?;
+    Ok(Json(Value::Object(account_view(&state, &account).await?)))
+}
+
+/// `com.atproto.server.refreshSession`: exchanges the refresh token for a new pair.
+pub async fn refresh_session(
+    State(state): State<AppState>,
+    auth: RefreshAuth,
+) -> Result<Json<Value>, XrpcError> {
+    let claims = auth.claims(&state, false)?;
+    let session = state
+        .accounts()
+        .rotate_refresh(&claims, now(), state.session())
+        .await?;
+    session_output(&state, &session.did, &session).await
+}
+
+/// `com.atproto.server.deleteSession`: ends the session of the refresh token (even an
+/// expired one).
+pub async fn delete_session(
+    State(state): State<AppState>,
+    auth: RefreshAuth,
+) -> Result<Json<Value>, XrpcError> {
+    let claims = auth.claims(&state, true)?;
+    state.accounts().revoke_refresh(&claims.jti).await?;
+    Ok(empty())
+}
