@@ -259,9 +259,12 @@ async fn well_known_atproto_did_by_host() {
     }
 }
 
-/// What the fake AppView saw: path and query, and the Authorization header.
+/// One request the fake AppView saw: path and query, and the Authorization header.
+type SeenRequest = (String, Option<String>);
+
+/// What the fake AppView saw.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<SeenRequest>>>);
 
 async fn appview(State(seen): State<Seen>, req: Request) -> impl IntoResponse {
     let auth = req
