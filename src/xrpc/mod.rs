@@ -5,9 +5,12 @@
 
 pub mod auth;
 pub mod extract;
+pub mod identity;
+pub mod proxy;
 pub mod server;
+pub mod wellknown;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,6 +25,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/xrpc/_health", get(health))
         .merge(server::routes())
+        .merge(identity::routes())
+        .merge(wellknown::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.
@@ -46,10 +51,14 @@ pub fn method_name(path: &str) -> Option<&str> {
     (separator_allowed && name.len() >= 2).then_some(name)
 }
 
-/// Fallback for unrouted paths: 501 `MethodNotImplemented` for a well-formed XRPC method,
-/// 400 for a malformed `/xrpc/` path, 404 otherwise.
-pub async fn not_routed(uri: Uri) -> Response {
-    let path = uri.path();
+/// Fallback for unrouted paths: the service proxy for proxied methods ([`proxy::is_proxied`]),
+/// 501 `MethodNotImplemented` for another well-formed XRPC method, 400 for a malformed
+/// `/xrpc/` path, 404 otherwise.
+pub async fn not_routed(State(state): State<AppState>, req: Request) -> Response {
+    if proxy::is_proxied(&req) {
+        return proxy::forward(&state, req).await;
+    }
+    let path = req.uri().path();
     if path.starts_with("/xrpc/") {
         match method_name(path) {
             Some(_) => XrpcError::method_not_implemented().into_response(),
