@@ -85,9 +85,12 @@ async fn run_in(opts: &Options, dir: &std::path::Path) -> Result<Report, Error> 
     let app = crate::app(state.clone());
     let token = shutdown.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(token.cancelled_owned())
+        .await
     });
     let result = measure(opts, &state, &format!("http://{addr}")).await;
     shutdown.cancel();

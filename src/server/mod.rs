@@ -86,9 +86,12 @@ pub async fn serve(
 
     let handle = tokio::spawn(async move {
         let supervisor = tokio::spawn(runner.supervise(TASK_SHUTDOWN_GRACE));
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
         // If the server stopped on its own (an I/O error), stop the tasks too.
         shutdown.cancel();
         if supervisor.await.is_err() {

@@ -52,10 +52,13 @@ impl TestPds {
         let app = rookery::app(state.clone());
         let token = shutdown.clone();
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .unwrap();
         });
         TestPds {
             state,
