@@ -5,6 +5,8 @@
 
 pub mod auth;
 pub mod extract;
+pub mod preferences;
+pub mod repo;
 
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
@@ -18,7 +20,10 @@ use crate::server::AppState;
 
 /// The XRPC routes this server implements.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/xrpc/_health", get(health))
+    Router::new()
+        .route("/xrpc/_health", get(health))
+        .merge(repo::routes())
+        .merge(preferences::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.
