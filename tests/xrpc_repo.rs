@@ -286,7 +286,10 @@ async fn apply_writes_and_list_records() {
     let (did, token) = pds.seed_account("bob.test", "hunter2hunter2").await;
     let t = Some(token.as_str());
 
-    let keys: Vec<String> = "234567a".chars().map(|i| format!("3kabc{i}aaaaaa2")).collect();
+    let keys: Vec<String> = "234567a"
+        .chars()
+        .map(|i| format!("3kabc{i}aaaaaa2"))
+        .collect();
     let writes: Vec<Value> = keys
         .iter()
         .map(|k| json!({"$type": "com.atproto.repo.applyWrites#create", "collection": POST, "rkey": k, "value": post_record(k)}))
