@@ -17,6 +17,7 @@ pub mod blocks;
 pub mod commit;
 pub mod export;
 pub mod outbox;
+pub mod prefs;
 pub mod records;
 pub mod root;
 pub mod sqlite;

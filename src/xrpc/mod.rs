@@ -6,7 +6,9 @@
 pub mod auth;
 pub mod extract;
 pub mod identity;
+pub mod preferences;
 pub mod proxy;
+pub mod repo;
 pub mod server;
 pub mod wellknown;
 
@@ -27,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .merge(server::routes())
         .merge(identity::routes())
         .merge(wellknown::routes())
+        .merge(repo::routes())
+        .merge(preferences::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.
