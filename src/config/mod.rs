@@ -72,7 +72,8 @@ pub struct Config {
     /// `PDS_DEV_MODE` — development mode (relaxed checks for local testing). Default `false`.
     pub dev_mode: bool,
     /// `PDS_INVITE_REQUIRED` — whether account creation needs an invite code. Default
-    /// `true`, as the reference: only an explicit `false` opens sign-up.
+    /// `true`, as the reference, except on the embedded development defaults (hostname
+    /// `localhost`), where no admin exists to issue codes and sign-up would be impossible.
     pub invite_required: bool,
     /// `PDS_RATE_LIMITS_ENABLED` — whether request rate limits apply. Default `false`.
     pub rate_limits_enabled: bool,
@@ -287,7 +288,8 @@ impl Default for Config {
             service_did: format!("did:web:{DEFAULT_HOSTNAME}"),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             dev_mode: false,
-            invite_required: true,
+            // The default hostname is `localhost`: see the field's documentation.
+            invite_required: false,
             rate_limits_enabled: false,
             service_handle_domains: default_handle_domains(DEFAULT_HOSTNAME),
             blobstore: BlobstoreConfig::Disk {
@@ -437,6 +439,9 @@ impl Config {
                 .map(ConfigWarning::UnusedReferenceVariable),
         );
 
+        let invite_required = src
+            .bool("PDS_INVITE_REQUIRED")?
+            .unwrap_or(hostname != DEFAULT_HOSTNAME);
         Ok(Config {
             public_url: public_url_for(&hostname, port),
             hostname,
@@ -445,9 +450,7 @@ impl Config {
             service_did,
             version: src.string("PDS_VERSION").unwrap_or(defaults.version),
             dev_mode: src.bool("PDS_DEV_MODE")?.unwrap_or(defaults.dev_mode),
-            invite_required: src
-                .bool("PDS_INVITE_REQUIRED")?
-                .unwrap_or(defaults.invite_required),
+            invite_required,
             rate_limits_enabled: src
                 .bool("PDS_RATE_LIMITS_ENABLED")?
                 .unwrap_or(defaults.rate_limits_enabled),

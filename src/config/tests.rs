@@ -38,7 +38,8 @@ fn defaults_without_any_configuration() {
     assert_eq!(config.service_did, "did:web:localhost");
     assert_eq!(config.version, env!("CARGO_PKG_VERSION"));
     assert!(!config.dev_mode);
-    assert!(config.invite_required);
+    // Sign-up is open on the local development defaults (no admin exists to issue codes)...
+    assert!(!config.invite_required);
     assert!(!config.rate_limits_enabled);
     assert_eq!(config.service_handle_domains, [".test"]);
     assert_eq!(config.data_directory, PathBuf::from("./data"));
@@ -603,4 +604,25 @@ fn secrets_are_redacted_in_debug_output() {
     ] {
         assert!(!debug.contains(secret), "{secret} leaked");
     }
+}
+
+#[test]
+fn invites_are_required_on_a_real_hostname_unless_opened() {
+    let parse = |vars: &[(&str, &str)]| {
+        Config::from_sources(
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            None,
+        )
+        .unwrap()
+    };
+    // ...and required by default anywhere else, as the reference.
+    assert!(parse(&[("PDS_HOSTNAME", "pds.example.com")]).invite_required);
+    assert!(
+        !parse(&[
+            ("PDS_HOSTNAME", "pds.example.com"),
+            ("PDS_INVITE_REQUIRED", "false")
+        ])
+        .invite_required
+    );
+    assert!(parse(&[("PDS_INVITE_REQUIRED", "true")]).invite_required);
 }
