@@ -19,7 +19,7 @@ use crate::lexicon::{Catalog, ValidationErrorKind};
 use crate::repo::cbor::{self, Ipld, json_to_record};
 use crate::repo::repository::Write;
 use crate::server::AppState;
-use crate::syntax::{Nsid, RecordKey, TidClock};
+use crate::syntax::{Did, Nsid, RecordKey, TidClock};
 use crate::xrpc::auth::AccessStandard;
 use crate::xrpc::extract::XrpcJson;
 
@@ -270,17 +270,7 @@ pub async fn create_record(
         rkey,
         record: prepared.value,
     };
-    let commit = state
-        .repo()
-        .apply_writes(&did, vec![write.into()], swap_commit)
-        .await?;
-    let (uri, cid) = only_result(&commit)?;
-    Ok(Json(WriteOutput {
-        uri,
-        cid: cid.to_string(),
-        commit: Some(CommitMeta::from(&commit)),
-        validation_status: prepared.status,
-    }))
+    write_one(&state, &did, write.into(), swap_commit, prepared.status).await
 }
 
 /// `POST com.atproto.repo.putRecord`: creates or replaces; an unchanged record makes no
@@ -335,16 +325,34 @@ pub async fn put_record(
             record: prepared.value,
         }
     };
+    write_one(
+        &state,
+        &did,
+        RecordWrite { write, swap },
+        swap_commit,
+        prepared.status,
+    )
+    .await
+}
+
+/// Commits one create or update and answers with its record and commit.
+async fn write_one(
+    state: &AppState,
+    did: &Did,
+    write: RecordWrite,
+    swap_commit: Option<Cid>,
+    validation_status: Status,
+) -> Result<Json<WriteOutput>, XrpcError> {
     let commit = state
         .repo()
-        .apply_writes(&did, vec![RecordWrite { write, swap }], swap_commit)
+        .apply_writes(did, vec![write], swap_commit)
         .await?;
     let (uri, cid) = only_result(&commit)?;
     Ok(Json(WriteOutput {
         uri,
         cid: cid.to_string(),
         commit: Some(CommitMeta::from(&commit)),
-        validation_status: prepared.status,
+        validation_status,
     }))
 }
 
