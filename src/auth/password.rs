@@ -9,8 +9,9 @@
 //! raised later without invalidating stored hashes. (The reference PDS uses scrypt.)
 //!
 //! App passwords have the reference's shape: 16 characters from the lowercase RFC 4648
-//! base32 alphabet (`a-z`, `2-7`, 80 bits) in four dash-separated groups, and are stored
-//! hashed exactly like account passwords.
+//! base32 alphabet (`a-z`, `2-7`, 80 bits) in four dash-separated groups. With 80 random
+//! bits no slow hash is needed: the account database stores a SHA-256 keyed by the DID
+//! (`crate::accounts::app_password_hash`), so a login finds its app password in one lookup.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
