@@ -101,8 +101,8 @@ async fn root_shows_a_text_banner() {
 async fn unknown_xrpc_method_is_501() {
     for request in [
         get("/xrpc/com.example.nothing.here"),
-        get("/xrpc/com.atproto.repo.getRecord?repo=x&collection=y&rkey=z"),
-        Request::post("/xrpc/com.atproto.repo.createRecord")
+        get("/xrpc/com.example.nothing.here?repo=x&collection=y&rkey=z"),
+        Request::post("/xrpc/com.example.nothing.written")
             .header("content-type", "application/json")
             .body(Body::from("{}"))
             .unwrap(),
