@@ -10,6 +10,7 @@ pub mod preferences;
 pub mod proxy;
 pub mod repo;
 pub mod server;
+pub mod sync;
 pub mod wellknown;
 
 use axum::extract::{Request, State};
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .merge(wellknown::routes())
         .merge(repo::routes())
         .merge(preferences::routes())
+        .merge(sync::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.

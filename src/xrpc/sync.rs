@@ -1,0 +1,127 @@
+//! `com.atproto.sync.*`: repositories for relays and mirroring tools.
+//!
+//! `getRepo` streams the CAR from the actor store to the socket through a bounded pipe: the
+//! repository is never built in memory, and a slow reader slows the export instead of
+//! growing a buffer.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::io::ReaderStream;
+
+use super::extract::XrpcQuery;
+use crate::accounts::AccountStatus;
+use crate::actor::ActorHandle;
+use crate::error::{ErrorName, XrpcError};
+use crate::server::AppState;
+use crate::store::export::write_repo_car;
+use crate::syntax::{Did, Tid};
+
+/// Bytes buffered between the exporting task and the socket.
+const PIPE_BUFFER: usize = 64 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/xrpc/com.atproto.sync.getRepo", get(get_repo))
+        .route(
+            "/xrpc/com.atproto.sync.getLatestCommit",
+            get(get_latest_commit),
+        )
+}
+
+#[derive(Deserialize)]
+struct RepoParams {
+    did: String,
+    since: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DidParam {
+    did: String,
+}
+
+/// The actor store of a repository hosted here and available: the errors of the sync lexicons
+/// otherwise (`RepoNotFound`, `RepoTakendown`, `RepoDeactivated`; 400 as the reference).
+async fn available_repo(state: &AppState, did: &str) -> Result<(Did, ActorHandle), XrpcError> {
+    let did: Did = did
+        .parse()
+        .map_err(|_| XrpcError::invalid_request("did must be a valid did"))?;
+    let not_found = || XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"));
+    match state
+        .accounts()
+        .account_status(did.as_str())
+        .await
+        .map_err(XrpcError::internal)?
+    {
+        AccountStatus::Active => {}
+        AccountStatus::Deleted => return Err(not_found()),
+        AccountStatus::Takendown => {
+            return Err(XrpcError::bad_request(
+                ErrorName::RepoTakendown,
+                format!("Repo has been takendown: {did}"),
+            ));
+        }
+        AccountStatus::Deactivated => {
+            return Err(XrpcError::bad_request(
+                ErrorName::RepoDeactivated,
+                format!("Repo has been deactivated: {did}"),
+            ));
+        }
+    }
+    let handle = state
+        .repo()
+        .stores()
+        .open(&did)
+        .await
+        .map_err(XrpcError::internal)?
+        .ok_or_else(not_found)?;
+    Ok((did, handle))
+}
+
+/// `GET com.atproto.sync.getRepo?did=…[&since=rev]`: the repository as a CAR v1 whose root is
+/// the head commit; with `since`, only the blocks written after that revision.
+async fn get_repo(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<RepoParams>,
+) -> Result<Response, XrpcError> {
+    let since = params
+        .since
+        .map(|s| {
+            s.parse::<Tid>()
+                .map(|t| t.to_string())
+                .map_err(|_| XrpcError::invalid_request("since must be a valid tid"))
+        })
+        .transpose()?;
+    let (did, handle) = available_repo(&state, &params.did).await?;
+    // Refuse before the first byte when there is no head: afterwards only the body can fail.
+    state.repo().current_root(&did).await?;
+    let (reader, writer) = tokio::io::duplex(PIPE_BUFFER);
+    tokio::spawn(async move {
+        // The handle keeps the account's store open for the whole export.
+        let store = handle.block_store();
+        if let Err(err) = write_repo_car(&store, since.as_deref(), writer).await {
+            // The client sees a truncated CAR, which no reader accepts.
+            tracing::warn!(did = %did, "getRepo export failed: {err}");
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
+        Body::from_stream(ReaderStream::new(reader)),
+    )
+        .into_response())
+}
+
+/// `GET com.atproto.sync.getLatestCommit?did=…`: `{cid, rev}` of the head commit.
+async fn get_latest_commit(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<DidParam>,
+) -> Result<Response, XrpcError> {
+    let (did, _handle) = available_repo(&state, &params.did).await?;
+    let root = state.repo().current_root(&did).await?;
+    Ok(axum::Json(json!({ "cid": root.cid.to_string(), "rev": root.rev })).into_response())
+}

@@ -1,0 +1,202 @@
+//! `com.atproto.sync.getRepo` and `getLatestCommit` over real HTTP: the streamed CAR verifies
+//! with our verifier and with the official one (`@atproto/repo`'s `verifyRepoCar`), `since`
+//! limits it to newer blocks, and unavailable repositories get the lexicon's errors.
+
+mod support;
+
+use std::process::Command;
+
+use rookery::repo::car::{Limits, read_car_bytes};
+use rookery::repo::verify::verify_car;
+use serde_json::{Value, json};
+use support::pds::TestPds;
+
+async fn create_post(
+    client: &reqwest::Client,
+    pds: &TestPds,
+    access: &str,
+    did: &str,
+    i: usize,
+) -> Value {
+    let reply = client
+        .post(format!("{}/xrpc/com.atproto.repo.createRecord", pds.url()))
+        .bearer_auth(access)
+        .json(&json!({
+            "repo": did,
+            "collection": "app.bsky.feed.post",
+            "record": {"$type": "app.bsky.feed.post", "text": format!("post {i}"), "createdAt": "2026-11-23T00:00:00.000Z"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    reply.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_repo_streams_a_verifiable_car() {
+    let pds = TestPds::start().await;
+    let (did, access) = pds.seed_account("dora.test", "hunter2hunter2").await;
+    let client = reqwest::Client::new();
+    let mut posts = Vec::new();
+    for i in 0..30 {
+        posts.push(create_post(&client, &pds, &access, did.as_str(), i).await);
+    }
+    let since = posts[9]["commit"]["rev"].as_str().unwrap().to_owned();
+
+    let latest: Value = client
+        .get(format!(
+            "{}/xrpc/com.atproto.sync.getLatestCommit?did={did}",
+            pds.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        latest,
+        json!({"cid": posts[29]["commit"]["cid"], "rev": posts[29]["commit"]["rev"]})
+    );
+
+    let reply = client
+        .get(format!(
+            "{}/xrpc/com.atproto.sync.getRepo?did={did}",
+            pds.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.headers()["content-type"], "application/vnd.ipld.car");
+    let car = reply.bytes().await.unwrap();
+    let key = pds
+        .state
+        .repo()
+        .stores()
+        .open(&did)
+        .await
+        .unwrap()
+        .unwrap()
+        .keypair()
+        .public_key();
+    let (verified, _) = verify_car(&car[..], Limits::default(), Some(did.as_str()), Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(
+        verified.commit_cid.to_string(),
+        latest["cid"].as_str().unwrap()
+    );
+    let mut cids: Vec<String> = verified
+        .records
+        .iter()
+        .map(|(_, c)| c.to_string())
+        .collect();
+    let mut expected: Vec<String> = posts
+        .iter()
+        .map(|p| p["cid"].as_str().unwrap().to_owned())
+        .collect();
+    cids.sort();
+    expected.sort();
+    assert_eq!(cids, expected);
+
+    // The official consumer accepts it too.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("repo.car");
+    std::fs::write(&file, &car).unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(support::plc::node_binary(repo))
+        .arg(repo.join("tests/js/verify-repo-car.mjs"))
+        .arg(&file)
+        .arg(did.as_str())
+        .arg(key.to_did_key())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let official: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(official, json!({"rev": latest["rev"], "records": 30}));
+
+    // `since`: the head commit and only blocks written after that revision.
+    let partial = client
+        .get(format!(
+            "{}/xrpc/com.atproto.sync.getRepo?did={did}&since={since}",
+            pds.url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (roots, blocks) = read_car_bytes(&partial, Limits::default()).await.unwrap();
+    assert_eq!(roots[0].to_string(), latest["cid"].as_str().unwrap());
+    for (i, post) in posts.iter().enumerate() {
+        let cid = post["cid"].as_str().unwrap().parse().unwrap();
+        assert_eq!(blocks.contains_key(&cid), i >= 10, "post {i}");
+    }
+    assert!(blocks.len() < car.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_repositories_get_the_lexicon_errors() {
+    let pds = TestPds::start().await;
+    let (did, _) = pds.seed_account("erin.test", "hunter2hunter2").await;
+    let client = reqwest::Client::new();
+    let get = |query: String| {
+        let client = client.clone();
+        let url = format!("{}/xrpc/com.atproto.sync.{query}", pds.url());
+        async move {
+            let reply = client.get(url).send().await.unwrap();
+            (
+                reply.status().as_u16(),
+                reply.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = get("getRepo?did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RepoNotFound"))
+    );
+    let (status, body) = get("getLatestCommit?did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RepoNotFound"))
+    );
+    let (status, body) = get("getRepo?did=not-a-did".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidRequest"))
+    );
+    let (status, body) = get(format!("getRepo?did={did}&since=nope")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidRequest"))
+    );
+    let (status, body) = get("getRepo".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidRequest"))
+    );
+
+    pds.state
+        .accounts()
+        .deactivate(did.as_str(), chrono::Utc::now().timestamp(), None)
+        .await
+        .unwrap();
+    let (status, body) = get(format!("getRepo?did={did}")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RepoDeactivated"))
+    );
+    let (status, body) = get(format!("getLatestCommit?did={did}")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RepoDeactivated"))
+    );
+}
