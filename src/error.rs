@@ -77,6 +77,7 @@ error_names! {
     RepoTakendown,
     RepoSuspended,
     RepoDeactivated,
+    HeadNotFound,
     RecordNotFound,
     BlobNotFound,
     BlobTooLarge,
@@ -389,7 +390,7 @@ mod tests {
 
     #[test]
     fn names_serialise_as_variant_names() {
-        assert_eq!(ErrorName::ALL.len(), 38);
+        assert_eq!(ErrorName::ALL.len(), 39);
         for name in ErrorName::ALL {
             let json = serde_json::to_string(name).unwrap();
             assert_eq!(json, format!("\"{name:?}\""));

@@ -200,3 +200,124 @@ async fn unavailable_repositories_get_the_lexicon_errors() {
         (400, Some("RepoDeactivated"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_proofs_status_and_deprecated_routes() {
+    use rookery::repo::blockstore::MemoryBlockStore;
+    use rookery::repo::repository::Repo;
+
+    let pds = TestPds::start().await;
+    let (did, access) = pds.seed_account("finn.test", "hunter2hunter2").await;
+    let client = reqwest::Client::new();
+    let mut posts = Vec::new();
+    for i in 0..40 {
+        posts.push(create_post(&client, &pds, &access, did.as_str(), i).await);
+    }
+    let key = pds
+        .state
+        .repo()
+        .stores()
+        .open(&did)
+        .await
+        .unwrap()
+        .unwrap()
+        .keypair()
+        .public_key();
+    let head = posts[39]["commit"]["cid"].as_str().unwrap().to_owned();
+    let fetch = |query: String| {
+        let client = client.clone();
+        let url = format!("{}/xrpc/com.atproto.sync.{query}", pds.url());
+        async move { client.get(url).send().await.unwrap() }
+    };
+
+    // A record's proof: from the CAR's blocks alone, the signed head leads to the record.
+    let rkey = posts[17]["uri"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    for (rkey, expect) in [
+        (rkey.as_str(), Some(posts[17]["cid"].as_str().unwrap())),
+        ("3zzzzzzzzzzzz", None),
+    ] {
+        let reply = fetch(format!(
+            "getRecord?did={did}&collection=app.bsky.feed.post&rkey={rkey}"
+        ))
+        .await;
+        assert_eq!(reply.status(), 200);
+        let car = reply.bytes().await.unwrap();
+        let (roots, blocks) = read_car_bytes(&car, Limits::default()).await.unwrap();
+        assert_eq!(roots[0].to_string(), head);
+        let repo = Repo::load(MemoryBlockStore::from_blocks(&blocks), roots[0])
+            .await
+            .unwrap();
+        repo.commit().verify(&key).unwrap();
+        let found = repo
+            .mst()
+            .get(&format!("app.bsky.feed.post/{rkey}"))
+            .await
+            .unwrap();
+        assert_eq!(found.map(|c| c.to_string()).as_deref(), expect, "{rkey}");
+        if let Some(cid) = found {
+            assert!(blocks.contains_key(&cid), "the record block is included");
+        }
+        assert!(
+            blocks.len() < 10,
+            "a proof, not the repository: {} blocks",
+            blocks.len()
+        );
+    }
+    let reply = fetch(format!("getRecord?did={did}&collection=nope&rkey=x")).await;
+    assert_eq!(reply.status(), 400);
+
+    let head_reply: Value = fetch(format!("getHead?did={did}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(head_reply, json!({"root": head}));
+    let checkout = fetch(format!("getCheckout?did={did}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let (verified, _) = verify_car(
+        &checkout[..],
+        Limits::default(),
+        Some(did.as_str()),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verified.records.len(), 40);
+
+    let status: Value = fetch(format!("getRepoStatus?did={did}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        json!({"did": did.as_str(), "active": true, "rev": posts[39]["commit"]["rev"]})
+    );
+    pds.state
+        .accounts()
+        .deactivate(did.as_str(), chrono::Utc::now().timestamp(), None)
+        .await
+        .unwrap();
+    let status: Value = fetch(format!("getRepoStatus?did={did}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        json!({"did": did.as_str(), "active": false, "status": "deactivated"})
+    );
+    let reply = fetch("getRepoStatus?did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".into()).await;
+    assert_eq!(reply.status(), 400);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"], "RepoNotFound");
+}

@@ -18,6 +18,7 @@ use super::extract::XrpcQuery;
 use crate::accounts::AccountStatus;
 use crate::actor::ActorHandle;
 use crate::error::{ErrorName, XrpcError};
+use crate::repo::blockstore::BlockStore;
 use crate::server::AppState;
 use crate::store::export::write_repo_car;
 use crate::syntax::{Did, Tid};
@@ -32,6 +33,18 @@ pub fn routes() -> Router<AppState> {
             "/xrpc/com.atproto.sync.getLatestCommit",
             get(get_latest_commit),
         )
+        .route("/xrpc/com.atproto.sync.getRecord", get(get_record))
+        .route("/xrpc/com.atproto.sync.getRepoStatus", get(get_repo_status))
+        // Deprecated, still served by the reference.
+        .route("/xrpc/com.atproto.sync.getHead", get(get_head))
+        .route("/xrpc/com.atproto.sync.getCheckout", get(get_checkout))
+}
+
+#[derive(Deserialize)]
+struct RecordParams {
+    did: String,
+    collection: String,
+    rkey: String,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +102,22 @@ async fn get_repo(
     State(state): State<AppState>,
     XrpcQuery(params): XrpcQuery<RepoParams>,
 ) -> Result<Response, XrpcError> {
+    stream_repo(state, params).await
+}
+
+/// `GET com.atproto.sync.getCheckout?did=…` (deprecated): the whole repository, as getRepo.
+async fn get_checkout(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<DidParam>,
+) -> Result<Response, XrpcError> {
+    let params = RepoParams {
+        did: params.did,
+        since: None,
+    };
+    stream_repo(state, params).await
+}
+
+async fn stream_repo(state: AppState, params: RepoParams) -> Result<Response, XrpcError> {
     let since = params
         .since
         .map(|s| {
@@ -124,4 +153,98 @@ async fn get_latest_commit(
     let (did, _handle) = available_repo(&state, &params.did).await?;
     let root = state.repo().current_root(&did).await?;
     Ok(axum::Json(json!({ "cid": root.cid.to_string(), "rev": root.rev })).into_response())
+}
+
+/// `GET com.atproto.sync.getHead?did=…` (deprecated): `{root}`, the head commit's CID.
+async fn get_head(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<DidParam>,
+) -> Result<Response, XrpcError> {
+    let (did, _handle) = available_repo(&state, &params.did).await?;
+    let root = state.repo().current_root(&did).await.map_err(|_| {
+        XrpcError::bad_request(
+            ErrorName::HeadNotFound,
+            format!("Could not find root for DID: {did}"),
+        )
+    })?;
+    Ok(axum::Json(json!({ "root": root.cid.to_string() })).into_response())
+}
+
+/// `GET com.atproto.sync.getRepoStatus?did=…`: whether the repository is active, and why not.
+async fn get_repo_status(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<DidParam>,
+) -> Result<Response, XrpcError> {
+    let did: Did = params
+        .did
+        .parse()
+        .map_err(|_| XrpcError::invalid_request("did must be a valid did"))?;
+    let status = state
+        .accounts()
+        .account_status(did.as_str())
+        .await
+        .map_err(XrpcError::internal)?;
+    let body = match status {
+        AccountStatus::Deleted => {
+            return Err(XrpcError::repo_not_found(format!(
+                "Could not find repo for DID: {did}"
+            )));
+        }
+        AccountStatus::Active => {
+            let root = state.repo().current_root(&did).await?;
+            json!({ "did": did.as_str(), "active": true, "rev": root.rev })
+        }
+        AccountStatus::Deactivated => {
+            json!({ "did": did.as_str(), "active": false, "status": "deactivated" })
+        }
+        AccountStatus::Takendown => {
+            json!({ "did": did.as_str(), "active": false, "status": "takendown" })
+        }
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET com.atproto.sync.getRecord?did=…&collection=…&rkey=…`: a CAR rooted at the head commit
+/// holding the commit, the MST nodes from the root to the record's key, and the record: a proof
+/// of the record, or (without the record) of its absence.
+async fn get_record(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<RecordParams>,
+) -> Result<Response, XrpcError> {
+    let collection: crate::syntax::Nsid = params
+        .collection
+        .parse()
+        .map_err(|_| XrpcError::invalid_request("collection must be a valid nsid"))?;
+    let rkey: crate::syntax::RecordKey = params
+        .rkey
+        .parse()
+        .map_err(|_| XrpcError::invalid_request("rkey must be a valid record key"))?;
+    let (did, handle) = available_repo(&state, &params.did).await?;
+    let root = state.repo().current_root(&did).await?;
+    let store = handle.block_store();
+    let repo = crate::repo::repository::Repo::load(store, root.cid)
+        .await
+        .map_err(XrpcError::internal)?;
+    let path = format!("{collection}/{rkey}");
+    let mut blocks = repo
+        .mst()
+        .proof_for_key(&path)
+        .await
+        .map_err(XrpcError::internal)?;
+    blocks.insert(root.cid, bytes::Bytes::from(repo.commit().to_cbor()));
+    if let Some((cid, _)) = repo
+        .get_record(collection.as_str(), rkey.as_str())
+        .await
+        .map_err(XrpcError::internal)?
+    {
+        let bytes = repo
+            .mst()
+            .store()
+            .get_required(&cid)
+            .await
+            .map_err(XrpcError::internal)?;
+        blocks.insert(cid, bytes);
+    }
+    let car = crate::repo::car::write_car_bytes(root.cid, blocks).await;
+    Ok(([(header::CONTENT_TYPE, "application/vnd.ipld.car")], car).into_response())
 }
