@@ -18,8 +18,8 @@ use tower::ServiceExt;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// A state over a fresh data directory (removed when the test process's temp dirs are).
-async fn test_state() -> AppState {
+/// Sends `request` to the whole application over a fresh data directory, removed afterwards.
+async fn send_fresh(request: Request<Body>) -> Reply {
     let secrets = ServiceSecrets {
         session_key_seed: SecretBytes::new([7; 32]),
         plc_rotation_key: SecretBytes::new([9; 32]),
@@ -30,9 +30,7 @@ async fn test_state() -> AppState {
         ..Config::default()
     };
     let state = AppState::build(config, secrets).await.unwrap();
-    // The directory must outlive the state; the OS temp dir is cleaned independently.
-    std::mem::forget(dir);
-    state
+    send(app(state), request).await
 }
 
 struct Reply {
@@ -72,7 +70,7 @@ fn get(uri: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn health_reports_the_version() {
-    let reply = send(app(test_state().await), get("/xrpc/_health")).await;
+    let reply = send_fresh(get("/xrpc/_health")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), "application/json");
     assert_eq!(reply.json(), json!({ "version": VERSION }));
@@ -80,7 +78,7 @@ async fn health_reports_the_version() {
 
 #[tokio::test]
 async fn root_shows_a_text_banner() {
-    let reply = send(app(test_state().await), get("/")).await;
+    let reply = send_fresh(get("/")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), "text/plain; charset=utf-8");
     assert!(
@@ -107,7 +105,7 @@ async fn unknown_xrpc_method_is_501() {
             .body(Body::from("{}"))
             .unwrap(),
     ] {
-        let reply = send(app(test_state().await), request).await;
+        let reply = send_fresh(request).await;
         assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
         assert_eq!(reply.header("content-type"), "application/json");
         assert_eq!(
@@ -125,7 +123,7 @@ async fn malformed_xrpc_path_is_400_and_other_paths_404() {
         "/xrpc/com..example",
         "/xrpc/com.example/x",
     ] {
-        let reply = send(app(test_state().await), get(path)).await;
+        let reply = send_fresh(get(path)).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(
             reply.json(),
@@ -134,7 +132,7 @@ async fn malformed_xrpc_path_is_400_and_other_paths_404() {
         );
     }
     for path in ["/favicon.ico", "/xrpc", "/.well-known/nothing"] {
-        let reply = send(app(test_state().await), get(path)).await;
+        let reply = send_fresh(get(path)).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(
             reply.json(),
@@ -147,14 +145,14 @@ async fn malformed_xrpc_path_is_400_and_other_paths_404() {
 #[tokio::test]
 async fn wrong_http_method_on_xrpc_route_is_400() {
     let request = Request::post("/xrpc/_health").body(Body::empty()).unwrap();
-    let reply = send(app(test_state().await), request).await;
+    let reply = send_fresh(request).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         reply.json(),
         json!({"error": "InvalidRequest", "message": "Incorrect HTTP method (POST)"})
     );
     let request = Request::delete("/").body(Body::empty()).unwrap();
-    let reply = send(app(test_state().await), request).await;
+    let reply = send_fresh(request).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -164,7 +162,7 @@ async fn cors_is_permissive() {
         .header("origin", "https://app.example")
         .body(Body::empty())
         .unwrap();
-    let reply = send(app(test_state().await), request).await;
+    let reply = send_fresh(request).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("access-control-allow-origin"), "*");
 
@@ -173,7 +171,7 @@ async fn cors_is_permissive() {
         .header("origin", "https://app.example")
         .body(Body::empty())
         .unwrap();
-    let reply = send(app(test_state().await), request).await;
+    let reply = send_fresh(request).await;
     assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(reply.header("access-control-allow-origin"), "*");
 
@@ -186,7 +184,7 @@ async fn cors_is_permissive() {
         )
         .body(Body::empty())
         .unwrap();
-    let reply = send(app(test_state().await), preflight).await;
+    let reply = send_fresh(preflight).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("access-control-allow-origin"), "*");
     assert_eq!(reply.header("access-control-max-age"), "86400");
