@@ -794,16 +794,7 @@ async fn service_auth() {
     assert_eq!(keys(&out), ["token"]);
     let token = out["token"].as_str().unwrap();
     let now = chrono::Utc::now().timestamp();
-    let key = pds
-        .state
-        .repo()
-        .stores()
-        .open(&did)
-        .await
-        .unwrap()
-        .unwrap()
-        .keypair()
-        .public_key();
+    let key = pds.signing_key(&did).await;
     let claims =
         rookery::auth::verify_service_jwt(token, &key, aud, Some("app.bsky.feed.getTimeline"), now)
             .unwrap();

@@ -71,16 +71,7 @@ async fn get_repo_streams_a_verifiable_car() {
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.headers()["content-type"], "application/vnd.ipld.car");
     let car = reply.bytes().await.unwrap();
-    let key = pds
-        .state
-        .repo()
-        .stores()
-        .open(&did)
-        .await
-        .unwrap()
-        .unwrap()
-        .keypair()
-        .public_key();
+    let key = pds.signing_key(&did).await;
     let (verified, _) = verify_car(&car[..], Limits::default(), Some(did.as_str()), Some(&key))
         .await
         .unwrap();
@@ -213,16 +204,7 @@ async fn record_proofs_status_and_deprecated_routes() {
     for i in 0..40 {
         posts.push(create_post(&client, &pds, &access, did.as_str(), i).await);
     }
-    let key = pds
-        .state
-        .repo()
-        .stores()
-        .open(&did)
-        .await
-        .unwrap()
-        .unwrap()
-        .keypair()
-        .public_key();
+    let key = pds.signing_key(&did).await;
     let head = posts[39]["commit"]["cid"].as_str().unwrap().to_owned();
     let fetch = |query: String| {
         let client = client.clone();

@@ -123,6 +123,14 @@ impl TestPds {
     }
 }
 
+impl TestPds {
+    /// The public repository signing key of an account hosted here.
+    pub async fn signing_key(&self, did: &Did) -> rookery::crypto::PublicKey {
+        let store = self.state.repo().stores().open(did).await.unwrap();
+        store.expect("account hosted here").keypair().public_key()
+    }
+}
+
 impl Drop for TestPds {
     fn drop(&mut self) {
         self.shutdown.cancel();
