@@ -81,6 +81,7 @@ error_names! {
     RecordNotFound,
     BlobNotFound,
     BlobTooLarge,
+    BlockNotFound,
     InvalidSwap,
     // Sync.
     FutureCursor,
@@ -390,7 +391,7 @@ mod tests {
 
     #[test]
     fn names_serialise_as_variant_names() {
-        assert_eq!(ErrorName::ALL.len(), 39);
+        assert_eq!(ErrorName::ALL.len(), 40);
         for name in ErrorName::ALL {
             let json = serde_json::to_string(name).unwrap();
             assert_eq!(json, format!("\"{name:?}\""));

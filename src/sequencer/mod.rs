@@ -51,6 +51,7 @@ pub mod events;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
@@ -115,6 +116,18 @@ pub struct Sequencer(Arc<Inner>);
 struct Inner {
     pool: SqlitePool,
     notify: Notify,
+    /// Live firehose subscribers (see [`Sequencer::subscriber_guard`]).
+    subscribers: Arc<AtomicUsize>,
+}
+
+/// Counts one live firehose subscriber while it exists.
+#[derive(Debug)]
+pub struct SubscriberGuard(Arc<AtomicUsize>);
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Sequencer {
@@ -133,6 +146,7 @@ impl Sequencer {
         Ok(Sequencer(Arc::new(Inner {
             pool,
             notify: Notify::new(),
+            subscribers: Arc::new(AtomicUsize::new(0)),
         })))
     }
 
@@ -150,6 +164,18 @@ impl Sequencer {
     /// so an append between its read and its wait is not missed.
     pub fn notify(&self) -> &Notify {
         &self.0.notify
+    }
+
+    /// Registers a live firehose subscriber until the guard is dropped.
+    pub fn subscriber_guard(&self) -> SubscriberGuard {
+        self.0.subscribers.fetch_add(1, Ordering::AcqRel);
+        SubscriberGuard(Arc::clone(&self.0.subscribers))
+    }
+
+    /// How many firehose subscribers are connected now (relays among them): the crawler
+    /// notifier asks relays to crawl only while nobody is subscribed.
+    pub fn subscriber_count(&self) -> usize {
+        self.0.subscribers.load(Ordering::Acquire)
     }
 
     /// The highest `seq` handed out, `None` while the log is empty.
