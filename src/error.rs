@@ -81,6 +81,10 @@ error_names! {
     RecordNotFound,
     BlobNotFound,
     BlobTooLarge,
+    /// A record's blob reference disagrees with the upload's type (the reference's name).
+    InvalidMimeType,
+    /// A record's blob reference disagrees with the upload's size (the reference's name).
+    InvalidSize,
     BlockNotFound,
     InvalidSwap,
     // Sync.
@@ -391,7 +395,7 @@ mod tests {
 
     #[test]
     fn names_serialise_as_variant_names() {
-        assert_eq!(ErrorName::ALL.len(), 40);
+        assert_eq!(ErrorName::ALL.len(), 42);
         for name in ErrorName::ALL {
             let json = serde_json::to_string(name).unwrap();
             assert_eq!(json, format!("\"{name:?}\""));

@@ -7,6 +7,7 @@
 //! the event to the [`Sequencer`](crate::sequencer::Sequencer) (see that module for why this
 //! is crash-safe across the two databases).
 
+mod blobs;
 mod keyfile;
 mod locks;
 mod read;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use cid::Cid;
 
+pub use blobs::{BlobGcReport, GC_BATCH, PENDING_DIR};
 pub use read::{RecordEntry, RecordPage};
 pub use repo::{
     ActorRepo, CommitResult, MAX_RECORD_LEN, MAX_WRITES, RecordWrite, RecoveryReport, WriteResult,
@@ -95,6 +97,20 @@ pub enum Error {
     Event(#[from] crate::sequencer::events::Error),
     #[error("stored record is not valid DAG-CBOR: {0}")]
     StoredRecord(#[from] crate::repo::cbor::Error),
+    /// A record references a blob this account has not uploaded (or that is taken down).
+    #[error("Could not find blob: {0}")]
+    BlobNotFound(Cid),
+    /// A record's blob reference names another type than the upload has.
+    #[error("Referenced Mimetype does not match stored blob. Expected: {expected}, Got: {got}")]
+    BlobMimeMismatch { expected: String, got: String },
+    /// A record's blob reference names another size than the upload has.
+    #[error("Referenced Size does not match stored blob. Expected: {expected}, Got: {got}")]
+    BlobSizeMismatch { expected: u64, got: u64 },
+    /// An upload of a blob a moderator took down.
+    #[error("Blob has been takendown, cannot re-upload")]
+    BlobTakendown(Cid),
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::Error),
 }
 
 impl Error {

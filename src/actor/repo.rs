@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 
 use cid::Cid;
 
+use super::blobs::{BlobHooks, BlobPlan};
 use super::locks::KeyedLocks;
 use super::stores::{ActorHandle, ActorStores, CachedRepo};
 use super::{Error, Result, SwapMismatch};
+use crate::blobs::BlobStore;
 use crate::crypto::Keypair;
 use crate::repo::cbor::find_blobs;
 use crate::repo::mst::RecordOp;
@@ -82,6 +84,7 @@ pub struct ActorRepo(Arc<Inner>);
 struct Inner {
     stores: ActorStores,
     sequencer: Sequencer,
+    blobs: BlobHooks,
     clock: TidClock,
     /// One writer per account at a time; accounts write in parallel.
     ///
@@ -101,10 +104,12 @@ struct IndexOp<'a> {
 }
 
 impl ActorRepo {
-    pub fn new(stores: ActorStores, sequencer: Sequencer) -> Self {
+    pub fn new(stores: ActorStores, sequencer: Sequencer, blobs: Arc<dyn BlobStore>) -> Self {
+        let blobs = BlobHooks::new(blobs, stores.root().to_owned());
         ActorRepo(Arc::new(Inner {
             stores,
             sequencer,
+            blobs,
             clock: TidClock::default(),
             writers: KeyedLocks::default(),
         }))
@@ -116,6 +121,15 @@ impl ActorRepo {
 
     pub fn sequencer(&self) -> &Sequencer {
         &self.0.sequencer
+    }
+
+    pub(super) fn blob_hooks(&self) -> &BlobHooks {
+        &self.0.blobs
+    }
+
+    /// Takes `did`'s writer lock.
+    pub(super) async fn lock_account(&self, did: &Did) -> tokio::sync::OwnedMutexGuard<()> {
+        self.0.writers.lock(did.as_str()).await
     }
 
     pub(super) async fn open_required(&self, did: &Did) -> Result<ActorHandle> {
@@ -195,7 +209,7 @@ impl ActorRepo {
             queued.push(events::commit_event(data, &time).await?);
             queued.push(events::sync_event(did, &data.cid, block, &data.rev, &time).await?);
         }
-        self.persist(handle, data, &[], &queued, &time).await?;
+        self.persist(handle, data, &[], &queued, &time, None).await?;
         let result = CommitResult {
             cid: data.cid,
             rev: data.rev.clone(),
@@ -321,9 +335,11 @@ impl ActorRepo {
             });
         }
 
+        let blobs = self.prepare_blobs(handle, &ops).await?;
         let time = events::now();
         let event = events::commit_event(data, &time).await?;
-        self.persist(handle, data, &index, &[event], &time).await?;
+        self.persist(handle, data, &index, &[event], &time, Some(&blobs))
+            .await?;
         let result = CommitResult {
             cid: data.cid,
             rev: data.rev.clone(),
@@ -347,6 +363,7 @@ impl ActorRepo {
         index: &[IndexOp<'_>],
         queued: &[Event],
         time: &str,
+        blobs: Option<&BlobPlan>,
     ) -> Result<()> {
         if !queued.is_empty() && !handle.outbox().pending_marked.load(Ordering::Acquire) {
             self.0.sequencer.mark_pending(handle.did().as_str()).await?;
@@ -386,6 +403,10 @@ impl ActorRepo {
             }
         }
         records::delete_unreferenced_blocks(&mut tx, &data.released_record_cids).await?;
+        let dropped_blobs = match blobs {
+            Some(plan) => plan.apply(&mut tx).await?,
+            None => Vec::new(),
+        };
         for event in queued {
             outbox::insert(
                 &mut tx,
@@ -401,6 +422,7 @@ impl ActorRepo {
             // Only this account's writer (whose lock the caller holds) changes it.
             handle.outbox().moved_through.store(-1, Ordering::Release);
         }
+        self.release_blobs(did, &dropped_blobs).await;
         Ok(())
     }
 
@@ -563,8 +585,8 @@ impl ActorRepo {
         Ok(())
     }
 
-    /// Deletes `did`'s store and key after moving any events still in its outbox. Returns
-    /// whether it existed.
+    /// Deletes `did`'s store and key after moving any events still in its outbox, then its
+    /// blobs. Returns whether the store existed.
     pub async fn destroy_repo(&self, did: &Did) -> Result<bool> {
         let _writer = self.0.writers.lock(did.as_str()).await;
         if let Some(handle) = self.0.stores.open(did).await? {
@@ -572,6 +594,7 @@ impl ActorRepo {
         }
         let existed = self.0.stores.destroy(did).await?;
         self.0.sequencer.clear_pending(did.as_str()).await?;
+        self.destroy_blobs(did).await?;
         Ok(existed)
     }
 

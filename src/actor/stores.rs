@@ -282,6 +282,11 @@ impl ActorStores {
         }))
     }
 
+    /// `{data_directory}/actors`, under which every store lives.
+    pub fn root(&self) -> &Path {
+        &self.0.root
+    }
+
     /// The directory of `did`'s store and key.
     pub fn dir(&self, did: &Did) -> PathBuf {
         let hash = Sha256::digest(did.as_str().as_bytes());

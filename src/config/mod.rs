@@ -44,6 +44,11 @@ pub const DEFAULT_PLC_URL: &str = "https://plc.directory";
 /// writes into every `pds.env` (the reference's built-in default, 5 MiB, is too small for
 /// video).
 pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 100 * 1024 * 1024;
+/// Default `ROOKERY_BLOB_GRACE_PERIOD_MS`: six hours.
+pub const DEFAULT_BLOB_GRACE_PERIOD: Duration = Duration::from_secs(6 * 60 * 60);
+/// Shortest `ROOKERY_BLOB_GRACE_PERIOD_MS` accepted from the environment: one minute, so an
+/// upload is always tracked long before it could be collected.
+pub const MIN_BLOB_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// Default `ROOKERY_ACTOR_STORE_CACHE_SIZE`.
 pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = 1000;
 /// Default `PDS_REPO_BACKFILL_LIMIT_MS`: one day, as the reference.
@@ -88,6 +93,10 @@ pub struct Config {
     /// `PDS_BLOB_UPLOAD_LIMIT` — largest accepted blob, in bytes. Default `104857600`
     /// (100 MiB, as the reference's self-host installer sets it).
     pub blob_upload_limit: u64,
+    /// `ROOKERY_BLOB_GRACE_PERIOD_MS` — how long an uploaded blob may wait for a record to
+    /// reference it before the garbage collector deletes it, in milliseconds. Default
+    /// `21600000` (six hours); at least `60000`.
+    pub blob_grace_period: Duration,
     /// `ROOKERY_ACTOR_STORE_CACHE_SIZE` — how many per-account SQLite stores stay open (the
     /// bound of their LRU). Default `1000`; at least 1.
     pub actor_store_cache_size: usize,
@@ -298,6 +307,7 @@ impl Default for Config {
             },
             data_directory,
             blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
+            blob_grace_period: DEFAULT_BLOB_GRACE_PERIOD,
             actor_store_cache_size: DEFAULT_ACTOR_STORE_CACHE_SIZE,
             did_plc_url: default_plc_url(),
             jwt_secret: None,
@@ -375,6 +385,16 @@ impl Config {
             .unwrap_or(DEFAULT_BLOB_UPLOAD_LIMIT);
         if blob_upload_limit == 0 {
             return Err(src.invalid("PDS_BLOB_UPLOAD_LIMIT", "must be at least 1 byte"));
+        }
+        let blob_grace_period = src
+            .int::<u64>("ROOKERY_BLOB_GRACE_PERIOD_MS", "a number of milliseconds")?
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_BLOB_GRACE_PERIOD);
+        if blob_grace_period < MIN_BLOB_GRACE_PERIOD {
+            return Err(src.invalid(
+                "ROOKERY_BLOB_GRACE_PERIOD_MS",
+                "must be at least 60000 (one minute)",
+            ));
         }
         let actor_store_cache_size = src
             .int::<usize>("ROOKERY_ACTOR_STORE_CACHE_SIZE", "a positive integer")?
@@ -458,6 +478,7 @@ impl Config {
             data_directory,
             blobstore,
             blob_upload_limit,
+            blob_grace_period,
             actor_store_cache_size,
             did_plc_url: src.url("PDS_DID_PLC_URL")?.unwrap_or(defaults.did_plc_url),
             jwt_secret: src.string("PDS_JWT_SECRET").map(Secret::new),

@@ -51,6 +51,7 @@ fn defaults_without_any_configuration() {
         }
     );
     assert_eq!(config.blob_upload_limit, 104_857_600);
+    assert_eq!(config.blob_grace_period, Duration::from_secs(6 * 60 * 60));
     assert_eq!(config.actor_store_cache_size, 1000);
     assert_eq!(config.did_plc_url.as_str(), "https://plc.directory/");
     assert_eq!(config.jwt_secret, None);
@@ -87,6 +88,7 @@ fn every_variable_is_read() {
         ("PDS_BLOBSTORE_DISK_LOCATION", "/srv/blobs"),
         ("PDS_BLOBSTORE_DISK_TMP_LOCATION", "/srv/blobs-tmp"),
         ("PDS_BLOB_UPLOAD_LIMIT", "104857600"),
+        ("ROOKERY_BLOB_GRACE_PERIOD_MS", "600000"),
         ("ROOKERY_ACTOR_STORE_CACHE_SIZE", "250"),
         ("PDS_DID_PLC_URL", "http://127.0.0.1:2582"),
         ("PDS_JWT_SECRET", "f475b5267b5e71b0d6973e8895c24bd8"),
@@ -136,6 +138,7 @@ fn every_variable_is_read() {
         }
     );
     assert_eq!(config.blob_upload_limit, 104_857_600);
+    assert_eq!(config.blob_grace_period, Duration::from_secs(600));
     assert_eq!(config.actor_store_cache_size, 250);
     assert_eq!(config.did_plc_url, url("http://127.0.0.1:2582"));
     assert_eq!(
@@ -250,6 +253,8 @@ fn malformed_values_name_the_variable() {
         ("PDS_SERVICE_HANDLE_DOMAINS", "example.com"),
         ("PDS_BLOB_UPLOAD_LIMIT", "5mb"),
         ("PDS_BLOB_UPLOAD_LIMIT", "0"),
+        ("ROOKERY_BLOB_GRACE_PERIOD_MS", "59999"),
+        ("ROOKERY_BLOB_GRACE_PERIOD_MS", "6h"),
         ("ROOKERY_ACTOR_STORE_CACHE_SIZE", "0"),
         ("ROOKERY_ACTOR_STORE_CACHE_SIZE", "lots"),
         ("PDS_DID_PLC_URL", "plc.directory"),

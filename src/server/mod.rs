@@ -1,5 +1,6 @@
 //! The running server: shared state, the listener, graceful shutdown and background tasks.
 
+pub mod blob_gc;
 mod state;
 pub mod tasks;
 
@@ -81,8 +82,12 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION"),
     );
 
+    let mut runner = TaskRunner::new(shutdown.child_token());
+    runner.spawn(std::sync::Arc::new(blob_gc::BlobGc::new(
+        state.repo().clone(),
+        config.blob_grace_period,
+    )));
     let app = crate::app(state);
-    let runner = TaskRunner::new(shutdown.child_token());
 
     let handle = tokio::spawn(async move {
         let supervisor = tokio::spawn(runner.supervise(TASK_SHUTDOWN_GRACE));

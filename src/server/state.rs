@@ -80,7 +80,8 @@ impl AppState {
         let accounts = AccountDb::open(&data.join("account.sqlite")).await?;
         let sequencer = Sequencer::open_in(data).await?;
         let stores = ActorStores::new(data, config.actor_store_cache_size);
-        let repo = ActorRepo::new(stores, sequencer);
+        let blobs = blobs::open(&config.blobstore).await?;
+        let repo = ActorRepo::new(stores, sequencer, blobs.clone());
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
 
@@ -109,7 +110,6 @@ impl AppState {
         ));
         let proxy = ProxyContext::new(ProxyConfig::from_config(&config), resolver.clone())?;
         let catalog = Arc::new(Catalog::builtin()?);
-        let blobs = blobs::open(&config.blobstore).await?;
         let session = SessionSigner::new(
             *secrets.session_key_seed.expose(),
             config.service_did.clone(),

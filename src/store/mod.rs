@@ -13,6 +13,7 @@
 //! CIDs are stored in binary form (`Cid::to_bytes()`) everywhere in the actor store.
 
 pub mod block_store;
+pub mod blobs;
 pub mod blocks;
 pub mod commit;
 pub mod export;

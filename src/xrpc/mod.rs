@@ -4,6 +4,7 @@
 //! their routes in [`routes`].
 
 pub mod auth;
+pub mod blob;
 pub mod extract;
 pub mod identity;
 pub mod preferences;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .merge(repo::routes())
         .merge(preferences::routes())
         .merge(sync::routes())
+        .merge(blob::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.

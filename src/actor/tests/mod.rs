@@ -75,7 +75,11 @@ impl Env {
 async fn open_service(dir: &TempDir, cache: usize) -> ActorRepo {
     let stores = ActorStores::new(dir.path(), cache);
     let sequencer = Sequencer::open_in(dir.path()).await.unwrap();
-    ActorRepo::new(stores, sequencer)
+    let blobs = std::sync::Arc::new(crate::blobs::DiskBlobStore::new(
+        dir.path().join("blocks"),
+        dir.path().join("tmp"),
+    ));
+    ActorRepo::new(stores, sequencer, blobs)
 }
 
 fn did(i: usize) -> Did {

@@ -269,10 +269,38 @@ async fn blob_references_are_indexed() {
         ("$type".into(), Ipld::String(POST.into())),
         ("embed".into(), Ipld::List(vec![blob_ref.clone(), blob_ref])),
     ]));
+    // Not uploaded yet: refused, nothing committed.
+    let head = env.repo.current_root(&alice).await.unwrap();
+    let err = env
+        .repo
+        .apply_writes(
+            &alice,
+            vec![create(POST, "3kaaaaaaaaaa2", record.clone())],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::BlobNotFound(cid) if cid == blob), "{err:?}");
+    assert_eq!(env.repo.current_root(&alice).await.unwrap(), head);
+
+    let store = env.repo.blob_store().clone();
+    let body: crate::blobs::ByteStream = Box::pin(futures::stream::iter([Ok(
+        bytes::Bytes::from_static(b"image bytes"),
+    )]));
+    let temp = store.put_temp(&alice, body, 100).await.unwrap();
+    let tracked = env
+        .repo
+        .track_blob(&alice, &temp, "image/png")
+        .await
+        .unwrap();
+    assert_eq!((tracked.cid, tracked.size), (blob, 11));
+    assert!(!store.has(&alice, &blob).await.unwrap());
     env.repo
         .apply_writes(&alice, vec![create(POST, "3kaaaaaaaaaa2", record)], None)
         .await
         .unwrap();
+    assert!(store.has(&alice, &blob).await.unwrap());
+    assert!(!store.has_temp(&alice, &temp.key).await.unwrap());
     let handle = env.repo.stores().open(&alice).await.unwrap().unwrap();
     let uri = format!("at://{alice}/{POST}/3kaaaaaaaaaa2");
     {
@@ -298,6 +326,9 @@ async fn blob_references_are_indexed() {
             .unwrap()
             .is_empty()
     );
+    // The last reference went: so did the blob.
+    assert_eq!(crate::store::blobs::count(&mut conn).await.unwrap(), 0);
+    assert!(!store.has(&alice, &blob).await.unwrap());
 }
 
 #[tokio::test]

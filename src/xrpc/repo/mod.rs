@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use super::extract::{RECORD_BODY_LIMIT, body_limit};
 use crate::accounts::{AccountInfo, AccountRef};
 use crate::actor;
-use crate::error::XrpcError;
+use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
 use crate::syntax::{AtIdentifier, Did};
 
@@ -73,6 +73,16 @@ impl From<actor::Error> for XrpcError {
             actor::Error::Repo(RepoError::DuplicatePath(path)) => XrpcError::invalid_request(
                 format!("Cannot write the same record twice in one commit: {path}"),
             ),
+            err @ actor::Error::BlobNotFound(_) => {
+                XrpcError::bad_request(ErrorName::BlobNotFound, err.to_string())
+            }
+            err @ actor::Error::BlobMimeMismatch { .. } => {
+                XrpcError::bad_request(ErrorName::InvalidMimeType, err.to_string())
+            }
+            err @ actor::Error::BlobSizeMismatch { .. } => {
+                XrpcError::bad_request(ErrorName::InvalidSize, err.to_string())
+            }
+            err @ actor::Error::BlobTakendown(_) => XrpcError::invalid_request(err.to_string()),
             other => XrpcError::internal(other),
         }
     }
