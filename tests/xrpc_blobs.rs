@@ -248,7 +248,10 @@ async fn lifecycle(kind: Kind) {
     let reply = env.get_blob(&did, &cid, None).await;
     assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
     // The same bytes again replace the waiting upload.
-    assert_eq!(env.upload_ok(&token, "image/png", bytes.clone()).await, blob);
+    assert_eq!(
+        env.upload_ok(&token, "image/png", bytes.clone()).await,
+        blob
+    );
     assert_eq!(env.inventory().await, vec![tmp]);
 
     let (status, out) = env
@@ -258,7 +261,10 @@ async fn lifecycle(kind: Kind) {
     let permanent = format!("blocks/{did}/{cid}");
     assert_eq!(env.inventory().await, vec![permanent.clone()]);
     // Uploading a permanent blob again keeps nothing new.
-    assert_eq!(env.upload_ok(&token, "image/png", bytes.clone()).await, blob);
+    assert_eq!(
+        env.upload_ok(&token, "image/png", bytes.clone()).await,
+        blob
+    );
     assert_eq!(env.inventory().await, vec![permanent.clone()]);
 
     let reply = env.get_blob(&did, &cid, None).await;
@@ -290,7 +296,11 @@ async fn lifecycle(kind: Kind) {
             reply.headers()["content-length"],
             (last - first + 1).to_string().as_str()
         );
-        assert_eq!(reply.bytes().await.unwrap(), &bytes[first..=last], "{range}");
+        assert_eq!(
+            reply.bytes().await.unwrap(),
+            &bytes[first..=last],
+            "{range}"
+        );
     }
     let reply = env.get_blob(&did, &cid, Some("bytes=3000-")).await;
     assert_eq!(reply.status(), StatusCode::RANGE_NOT_SATISFIABLE);
@@ -382,7 +392,13 @@ async fn garbage_collection(kind: Kind) {
     let report = gc.step().await.unwrap();
     assert_eq!((report.temp_deleted, report.rows_deleted), (0, 0));
     let got = env
-        .create_record(&token, &did, POST, "3kaaaaaaaaab2", image_post(&dropped_ref))
+        .create_record(
+            &token,
+            &did,
+            POST,
+            "3kaaaaaaaaab2",
+            image_post(&dropped_ref),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "BlobNotFound");
     assert_eq!(env.inventory().await, vec![permanent]);
@@ -415,7 +431,13 @@ async fn refusals(kind: Kind) {
     let bobs = png(200, 4);
     let bobs_ref = env.upload_ok(&bob_token, "image/png", bobs.clone()).await;
     let got = env
-        .create_record(&alice_token, &alice, POST, "3kaaaaaaaaaa2", image_post(&bobs_ref))
+        .create_record(
+            &alice_token,
+            &alice,
+            POST,
+            "3kaaaaaaaaaa2",
+            image_post(&bobs_ref),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "BlobNotFound");
     assert_eq!(env.inventory().await, vec![format!("tmp/{bob}/*")]);
@@ -427,17 +449,31 @@ async fn refusals(kind: Kind) {
 
     // A reference whose type or size differs from the upload.
     let image = png(400, 6);
-    let image_ref = env.upload_ok(&alice_token, "image/png", image.clone()).await;
+    let image_ref = env
+        .upload_ok(&alice_token, "image/png", image.clone())
+        .await;
     let mut wrong = image_ref.clone();
     wrong["mimeType"] = json!("image/jpeg");
     let got = env
-        .create_record(&alice_token, &alice, POST, "3kaaaaaaaaaa2", image_post(&wrong))
+        .create_record(
+            &alice_token,
+            &alice,
+            POST,
+            "3kaaaaaaaaaa2",
+            image_post(&wrong),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "InvalidMimeType");
     let mut wrong = image_ref.clone();
     wrong["size"] = json!(401);
     let got = env
-        .create_record(&alice_token, &alice, POST, "3kaaaaaaaaaa2", image_post(&wrong))
+        .create_record(
+            &alice_token,
+            &alice,
+            POST,
+            "3kaaaaaaaaaa2",
+            image_post(&wrong),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "InvalidSize");
 
@@ -477,7 +513,11 @@ async fn refusals(kind: Kind) {
         format!("did={alice}"),
         "cid=x".to_owned(),
     ] {
-        assert_error(&sync(&query).await, StatusCode::BAD_REQUEST, "InvalidRequest");
+        assert_error(
+            &sync(&query).await,
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+        );
     }
     assert_error(
         &sync(&format!("did=did:plc:..&cid={image_cid}")).await,
@@ -509,8 +549,7 @@ async fn refusals(kind: Kind) {
         );
     }
     assert_error(
-        &env
-            .get(None, "com.atproto.sync.listBlobs", "did=did:plc:nobody")
+        &env.get(None, "com.atproto.sync.listBlobs", "did=did:plc:nobody")
             .await,
         StatusCode::BAD_REQUEST,
         "RepoNotFound",
@@ -618,23 +657,22 @@ async fn missing_blobs(kind: Kind) {
             json!({"blobs": [{"cid": cid.to_string(), "recordUri": uri}], "cursor": cid.to_string()})
         )
     );
-    assert_eq!(
-        missing("limit=0").await.0,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(missing("limit=0").await.0, StatusCode::BAD_REQUEST);
 
     // Uploading it again makes it permanent at once.
-    assert_eq!(env.upload_ok(&token, "image/png", bytes.clone()).await, blob);
     assert_eq!(
-        env.inventory().await,
-        vec![format!("blocks/{did}/{cid}")]
+        env.upload_ok(&token, "image/png", bytes.clone()).await,
+        blob
     );
+    assert_eq!(env.inventory().await, vec![format!("blocks/{did}/{cid}")]);
     assert_eq!(missing("").await, (StatusCode::OK, json!({"blobs": []})));
     let reply = env.get_blob(&did, &cid.to_string(), None).await;
     assert_eq!(reply.status(), StatusCode::OK);
     assert_eq!(reply.bytes().await.unwrap(), bytes);
     assert_eq!(
-        env.get(None, "com.atproto.repo.listMissingBlobs", "").await.0,
+        env.get(None, "com.atproto.repo.listMissingBlobs", "")
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
 }

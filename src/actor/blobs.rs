@@ -417,7 +417,10 @@ impl ActorRepo {
         let cutoff_text = datetime(cutoff);
         let mut report = BlobGcReport::default();
         for entry in hooks.store.list_temp_older_than(cutoff, GC_BATCH).await? {
-            match self.collect_temp(&entry.did, &entry.key, &cutoff_text).await {
+            match self
+                .collect_temp(&entry.did, &entry.key, &cutoff_text)
+                .await
+            {
                 Ok(deleted) => report.temp_deleted += usize::from(deleted),
                 Err(err) => {
                     report.failed += 1;

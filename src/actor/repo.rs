@@ -209,7 +209,8 @@ impl ActorRepo {
             queued.push(events::commit_event(data, &time).await?);
             queued.push(events::sync_event(did, &data.cid, block, &data.rev, &time).await?);
         }
-        self.persist(handle, data, &[], &queued, &time, None).await?;
+        self.persist(handle, data, &[], &queued, &time, None)
+            .await?;
         let result = CommitResult {
             cid: data.cid,
             rev: data.rev.clone(),

@@ -47,8 +47,7 @@ pub struct MissingBlob {
     pub record_uri: String,
 }
 
-const SELECT_BLOB: &str =
-    "SELECT cid, mimeType, size, tempKey, createdAt, takedownRef FROM blob";
+const SELECT_BLOB: &str = "SELECT cid, mimeType, size, tempKey, createdAt, takedownRef FROM blob";
 
 fn blob_row(row: &SqliteRow) -> Result<BlobRow, Error> {
     let size: i64 = row.try_get(2)?;

@@ -12,8 +12,8 @@
 //!
 //! CIDs are stored in binary form (`Cid::to_bytes()`) everywhere in the actor store.
 
-pub mod block_store;
 pub mod blobs;
+pub mod block_store;
 pub mod blocks;
 pub mod commit;
 pub mod export;

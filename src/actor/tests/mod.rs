@@ -2,6 +2,7 @@
 //! databases.
 
 mod bench;
+mod blobs;
 mod concurrency;
 mod recovery;
 mod stores;
@@ -150,6 +151,9 @@ fn futures_are_send(repo: &ActorRepo, did: &Did, key: &Keypair, n: &Nsid, k: &Re
     send(repo.sequence_account(did, true, None));
     send(repo.sequence_identity(did, None));
     send(repo.destroy_repo(did));
+    send(repo.collect_blob_garbage(std::time::Duration::ZERO));
+    send(repo.list_blobs(did, None, None, 10));
+    send(repo.list_missing_blobs(did, None, 10));
     send(repo.get_record(did, n, k, None));
     send(repo.list_records(did, n, 10, None, false));
     send(repo.describe_collections(did));

@@ -280,7 +280,10 @@ async fn blob_references_are_indexed() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::BlobNotFound(cid) if cid == blob), "{err:?}");
+    assert!(
+        matches!(err, Error::BlobNotFound(cid) if cid == blob),
+        "{err:?}"
+    );
     assert_eq!(env.repo.current_root(&alice).await.unwrap(), head);
 
     let store = env.repo.blob_store().clone();

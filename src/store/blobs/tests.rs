@@ -43,7 +43,9 @@ async fn temp_rows_become_permanent_and_are_collected_when_unreferenced() {
     assert_eq!(count_temp(conn).await.unwrap(), 2);
 
     // Only `a` is old enough.
-    let expired = expired_temp(conn, "2024-01-02T05:00:00.000Z", 10).await.unwrap();
+    let expired = expired_temp(conn, "2024-01-02T05:00:00.000Z", 10)
+        .await
+        .unwrap();
     assert_eq!(expired.iter().map(|r| r.cid).collect::<Vec<_>>(), vec![a]);
 
     // Referenced and made permanent: no longer temporary, no longer collectable.
@@ -74,8 +76,12 @@ async fn listings_page_in_cid_order() {
     let mut cids: Vec<Cid> = (0..5u8).map(|i| cid_for_raw(&[i])).collect();
     cids.sort_by_key(Cid::to_bytes);
     // Record 1 references blobs 0..3, record 2 blobs 2..5; blobs 1 and 3 have rows.
-    records::set_blobs(conn, &uri("1"), &cids[0..3]).await.unwrap();
-    records::set_blobs(conn, &uri("2"), &cids[2..5]).await.unwrap();
+    records::set_blobs(conn, &uri("1"), &cids[0..3])
+        .await
+        .unwrap();
+    records::set_blobs(conn, &uri("2"), &cids[2..5])
+        .await
+        .unwrap();
     for i in [1, 3] {
         put(
             conn,
@@ -124,7 +130,10 @@ async fn list_referenced_since_a_revision() {
     let conn = &mut *pool.acquire().await.unwrap();
     let (old, new) = (cid_for_raw(b"old"), cid_for_raw(b"new"));
     for (rkey, rev, blob) in [("1", "3kaaaaaaaaaa2", old), ("2", "3kbbbbbbbbbb2", new)] {
-        let (cid, bytes) = (cid_for_raw(rkey.as_bytes()), bytes::Bytes::from(rkey.to_owned()));
+        let (cid, bytes) = (
+            cid_for_raw(rkey.as_bytes()),
+            bytes::Bytes::from(rkey.to_owned()),
+        );
         crate::store::blocks::put_many(
             conn,
             &crate::repo::blockstore::BlockMap::from([(cid, bytes)]),
