@@ -64,6 +64,8 @@ enum BenchArgs {
     Repo(BenchRepoArgs),
     /// XRPC over HTTP against an in-process server: createRecord/s and getRecord/s.
     Server(BenchServerArgs),
+    /// uploadBlob and getBlob MiB/s over HTTP, on disk and on the configured S3 bucket.
+    Blobs(rookery::bench::blobs::CliArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +107,9 @@ fn main() -> ExitCode {
         Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
         Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
         Command::Bench(BenchArgs::Server(args)) => bench_server(args),
+        Command::Bench(BenchArgs::Blobs(args)) => {
+            rookery::bench::blobs::cli(&args).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
