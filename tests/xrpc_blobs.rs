@@ -564,6 +564,33 @@ async fn refusals(kind: Kind) {
         .unwrap();
     assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(env.inventory().await, expected);
+
+    // Unavailable repositories: a deactivated account cannot upload, and neither it nor a
+    // taken-down one serves blobs.
+    let now = chrono::Utc::now().timestamp();
+    let accounts = env.pds.state.accounts();
+    accounts.deactivate(bob.as_str(), now, None).await.unwrap();
+    let got = env.upload(&bob_token, "image/png", png(60, 1)).await;
+    assert_error(&got, StatusCode::UNAUTHORIZED, "AccountDeactivated");
+    let bobs_cid = cid_for_raw(&bobs);
+    assert_error(
+        &sync(&format!("did={bob}&cid={bobs_cid}")).await,
+        StatusCode::BAD_REQUEST,
+        "RepoDeactivated",
+    );
+    assert_error(
+        &env.get(None, "com.atproto.sync.listBlobs", &format!("did={bob}"))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "RepoDeactivated",
+    );
+    accounts.takedown(alice.as_str(), "mod-1").await.unwrap();
+    assert_error(
+        &sync(&format!("did={alice}&cid={image_cid}")).await,
+        StatusCode::BAD_REQUEST,
+        "RepoTakendown",
+    );
+    assert_eq!(env.inventory().await, expected);
 }
 
 /// Uploads that break off or go past the limit leave nothing behind.
