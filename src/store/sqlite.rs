@@ -179,15 +179,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("actor.sqlite");
         let first = open(&path, &OpenOptions::default()).await.unwrap();
-        assert_eq!(expected_versions(), vec![1, 2]);
-        assert_eq!(applied_versions(&first).await, vec![1, 2]);
+        assert_eq!(expected_versions(), vec![1, 2, 3]);
+        assert_eq!(applied_versions(&first).await, vec![1, 2, 3]);
         // A second pool on the same file while the first is open, then a reopen after close.
         let second = open(&path, &OpenOptions::default()).await.unwrap();
-        assert_eq!(applied_versions(&second).await, vec![1, 2]);
+        assert_eq!(applied_versions(&second).await, vec![1, 2, 3]);
         second.close().await;
         first.close().await;
         let third = open(&path, &OpenOptions::default()).await.unwrap();
-        assert_eq!(applied_versions(&third).await, vec![1, 2]);
+        assert_eq!(applied_versions(&third).await, vec![1, 2, 3]);
         let tables: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY name",
         )
@@ -198,6 +198,7 @@ mod tests {
             tables,
             vec![
                 "account_pref",
+                "blob",
                 "record",
                 "record_blob",
                 "repo_block",
@@ -212,7 +213,7 @@ mod tests {
     async fn in_memory_databases_are_private_and_migrated() {
         let a = open_in_memory().await.unwrap();
         let b = open_in_memory().await.unwrap();
-        assert_eq!(applied_versions(&a).await, vec![1, 2]);
+        assert_eq!(applied_versions(&a).await, vec![1, 2, 3]);
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
             .fetch_one(&a)
             .await
