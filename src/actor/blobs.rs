@@ -324,6 +324,9 @@ impl ActorRepo {
             }
         }
         let mut plan = BlobPlan::default();
+        if referenced.is_empty() && replaced.is_empty() {
+            return Ok(plan);
+        }
         let mut conn = handle.pool().acquire().await?;
         let mut maybe_dropped = BTreeSet::new();
         for uri in &replaced {
