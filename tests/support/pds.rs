@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use rookery::AppState;
-use rookery::config::{Config, SecretBytes, ServiceSecrets};
+use rookery::config::{BlobstoreConfig, Config, SecretBytes, ServiceSecrets};
 use rookery::crypto::{Algorithm, Keypair};
 use rookery::identity::plc;
 use rookery::syntax::{Did, Handle};
@@ -38,6 +38,12 @@ impl TestPds {
             service_handle_domains: vec![".test".to_owned()],
             port: addr.port(),
             public_url: format!("http://{addr}"),
+            // Blobs stay inside this test's data directory (the default is relative to the
+            // working directory).
+            blobstore: BlobstoreConfig::Disk {
+                location: dir.path().join("blocks"),
+                tmp_location: dir.path().join("tmp"),
+            },
             ..Config::default()
         };
         adjust(&mut config);
