@@ -48,6 +48,8 @@ pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = 1000;
 /// Default `PDS_REPO_BACKFILL_LIMIT_MS`: one day, as the reference.
 pub const DEFAULT_REPO_BACKFILL_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default `PDS_MAX_SUBSCRIPTION_BUFFER`: 500 frames, as the reference.
+pub const DEFAULT_MAX_SUBSCRIPTION_BUFFER: usize = 500;
 /// The configuration file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "rookery.toml";
 
@@ -114,6 +116,9 @@ pub struct Config {
     /// `PDS_REPO_BACKFILL_LIMIT_MS` — how far back a firehose cursor may reach, in
     /// milliseconds. Default `86400000` (one day).
     pub repo_backfill_limit: Duration,
+    /// `PDS_MAX_SUBSCRIPTION_BUFFER` — how many frames a firehose subscriber may fall behind
+    /// before it is sent `ConsumerTooSlow` and disconnected. Default `500`; at least 1.
+    pub max_subscription_buffer: usize,
     /// `PDS_EMAIL_SMTP_URL` + `PDS_EMAIL_FROM_ADDRESS` — outgoing mail. Default: none (mail
     /// is not sent). Setting only one of the two is an error.
     pub email: Option<EmailConfig>,
@@ -307,6 +312,7 @@ impl Default for Config {
             report_service: None,
             crawlers: Vec::new(),
             repo_backfill_limit: DEFAULT_REPO_BACKFILL_LIMIT,
+            max_subscription_buffer: DEFAULT_MAX_SUBSCRIPTION_BUFFER,
             email: None,
             hub_moderators: Vec::new(),
             log_enabled: true,
@@ -381,6 +387,12 @@ impl Config {
             .unwrap_or(DEFAULT_ACTOR_STORE_CACHE_SIZE);
         if actor_store_cache_size == 0 {
             return Err(src.invalid("ROOKERY_ACTOR_STORE_CACHE_SIZE", "must be at least 1"));
+        }
+        let max_subscription_buffer = src
+            .int::<usize>("PDS_MAX_SUBSCRIPTION_BUFFER", "a positive integer")?
+            .unwrap_or(DEFAULT_MAX_SUBSCRIPTION_BUFFER);
+        if max_subscription_buffer == 0 {
+            return Err(src.invalid("PDS_MAX_SUBSCRIPTION_BUFFER", "must be at least 1"));
         }
 
         let plc_rotation_key = src.parse(
@@ -474,6 +486,7 @@ impl Config {
                 .int::<u64>("PDS_REPO_BACKFILL_LIMIT_MS", "a number of milliseconds")?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.repo_backfill_limit),
+            max_subscription_buffer,
             email,
             hub_moderators,
             log_enabled: src.bool("LOG_ENABLED")?.unwrap_or(defaults.log_enabled),

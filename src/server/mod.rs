@@ -81,8 +81,9 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION"),
     );
 
+    let mut runner = TaskRunner::new(shutdown.child_token());
+    spawn_tasks(&state, &mut runner);
     let app = crate::app(state);
-    let runner = TaskRunner::new(shutdown.child_token());
 
     let handle = tokio::spawn(async move {
         let supervisor = tokio::spawn(runner.supervise(TASK_SHUTDOWN_GRACE));
@@ -101,6 +102,19 @@ pub async fn serve(
         served.map_err(ServeError::Io)
     });
     Ok(RunningServer { local_addr, handle })
+}
+
+/// Starts the server's background tasks on `runner`: the firehose broadcaster and the
+/// pruning of firehose events older than the backfill window.
+pub fn spawn_tasks(state: &AppState, runner: &mut TaskRunner) {
+    use std::sync::Arc;
+    runner.spawn(Arc::new(crate::sequencer::tasks::FirehoseBroadcaster(
+        state.firehose().clone(),
+    )));
+    runner.spawn(Arc::new(crate::sequencer::tasks::SeqPruner {
+        sequencer: state.repo().sequencer().clone(),
+        window: state.config().repo_backfill_limit,
+    }));
 }
 
 /// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.

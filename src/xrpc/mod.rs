@@ -10,6 +10,7 @@ pub mod preferences;
 pub mod proxy;
 pub mod repo;
 pub mod server;
+pub mod subscribe;
 pub mod sync;
 pub mod wellknown;
 
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .merge(repo::routes())
         .merge(preferences::routes())
         .merge(sync::routes())
+        .merge(subscribe::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.
