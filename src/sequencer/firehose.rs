@@ -64,6 +64,8 @@ struct Inner {
 struct Hub {
     next_id: u64,
     slots: HashMap<u64, Slot>,
+    /// The last `seq` the broadcaster has handed out; `None` before it started.
+    published: Option<i64>,
     /// Set when the broadcaster stops: no more live frames will come.
     closed: bool,
 }
@@ -122,6 +124,12 @@ impl Firehose {
         self.hub().slots.len()
     }
 
+    /// The last `seq` the broadcaster has fanned out (or found at its start); `None` while
+    /// it has not started.
+    pub fn published_through(&self) -> Option<i64> {
+        self.hub().published
+    }
+
     /// The broadcaster: until `shutdown`, reads the events appended since it started and
     /// fans each one out, encoded once. Database errors are logged and retried. On return
     /// every live subscription ends with [`Next::Closed`].
@@ -139,6 +147,7 @@ impl Firehose {
                 }
             }
         };
+        self.hub().published = Some(position);
         loop {
             // Armed before reading, so an append after the read still wakes us.
             let notified = sequencer.notify().notified();
@@ -178,6 +187,7 @@ impl Firehose {
     /// slow, those gone are forgotten.
     fn publish(&self, frame: Frame) {
         let mut hub = self.hub();
+        hub.published = Some(frame.seq);
         hub.slots.retain(|_, slot| match slot.tx.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -232,7 +242,10 @@ impl Firehose {
         };
         match cursor {
             None => {
+                // Live means what is appended from now on: skip anything already committed
+                // that the broadcaster has yet to fan out.
                 subscription.go_live();
+                subscription.position = self.0.sequencer.latest_seq().await?.unwrap_or(0);
                 subscription.phase = Phase::Live;
             }
             Some(cursor) => {

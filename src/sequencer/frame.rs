@@ -74,6 +74,68 @@ pub fn error_frame(error: &str, message: Option<&str>) -> Result<Bytes, Error> {
     Ok(join(header, &body))
 }
 
+/// A frame read back (by consumers: tests, benchmarks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedFrame {
+    /// `1` for a message, `-1` for an error.
+    pub op: i64,
+    /// The message type (`#commit`, …); `None` on errors.
+    pub t: Option<String>,
+    pub body: Ipld,
+}
+
+impl ParsedFrame {
+    /// The body's `seq`, if it has one.
+    pub fn seq(&self) -> Option<i64> {
+        match &self.body {
+            Ipld::Map(fields) => match fields.get("seq") {
+                Some(Ipld::Integer(seq)) => i64::try_from(*seq).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A string field of the body.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        match &self.body {
+            Ipld::Map(fields) => match fields.get(key) {
+                Some(Ipld::String(s)) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Splits a frame into its header and body, both strictly decoded.
+pub fn parse(bytes: &[u8]) -> Result<ParsedFrame, Error> {
+    let mut reader = std::io::Cursor::new(bytes);
+    let header: Ipld = serde_ipld_dagcbor::de::from_reader_once(&mut reader)
+        .map_err(|_| Error::NotAMap)?;
+    let split = usize::try_from(reader.position()).map_err(|_| Error::NotAMap)?;
+    let header_bytes = bytes.get(..split).ok_or(Error::NotAMap)?;
+    // The header must be canonical too: re-decode its bytes strictly.
+    let header = if cbor::decode(header_bytes)? == header {
+        header
+    } else {
+        return Err(Error::NotAMap);
+    };
+    let body = cbor::decode(bytes.get(split..).ok_or(Error::NotAMap)?)?;
+    let Ipld::Map(fields) = header else {
+        return Err(Error::NotAMap);
+    };
+    let op = match fields.get("op") {
+        Some(Ipld::Integer(op)) => i64::try_from(*op).map_err(|_| Error::NotAMap)?,
+        _ => return Err(Error::NotAMap),
+    };
+    let t = match fields.get("t") {
+        Some(Ipld::String(t)) => Some(t.clone()),
+        _ => None,
+    };
+    Ok(ParsedFrame { op, t, body })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +201,21 @@ mod tests {
             "66737461747573", "6764656c65746564",
         );
         assert_eq!(hex::encode(&frame.bytes), expected);
+    }
+
+    #[test]
+    fn frames_parse_back() {
+        let body = events::account_event("did:plc:x", true, None, "t").unwrap().body;
+        let parsed = parse(&message_frame(EventType::Account, &body, 42).unwrap().bytes).unwrap();
+        assert_eq!((parsed.op, parsed.t.as_deref()), (1, Some("#account")));
+        assert_eq!(parsed.seq(), Some(42));
+        assert_eq!(parsed.text("did"), Some("did:plc:x"));
+        let parsed = parse(&error_frame(FUTURE_CURSOR, Some("m")).unwrap()).unwrap();
+        assert_eq!((parsed.op, parsed.t.as_deref()), (-1, None));
+        assert_eq!(parsed.text("error"), Some(FUTURE_CURSOR));
+        assert_eq!(parsed.seq(), None);
+        assert!(parse(b"").is_err());
+        assert!(parse(&[0xa1, 0x62, b'o', b'p']).is_err());
     }
 
     #[test]

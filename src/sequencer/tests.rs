@@ -49,7 +49,12 @@ async fn database_settings_and_schema() {
     .unwrap();
     assert_eq!(
         tables,
-        vec!["outbox_pending", "repo_seq", "sqlite_sequence"]
+        vec![
+            "outbox_pending",
+            "repo_seq",
+            "repo_seq_pruned",
+            "sqlite_sequence"
+        ]
     );
     // Reopening runs no migration twice.
     drop(seq);
@@ -58,7 +63,7 @@ async fn database_settings_and_schema() {
         .fetch_all(again.pool())
         .await
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 #[tokio::test]
