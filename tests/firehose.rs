@@ -74,12 +74,21 @@ async fn latest_seq(pds: &TestPds) -> i64 {
 async fn until_subscribers(pds: &TestPds, n: usize) {
     let start = std::time::Instant::now();
     while pds.state.repo().sequencer().subscriber_count() != n {
-        assert!(start.elapsed() < DEADLINE, "subscriber count never reached {n}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "subscriber count never reached {n}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
-async fn xrpc(client: &reqwest::Client, pds: &TestPds, method: &str, token: Option<&str>, body: Value) -> Value {
+async fn xrpc(
+    client: &reqwest::Client,
+    pds: &TestPds,
+    method: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Value {
     let mut request = client
         .post(format!("{}/xrpc/{method}", pds.url()))
         .json(&body);
@@ -116,7 +125,12 @@ fn post(i: usize) -> Value {
 
 /// 50 writes: creates, with every fifth an update and every seventh a delete of an earlier
 /// post. Returns the expected `(action, rkey)` of each commit's one op.
-async fn mixed_writes(client: &reqwest::Client, pds: &TestPds, did: &str, access: &str) -> Vec<(String, String)> {
+async fn mixed_writes(
+    client: &reqwest::Client,
+    pds: &TestPds,
+    did: &str,
+    access: &str,
+) -> Vec<(String, String)> {
     let mut live: Vec<String> = Vec::new();
     let mut done = Vec::new();
     for i in 0..50 {
@@ -151,7 +165,13 @@ async fn mixed_writes(client: &reqwest::Client, pds: &TestPds, did: &str, access
                 json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(i)}),
             )
             .await;
-            let rkey = out["uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+            let rkey = out["uri"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned();
             live.push(rkey.clone());
             done.push(("create".to_owned(), rkey));
         }
@@ -163,7 +183,9 @@ fn field<'a>(frame: &'a ParsedFrame, key: &str) -> &'a Ipld {
     let Ipld::Map(fields) = &frame.body else {
         panic!("body is not a map")
     };
-    fields.get(key).unwrap_or_else(|| panic!("no {key} in {fields:?}"))
+    fields
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key} in {fields:?}"))
 }
 
 fn link(value: Option<&Ipld>) -> Option<cid::Cid> {
@@ -278,11 +300,24 @@ async fn account_session_frames_and_commit_inversion() {
             RecordOp::Update { key, .. } => ("update", key),
             RecordOp::Delete { key, .. } => ("delete", key),
         };
-        assert_eq!((op_action, key.as_str()), (action.as_str(), format!("app.bsky.feed.post/{rkey}").as_str()));
+        assert_eq!(
+            (op_action, key.as_str()),
+            (
+                action.as_str(),
+                format!("app.bsky.feed.post/{rkey}").as_str()
+            )
+        );
     }
 
     // Deactivation: #account inactive; checked byte for byte against the spec's layout.
-    xrpc(&client, &pds, "com.atproto.server.deactivateAccount", Some(&access), json!({})).await;
+    xrpc(
+        &client,
+        &pds,
+        "com.atproto.server.deactivateAccount",
+        Some(&access),
+        json!({}),
+    )
+    .await;
     let raw = loop {
         match tokio::time::timeout(DEADLINE, ws.next()).await.unwrap() {
             Some(Ok(Message::Binary(bytes))) => break bytes,
@@ -309,7 +344,14 @@ async fn account_session_frames_and_commit_inversion() {
     assert_eq!(hex::encode(&raw), hex::encode(&expected));
 
     // Reactivation: #account active, #identity, #sync (the reference's order).
-    xrpc(&client, &pds, "com.atproto.server.activateAccount", Some(&access), json!({})).await;
+    xrpc(
+        &client,
+        &pds,
+        "com.atproto.server.activateAccount",
+        Some(&access),
+        json!({}),
+    )
+    .await;
     let mut kinds = Vec::new();
     for seq in 56..=58 {
         let frame = next_frame(&mut ws).await.unwrap();
@@ -326,9 +368,19 @@ async fn replay_switches_to_live_without_gap_or_repeat_under_concurrent_writes()
     let (alice, alice_token) = create_account(&client, &pds, "alice.test").await;
     let (bob, bob_token) = create_account(&client, &pds, "bob.test").await;
     for i in 0..60 {
-        let (did, token) = if i % 2 == 0 { (&alice, &alice_token) } else { (&bob, &bob_token) };
-        xrpc(&client, &pds, "com.atproto.repo.createRecord", Some(token),
-            json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(i)})).await;
+        let (did, token) = if i % 2 == 0 {
+            (&alice, &alice_token)
+        } else {
+            (&bob, &bob_token)
+        };
+        xrpc(
+            &client,
+            &pds,
+            "com.atproto.repo.createRecord",
+            Some(token),
+            json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(i)}),
+        )
+        .await;
     }
     let cursor = 23;
     // Two writers keep going while the subscriber replays and switches to live.
@@ -384,34 +436,50 @@ async fn future_and_invalid_cursors() {
     assert_eq!((frame.op, frame.t.as_deref()), (-1, None));
     assert_eq!(frame.text("error"), Some("FutureCursor"));
     assert_eq!(frame.text("message"), Some("Cursor in the future."));
-    assert!(next_frame(&mut ws).await.is_none(), "closed after the error");
+    assert!(
+        next_frame(&mut ws).await.is_none(),
+        "closed after the error"
+    );
     // The latest seq itself is fine: nothing to replay, then live.
     let mut ws = connect(&pds, Some(4)).await;
     until_subscribers(&pds, 1).await;
     let (did, access) = create_account(&client, &pds, "bob.test").await;
     let frame = next_frame(&mut ws).await.unwrap();
-    assert_eq!((frame.seq(), frame.text("did")), (Some(5), Some(did.as_str())));
+    assert_eq!(
+        (frame.seq(), frame.text("did")),
+        (Some(5), Some(did.as_str()))
+    );
     drop(access);
 
     // Malformed cursors are refused before the upgrade.
     for bad in ["abc", "-1", "1.5", "99999999999999999999"] {
         let reply = client
-            .get(format!("{}/xrpc/com.atproto.sync.subscribeRepos?cursor={bad}", pds.url()))
+            .get(format!(
+                "{}/xrpc/com.atproto.sync.subscribeRepos?cursor={bad}",
+                pds.url()
+            ))
             .send()
             .await
             .unwrap();
         assert_eq!(reply.status(), 400, "{bad}");
         let body: Value = reply.json().await.unwrap();
         assert_eq!(body["error"], "InvalidRequest", "{bad}");
-        let err = tokio_tungstenite::connect_async(ws_url(&pds, Some(bad))).await.unwrap_err();
+        let err = tokio_tungstenite::connect_async(ws_url(&pds, Some(bad)))
+            .await
+            .unwrap_err();
         match err {
-            tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 400),
+            tokio_tungstenite::tungstenite::Error::Http(response) => {
+                assert_eq!(response.status(), 400)
+            }
             other => panic!("{bad}: {other}"),
         }
     }
     // Not a WebSocket request at all.
     let reply = client
-        .get(format!("{}/xrpc/com.atproto.sync.subscribeRepos", pds.url()))
+        .get(format!(
+            "{}/xrpc/com.atproto.sync.subscribeRepos",
+            pds.url()
+        ))
         .send()
         .await
         .unwrap();
@@ -420,7 +488,8 @@ async fn future_and_invalid_cursors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outdated_cursor_gets_info_then_the_window() {
-    let pds = TestPds::start_with(|config| config.repo_backfill_limit = Duration::from_millis(1)).await;
+    let pds =
+        TestPds::start_with(|config| config.repo_backfill_limit = Duration::from_millis(1)).await;
     let client = reqwest::Client::new();
     let (did, access) = create_account(&client, &pds, "alice.test").await;
     let mut ws = connect(&pds, Some(0)).await;
@@ -430,10 +499,19 @@ async fn outdated_cursor_gets_info_then_the_window() {
     assert_eq!(frame.seq(), None);
     until_subscribers(&pds, 1).await;
     // Everything before the connection is older than the 1 ms window: what follows is live.
-    xrpc(&client, &pds, "com.atproto.repo.createRecord", Some(&access),
-        json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(1)})).await;
+    xrpc(
+        &client,
+        &pds,
+        "com.atproto.repo.createRecord",
+        Some(&access),
+        json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(1)}),
+    )
+    .await;
     let frame = next_frame(&mut ws).await.unwrap();
-    assert_eq!((frame.t.as_deref(), frame.seq()), (Some("#commit"), Some(5)));
+    assert_eq!(
+        (frame.t.as_deref(), frame.seq()),
+        (Some("#commit"), Some(5))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,9 +523,10 @@ async fn stalled_reader_is_dropped_as_consumer_too_slow() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(16 * 1024).unwrap();
     let stream = socket.connect(pds.addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(&pds, None), MaybeTlsStream::Plain(stream))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(ws_url(&pds, None), MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
     until_subscribers(&pds, 1).await;
     // The reader stalls while 20 commits of ~900 kB each are written.
     let big = "x".repeat(900_000);
@@ -458,7 +537,9 @@ async fn stalled_reader_is_dropped_as_consumer_too_slow() {
     // Reading again: consecutive commits, then the error frame, then the end.
     let mut seqs = Vec::new();
     let error = loop {
-        let frame = next_frame(&mut ws).await.expect("an error frame before the close");
+        let frame = next_frame(&mut ws)
+            .await
+            .expect("an error frame before the close");
         if frame.op == -1 {
             break frame;
         }
@@ -482,8 +563,14 @@ async fn restart_keeps_the_sequence() {
         let client = reqwest::Client::new();
         let (did, access) = create_account(&client, &pds, "alice.test").await;
         for i in 0..3 {
-            xrpc(&client, &pds, "com.atproto.repo.createRecord", Some(&access),
-                json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(i)})).await;
+            xrpc(
+                &client,
+                &pds,
+                "com.atproto.repo.createRecord",
+                Some(&access),
+                json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(i)}),
+            )
+            .await;
         }
         (did, access, latest_seq(&pds).await)
     };
@@ -494,10 +581,19 @@ async fn restart_keeps_the_sequence() {
     let mut ws = connect(&pds, Some(latest)).await;
     until_subscribers(&pds, 1).await;
     let client = reqwest::Client::new();
-    xrpc(&client, &pds, "com.atproto.repo.createRecord", Some(&access),
-        json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(9)})).await;
+    xrpc(
+        &client,
+        &pds,
+        "com.atproto.repo.createRecord",
+        Some(&access),
+        json!({"repo": did, "collection": "app.bsky.feed.post", "record": post(9)}),
+    )
+    .await;
     let frame = next_frame(&mut ws).await.unwrap();
-    assert_eq!((frame.t.as_deref(), frame.seq()), (Some("#commit"), Some(latest + 1)));
+    assert_eq!(
+        (frame.t.as_deref(), frame.seq()),
+        (Some("#commit"), Some(latest + 1))
+    );
     let mut replay = connect(&pds, Some(0)).await;
     let seqs: Vec<i64> = {
         let mut v = Vec::new();

@@ -131,12 +131,12 @@ pub(super) async fn next_after(
     conn: &mut SqliteConnection,
     after: i64,
 ) -> Result<Option<(i64, String)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT seq, sequencedAt FROM repo_seq WHERE seq > ?1 ORDER BY seq LIMIT 1",
+    Ok(
+        sqlx::query_as("SELECT seq, sequencedAt FROM repo_seq WHERE seq > ?1 ORDER BY seq LIMIT 1")
+            .bind(after)
+            .fetch_optional(conn)
+            .await?,
     )
-    .bind(after)
-    .fetch_optional(conn)
-    .await?)
 }
 
 /// The first event sequenced at or after `time` (RFC 3339, same format as `sequencedAt`).
@@ -177,15 +177,14 @@ pub(super) async fn prune_batch(
     let (Some(&low), Some(&high)) = (seqs.iter().min(), seqs.iter().max()) else {
         return Ok(0);
     };
-    let deleted = sqlx::query(
-        "DELETE FROM repo_seq WHERE seq >= ?1 AND seq <= ?2 AND sequencedAt < ?3",
-    )
-    .bind(low)
-    .bind(high)
-    .bind(cutoff)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let deleted =
+        sqlx::query("DELETE FROM repo_seq WHERE seq >= ?1 AND seq <= ?2 AND sequencedAt < ?3")
+            .bind(low)
+            .bind(high)
+            .bind(cutoff)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     sqlx::query(
         "INSERT INTO repo_seq_pruned (id, through) VALUES (1, ?1)
          ON CONFLICT (id) DO UPDATE SET through = max(through, excluded.through)",
@@ -202,10 +201,12 @@ pub(super) async fn delete_did_events(
     did: &str,
     keep: i64,
 ) -> Result<u64, Error> {
-    Ok(sqlx::query("DELETE FROM repo_seq WHERE did = ?1 AND seq != ?2")
-        .bind(did)
-        .bind(keep)
-        .execute(conn)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM repo_seq WHERE did = ?1 AND seq != ?2")
+            .bind(did)
+            .bind(keep)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
 }

@@ -80,7 +80,9 @@ struct Slot {
 #[derive(Debug)]
 pub enum Opened {
     /// The cursor is past the latest event (`FutureCursor`).
-    Future { latest: i64 },
+    Future {
+        latest: i64,
+    },
     Stream(Subscription),
 }
 
@@ -188,14 +190,15 @@ impl Firehose {
     fn publish(&self, frame: Frame) {
         let mut hub = self.hub();
         hub.published = Some(frame.seq);
-        hub.slots.retain(|_, slot| match slot.tx.try_send(frame.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                slot.too_slow.cancel();
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        hub.slots
+            .retain(|_, slot| match slot.tx.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    slot.too_slow.cancel();
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
     }
 
     /// Ends every live subscription and refuses new ones.

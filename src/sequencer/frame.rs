@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use std::collections::BTreeMap;
 
-use super::events::{self, EventType, Error};
+use super::events::{self, Error, EventType};
 use crate::repo::cbor::{self, Ipld};
 
 /// `#info` name sent before a replay whose cursor reached past the backfill window.
@@ -111,8 +111,8 @@ impl ParsedFrame {
 /// Splits a frame into its header and body, both strictly decoded.
 pub fn parse(bytes: &[u8]) -> Result<ParsedFrame, Error> {
     let mut reader = std::io::Cursor::new(bytes);
-    let header: Ipld = serde_ipld_dagcbor::de::from_reader_once(&mut reader)
-        .map_err(|_| Error::NotAMap)?;
+    let header: Ipld =
+        serde_ipld_dagcbor::de::from_reader_once(&mut reader).map_err(|_| Error::NotAMap)?;
     let split = usize::try_from(reader.position()).map_err(|_| Error::NotAMap)?;
     let header_bytes = bytes.get(..split).ok_or(Error::NotAMap)?;
     // The header must be canonical too: re-decode its bytes strictly.
@@ -191,21 +191,35 @@ mod tests {
         let frame = message_frame(EventType::Account, &body, 7).unwrap();
         let expected = concat!(
             // {"t": "#account", "op": 1}
-            "a2", "6174", "68", "236163636f756e74", "626f70", "01",
+            "a2",
+            "6174",
+            "68",
+            "236163636f756e74",
+            "626f70",
+            "01",
             // map(5): did, seq, time, active, status
             "a5",
-            "63646964", "7820", hex_did!(),
-            "63736571", "07",
-            "6474696d65", "7818", "323032352d30342d31365432313a33303a32362e3731375a",
-            "66616374697665", "f4",
-            "66737461747573", "6764656c65746564",
+            "63646964",
+            "7820",
+            hex_did!(),
+            "63736571",
+            "07",
+            "6474696d65",
+            "7818",
+            "323032352d30342d31365432313a33303a32362e3731375a",
+            "66616374697665",
+            "f4",
+            "66737461747573",
+            "6764656c65746564",
         );
         assert_eq!(hex::encode(&frame.bytes), expected);
     }
 
     #[test]
     fn frames_parse_back() {
-        let body = events::account_event("did:plc:x", true, None, "t").unwrap().body;
+        let body = events::account_event("did:plc:x", true, None, "t")
+            .unwrap()
+            .body;
         let parsed = parse(&message_frame(EventType::Account, &body, 42).unwrap().bytes).unwrap();
         assert_eq!((parsed.op, parsed.t.as_deref()), (1, Some("#account")));
         assert_eq!(parsed.seq(), Some(42));
@@ -225,17 +239,28 @@ mod tests {
         assert_eq!(
             hex::encode(&frame),
             concat!(
-                "a1", "626f70", "20",
-                "a2", "656572726f72", "6c", "467574757265437572736f72",
-                "676d657373616765", "6178",
+                "a1",
+                "626f70",
+                "20",
+                "a2",
+                "656572726f72",
+                "6c",
+                "467574757265437572736f72",
+                "676d657373616765",
+                "6178",
             )
         );
         let frame = error_frame(CONSUMER_TOO_SLOW, None).unwrap();
         assert_eq!(
             hex::encode(&frame),
             concat!(
-                "a1", "626f70", "20",
-                "a1", "656572726f72", "6f", "436f6e73756d6572546f6f536c6f77",
+                "a1",
+                "626f70",
+                "20",
+                "a1",
+                "656572726f72",
+                "6f",
+                "436f6e73756d6572546f6f536c6f77",
             )
         );
         // {"t": "#info", "op": 1} {"name": "OutdatedCursor"}
@@ -243,8 +268,16 @@ mod tests {
         assert_eq!(
             hex::encode(&frame),
             concat!(
-                "a2", "6174", "65", "23696e666f", "626f70", "01",
-                "a1", "646e616d65", "6e", "4f75746461746564437572736f72",
+                "a2",
+                "6174",
+                "65",
+                "23696e666f",
+                "626f70",
+                "01",
+                "a1",
+                "646e616d65",
+                "6e",
+                "4f75746461746564437572736f72",
             )
         );
     }

@@ -42,7 +42,11 @@ impl BackgroundTask for SeqPruner {
 
     async fn run(self: Arc<Self>, shutdown: CancellationToken) -> anyhow::Result<()> {
         loop {
-            match self.sequencer.prune_older_than(self.window, PRUNE_BATCH).await {
+            match self
+                .sequencer
+                .prune_older_than(self.window, PRUNE_BATCH)
+                .await
+            {
                 Ok(0) => {}
                 Ok(deleted) => tracing::debug!(deleted, "pruned old firehose events"),
                 Err(err) => tracing::warn!(error = %err, "pruning old firehose events failed"),

@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn cursors() {
         assert_eq!(parse_cursor("0").unwrap(), 0);
-        assert_eq!(parse_cursor("9007199254740991").unwrap(), 9_007_199_254_740_991);
+        assert_eq!(
+            parse_cursor("9007199254740991").unwrap(),
+            9_007_199_254_740_991
+        );
         for bad in ["", "-1", "1.5", "abc", "99999999999999999999", " 1"] {
             assert!(parse_cursor(bad).is_err(), "{bad:?}");
         }

@@ -171,7 +171,10 @@ async fn outdated_cursor_replays_from_the_window_start() {
     }
     // A cursor whose next event is inside the window is not outdated.
     let mut sub = stream(env.firehose.open(Some(6)).await.unwrap());
-    assert_eq!(next_frame(&mut sub).await, ("#identity".to_owned(), Some(7)));
+    assert_eq!(
+        next_frame(&mut sub).await,
+        ("#identity".to_owned(), Some(7))
+    );
 }
 
 #[tokio::test]
@@ -266,6 +269,9 @@ async fn invalidated_and_deleted_events_are_skipped() {
         2
     );
     let mut sub = stream(env.firehose.open(Some(0)).await.unwrap());
-    assert_eq!(next_frame(&mut sub).await, ("#account".to_owned(), Some(deleted)));
+    assert_eq!(
+        next_frame(&mut sub).await,
+        ("#account".to_owned(), Some(deleted))
+    );
     assert_eq!((a, b, c, deleted), (1, 2, 3, 4));
 }
