@@ -64,6 +64,24 @@ enum BenchArgs {
     Repo(BenchRepoArgs),
     /// XRPC over HTTP against an in-process server: createRecord/s and getRecord/s.
     Server(BenchServerArgs),
+    /// The firehose over WebSocket: replay from cursor 0 to 1 and N subscribers, live fan-out.
+    Firehose(BenchFirehoseArgs),
+}
+
+#[derive(Args)]
+struct BenchFirehoseArgs {
+    /// Events in the backlog replayed from cursor 0.
+    #[arg(long, default_value_t = 100_000)]
+    backlog: usize,
+    /// Concurrent subscribers of the fan-out phases.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Events appended one at a time while the subscribers listen live.
+    #[arg(long, default_value_t = 1_000)]
+    live: usize,
+    /// Longest each phase may run, in seconds.
+    #[arg(long, default_value_t = 120)]
+    time_limit: u64,
 }
 
 #[derive(Args)]
@@ -105,6 +123,7 @@ fn main() -> ExitCode {
         Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
         Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
         Command::Bench(BenchArgs::Server(args)) => bench_server(args),
+        Command::Bench(BenchArgs::Firehose(args)) => bench_firehose(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +198,19 @@ fn bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
         dir: None,
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::server::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn bench_firehose(args: BenchFirehoseArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::firehose::Options {
+        backlog: args.backlog,
+        subscribers: args.subscribers,
+        live: args.live,
+        time_limit: std::time::Duration::from_secs(args.time_limit),
+        dir: None,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::firehose::run(&opts))?;
     print!("{report}");
     Ok(())
 }
