@@ -657,3 +657,42 @@ async fn official_firehose_consumer_verifies_every_event() {
     });
     assert_eq!(counts.values().sum::<usize>(), 53);
 }
+
+/// Keep-alive: a subscriber that reads (so its WebSocket client answers pings) stays; one
+/// that never reads sends no pong and is disconnected after 2.5 ping intervals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_keep_readers_and_drop_silent_peers() {
+    let pds = TestPds::start_with(|config| {
+        config.firehose_ping_interval = Duration::from_millis(200);
+    })
+    .await;
+    let mut reader = connect(&pds, None).await;
+    let silent = connect(&pds, None).await;
+    until_subscribers(&pds, 2).await;
+    // The silent peer goes after ~500 ms; the reader sees pings meanwhile and stays.
+    let mut pings = 0;
+    while pds.state.repo().sequencer().subscriber_count() == 2 {
+        match tokio::time::timeout(DEADLINE, reader.next()).await.unwrap() {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(pings >= 2, "{pings} pings");
+    assert_eq!(pds.state.repo().sequencer().subscriber_count(), 1);
+    // Still subscribed: more pings keep coming and events are delivered.
+    for _ in 0..3 {
+        match tokio::time::timeout(DEADLINE, reader.next()).await.unwrap() {
+            Some(Ok(Message::Ping(_))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(pds.state.repo().sequencer().subscriber_count(), 1);
+    let client = reqwest::Client::new();
+    create_account(&client, &pds, "alice.test").await;
+    let frame = next_frame(&mut reader).await.unwrap();
+    assert_eq!(
+        (frame.t.as_deref(), frame.seq()),
+        (Some("#identity"), Some(1))
+    );
+    drop(silent);
+}

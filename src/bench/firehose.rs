@@ -117,6 +117,7 @@ async fn run_in(opts: &Options, dir: &Path) -> Result<Report, Error> {
         log_enabled: false,
         // Every subscriber may lag by the whole live phase without being dropped.
         max_subscription_buffer: opts.live.max(500),
+        firehose_ping_interval: Duration::from_secs(30),
         ..Config::default()
     };
     let secrets = ServiceSecrets {

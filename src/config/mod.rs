@@ -50,6 +50,8 @@ pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = 1000;
 pub const DEFAULT_REPO_BACKFILL_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default `PDS_MAX_SUBSCRIPTION_BUFFER`: 500 frames, as the reference.
 pub const DEFAULT_MAX_SUBSCRIPTION_BUFFER: usize = 500;
+/// Default `ROOKERY_FIREHOSE_PING_INTERVAL_MS`: 30 seconds.
+pub const DEFAULT_FIREHOSE_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// The configuration file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "rookery.toml";
 
@@ -119,6 +121,10 @@ pub struct Config {
     /// `PDS_MAX_SUBSCRIPTION_BUFFER` — how many frames a firehose subscriber may fall behind
     /// before it is sent `ConsumerTooSlow` and disconnected. Default `500`; at least 1.
     pub max_subscription_buffer: usize,
+    /// `ROOKERY_FIREHOSE_PING_INTERVAL_MS` — how often firehose subscribers are pinged; one
+    /// that sends nothing (not even a pong) for 2.5 intervals is disconnected. Default
+    /// `30000`; at least 1.
+    pub firehose_ping_interval: Duration,
     /// `PDS_EMAIL_SMTP_URL` + `PDS_EMAIL_FROM_ADDRESS` — outgoing mail. Default: none (mail
     /// is not sent). Setting only one of the two is an error.
     pub email: Option<EmailConfig>,
@@ -313,6 +319,7 @@ impl Default for Config {
             crawlers: Vec::new(),
             repo_backfill_limit: DEFAULT_REPO_BACKFILL_LIMIT,
             max_subscription_buffer: DEFAULT_MAX_SUBSCRIPTION_BUFFER,
+            firehose_ping_interval: DEFAULT_FIREHOSE_PING_INTERVAL,
             email: None,
             hub_moderators: Vec::new(),
             log_enabled: true,
@@ -393,6 +400,15 @@ impl Config {
             .unwrap_or(DEFAULT_MAX_SUBSCRIPTION_BUFFER);
         if max_subscription_buffer == 0 {
             return Err(src.invalid("PDS_MAX_SUBSCRIPTION_BUFFER", "must be at least 1"));
+        }
+        let firehose_ping_interval = src
+            .int::<u64>(
+                "ROOKERY_FIREHOSE_PING_INTERVAL_MS",
+                "a number of milliseconds",
+            )?
+            .map_or(DEFAULT_FIREHOSE_PING_INTERVAL, Duration::from_millis);
+        if firehose_ping_interval.is_zero() {
+            return Err(src.invalid("ROOKERY_FIREHOSE_PING_INTERVAL_MS", "must be at least 1"));
         }
 
         let plc_rotation_key = src.parse(
@@ -487,6 +503,7 @@ impl Config {
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.repo_backfill_limit),
             max_subscription_buffer,
+            firehose_ping_interval,
             email,
             hub_moderators,
             log_enabled: src.bool("LOG_ENABLED")?.unwrap_or(defaults.log_enabled),

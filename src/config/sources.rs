@@ -44,6 +44,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::plain("PDS_CRAWLERS"),
     Setting::plain("PDS_REPO_BACKFILL_LIMIT_MS"),
     Setting::plain("PDS_MAX_SUBSCRIPTION_BUFFER"),
+    Setting::plain("ROOKERY_FIREHOSE_PING_INTERVAL_MS"),
     Setting::secret("PDS_EMAIL_SMTP_URL"),
     Setting::plain("PDS_EMAIL_FROM_ADDRESS"),
     Setting::plain("ROOKERY_HUB_MODERATORS"),

@@ -47,6 +47,8 @@ pub struct FirehoseSettings {
     pub buffer: usize,
     /// How far back a cursor may reach (`PDS_REPO_BACKFILL_LIMIT_MS`).
     pub backfill_window: Duration,
+    /// How often the connection is pinged (`ROOKERY_FIREHOSE_PING_INTERVAL_MS`).
+    pub ping_interval: Duration,
 }
 
 /// The fan-out hub. Cloning shares it.

@@ -86,6 +86,7 @@ impl AppState {
             FirehoseSettings {
                 buffer: config.max_subscription_buffer,
                 backfill_window: config.repo_backfill_limit,
+                ping_interval: config.firehose_ping_interval,
             },
         );
         let repo = ActorRepo::new(stores, sequencer);

@@ -3,8 +3,9 @@
 //! The cursor is checked before the upgrade (a malformed one is a 400 `InvalidRequest`);
 //! everything after it is frames (see [`crate::sequencer::frame`]): `FutureCursor` and
 //! `ConsumerTooSlow` are error frames followed by a close. The connection is pinged every
-//! [`PING_INTERVAL`]; a peer silent for [`DEAD_AFTER`] (no pong, no message) is dropped, so
-//! dead connections and readers that stopped reading do not hold a task forever.
+//! [`crate::sequencer::FirehoseSettings::ping_interval`]; a peer silent for 2.5 intervals (no pong, no message)
+//! is dropped, so dead connections and readers that stopped reading do not hold a task
+//! forever.
 
 use std::time::Duration;
 
@@ -28,10 +29,6 @@ use crate::sequencer::{Firehose, Subscription};
 use crate::server::AppState;
 use crate::xrpc::extract::XrpcQuery;
 
-/// How often the server pings a subscriber.
-pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// A subscriber that sent nothing (pongs included) for this long is disconnected.
-pub const DEAD_AFTER: Duration = Duration::from_secs(75);
 /// How long a closing error frame may take to go out before the connection is dropped.
 const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -78,10 +75,12 @@ async fn serve_subscriber(socket: WebSocket, firehose: Firehose, cursor: Option<
     let (mut sink, stream) = socket.split();
     // Cancelled when the peer closes, errs, or goes silent for too long.
     let gone = CancellationToken::new();
-    let watcher = tokio::spawn(watch_peer(stream, gone.clone()));
+    let ping_interval = firehose.settings().ping_interval;
+    let dead_after = ping_interval.saturating_mul(5) / 2;
+    let watcher = tokio::spawn(watch_peer(stream, gone.clone(), dead_after));
     match firehose.open(cursor).await {
         Ok(Opened::Stream(subscription)) => {
-            stream_frames(&mut sink, subscription, &gone).await;
+            stream_frames(&mut sink, subscription, &gone, ping_interval).await;
         }
         Ok(Opened::Future { .. }) => {
             close_with_error(&mut sink, frame::FUTURE_CURSOR, "Cursor in the future.").await;
@@ -97,9 +96,13 @@ async fn serve_subscriber(socket: WebSocket, firehose: Firehose, cursor: Option<
 }
 
 /// Reads what the peer sends (pongs, pings, a close) only to know it is alive; cancels
-/// `gone` when it closes, fails, or is silent for [`DEAD_AFTER`].
-async fn watch_peer(mut stream: SplitStream<WebSocket>, gone: CancellationToken) {
-    let mut deadline = Instant::now() + DEAD_AFTER;
+/// `gone` when it closes, fails, or is silent for `dead_after`.
+async fn watch_peer(
+    mut stream: SplitStream<WebSocket>,
+    gone: CancellationToken,
+    dead_after: Duration,
+) {
+    let mut deadline = Instant::now() + dead_after;
     loop {
         tokio::select! {
             () = gone.cancelled() => return,
@@ -109,7 +112,7 @@ async fn watch_peer(mut stream: SplitStream<WebSocket>, gone: CancellationToken)
             }
             message = stream.next() => match message {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => deadline = Instant::now() + DEAD_AFTER,
+                Some(Ok(_)) => deadline = Instant::now() + dead_after,
             },
         }
     }
@@ -138,9 +141,14 @@ async fn send(
     }
 }
 
-async fn stream_frames(sink: &mut Sink, mut subscription: Subscription, gone: &CancellationToken) {
+async fn stream_frames(
+    sink: &mut Sink,
+    mut subscription: Subscription,
+    gone: &CancellationToken,
+    ping_interval: Duration,
+) {
     let too_slow = subscription.too_slow().clone();
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     loop {
         let next = tokio::select! {
             biased;

@@ -21,6 +21,7 @@ async fn env(buffer: usize, window: Duration) -> Env {
         FirehoseSettings {
             buffer,
             backfill_window: window,
+            ping_interval: Duration::from_secs(30),
         },
     );
     let shutdown = CancellationToken::new();
@@ -193,6 +194,7 @@ async fn pruning_marks_cursors_outdated_and_never_resets_seq() {
             FirehoseSettings {
                 buffer: 10,
                 backfill_window: DAY,
+                ping_interval: Duration::from_secs(30),
             },
         );
         // Event 4 was pruned: cursor 3 is outdated although event 16 is recent.
