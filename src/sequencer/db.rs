@@ -56,34 +56,45 @@ pub(super) async fn insert_outbox_event(
     Ok(inserted > 0)
 }
 
+/// Up to `limit` events after `after`, stopping early (after at least one) once their
+/// bodies reach `max_bytes`. Returns the events and whether more may follow.
 pub(super) async fn events_after(
     conn: &mut SqliteConnection,
     after: i64,
     limit: u32,
-) -> Result<Vec<SeqEvent>, Error> {
+    max_bytes: usize,
+) -> Result<(Vec<SeqEvent>, bool), Error> {
+    use futures::TryStreamExt;
     type Row = (i64, String, String, Vec<u8>, bool, String, Option<String>);
-    let rows: Vec<Row> = sqlx::query_as(
+    let limit = limit.max(1);
+    let mut rows = sqlx::query_as::<_, Row>(
         "SELECT seq, did, eventType, event, invalidated, sequencedAt, rev FROM repo_seq
          WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )
     .bind(after)
-    .bind(i64::from(limit.max(1)))
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(seq, did, event_type, event, invalidated, sequenced_at, rev)| SeqEvent {
-                seq,
-                did,
-                event_type,
-                event,
-                invalidated,
-                sequenced_at,
-                rev,
-            },
-        )
-        .collect())
+    .bind(i64::from(limit))
+    .fetch(conn);
+    let mut events = Vec::new();
+    let mut bytes = 0usize;
+    while let Some((seq, did, event_type, event, invalidated, sequenced_at, rev)) =
+        rows.try_next().await?
+    {
+        bytes = bytes.saturating_add(event.len());
+        events.push(SeqEvent {
+            seq,
+            did,
+            event_type,
+            event,
+            invalidated,
+            sequenced_at,
+            rev,
+        });
+        if bytes >= max_bytes {
+            return Ok((events, true));
+        }
+    }
+    let more = events.len() == limit as usize;
+    Ok((events, more))
 }
 
 pub(super) async fn mark_pending(

@@ -35,6 +35,8 @@ use super::{CursorStart, Error, EventType, SeqEvent, Sequencer, SubscriberGuard}
 
 /// Events read from the database per query, by the broadcaster and by replays.
 pub const PAGE_SIZE: u32 = 100;
+/// A page also ends once its event bodies reach this many bytes (commits reach 2 MB).
+pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// How long the broadcaster waits before retrying after a database error.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The broadcaster re-reads the log at least this often, even without a wake-up.
@@ -157,7 +159,7 @@ impl Firehose {
             let notified = sequencer.notify().notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let page = match sequencer.events_after(position, PAGE_SIZE).await {
+            let (page, full) = match sequencer.events_page(position, PAGE_SIZE, PAGE_BYTES).await {
                 Ok(page) => page,
                 Err(err) => {
                     tracing::warn!(error = %err, "firehose: reading repo_seq failed; retrying");
@@ -167,7 +169,6 @@ impl Firehose {
                     continue;
                 }
             };
-            let full = page.len() == PAGE_SIZE as usize;
             for event in &page {
                 position = event.seq;
                 if let Some(frame) = encode(event) {
@@ -366,20 +367,19 @@ impl Subscription {
             }
             match self.phase {
                 Phase::Backfill | Phase::CatchUp => {
-                    let page = self
+                    let (page, more) = self
                         .firehose
                         .0
                         .sequencer
-                        .events_after(self.position, PAGE_SIZE)
+                        .events_page(self.position, PAGE_SIZE, PAGE_BYTES)
                         .await?;
-                    let short = page.len() < PAGE_SIZE as usize;
                     for event in &page {
                         self.position = event.seq;
                         if let Some(frame) = encode(event) {
                             self.pending.push_back(Pending::Frame(frame));
                         }
                     }
-                    if short {
+                    if !more {
                         if self.phase == Phase::Backfill {
                             self.go_live();
                             self.phase = Phase::CatchUp;

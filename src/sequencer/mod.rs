@@ -262,7 +262,22 @@ impl Sequencer {
     /// Up to `limit` (at least 1) events with `seq > after`, in `seq` order.
     pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<SeqEvent>, Error> {
         let mut conn = self.0.pool.acquire().await?;
-        db::events_after(&mut conn, after, limit).await
+        Ok(db::events_after(&mut conn, after, limit, usize::MAX)
+            .await?
+            .0)
+    }
+
+    /// Like [`Self::events_after`], but stops (after at least one event) once the bodies
+    /// read reach `max_bytes`, so a page of large commits stays small in memory. Returns
+    /// the events and whether more may follow.
+    pub async fn events_page(
+        &self,
+        after: i64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<(Vec<SeqEvent>, bool), Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::events_after(&mut conn, after, limit, max_bytes).await
     }
 
     /// Step (a): durably records that `did`'s outbox may hold events.
