@@ -66,6 +66,24 @@ enum BenchArgs {
     Server(BenchServerArgs),
     /// uploadBlob and getBlob MiB/s over HTTP, on disk and on the configured S3 bucket.
     Blobs(rookery::bench::blobs::CliArgs),
+    /// The firehose over WebSocket: replay from cursor 0 to 1 and N subscribers, live fan-out.
+    Firehose(BenchFirehoseArgs),
+}
+
+#[derive(Args)]
+struct BenchFirehoseArgs {
+    /// Events in the backlog replayed from cursor 0.
+    #[arg(long, default_value_t = 100_000)]
+    backlog: usize,
+    /// Concurrent subscribers of the fan-out phases.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Events appended one at a time while the subscribers listen live.
+    #[arg(long, default_value_t = 1_000)]
+    live: usize,
+    /// Longest each phase may run, in seconds.
+    #[arg(long, default_value_t = 120)]
+    time_limit: u64,
 }
 
 #[derive(Args)]
@@ -110,6 +128,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchArgs::Blobs(args)) => {
             rookery::bench::blobs::cli(&args).map_err(Into::into)
         }
+        Command::Bench(BenchArgs::Firehose(args)) => bench_firehose(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -184,6 +203,19 @@ fn bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
         dir: None,
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::server::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn bench_firehose(args: BenchFirehoseArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::firehose::Options {
+        backlog: args.backlog,
+        subscribers: args.subscribers,
+        live: args.live,
+        time_limit: std::time::Duration::from_secs(args.time_limit),
+        dir: None,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::firehose::run(&opts))?;
     print!("{report}");
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! [`repo`] measures the repository engine on the SQLite actor store.
 
 pub mod blobs;
+pub mod firehose;
 pub mod repo;
 pub mod server;
 

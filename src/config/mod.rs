@@ -53,6 +53,10 @@ pub const MIN_BLOB_GRACE_PERIOD: Duration = Duration::from_secs(60);
 pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = 1000;
 /// Default `PDS_REPO_BACKFILL_LIMIT_MS`: one day, as the reference.
 pub const DEFAULT_REPO_BACKFILL_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Default `PDS_MAX_SUBSCRIPTION_BUFFER`: 500 frames, as the reference.
+pub const DEFAULT_MAX_SUBSCRIPTION_BUFFER: usize = 500;
+/// Default `ROOKERY_FIREHOSE_PING_INTERVAL_MS`: 30 seconds.
+pub const DEFAULT_FIREHOSE_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// The configuration file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "rookery.toml";
 
@@ -123,6 +127,13 @@ pub struct Config {
     /// `PDS_REPO_BACKFILL_LIMIT_MS` — how far back a firehose cursor may reach, in
     /// milliseconds. Default `86400000` (one day).
     pub repo_backfill_limit: Duration,
+    /// `PDS_MAX_SUBSCRIPTION_BUFFER` — how many frames a firehose subscriber may fall behind
+    /// before it is sent `ConsumerTooSlow` and disconnected. Default `500`; at least 1.
+    pub max_subscription_buffer: usize,
+    /// `ROOKERY_FIREHOSE_PING_INTERVAL_MS` — how often firehose subscribers are pinged; one
+    /// that sends nothing (not even a pong) for 2.5 intervals is disconnected. Default
+    /// `30000`; at least 1.
+    pub firehose_ping_interval: Duration,
     /// `PDS_EMAIL_SMTP_URL` + `PDS_EMAIL_FROM_ADDRESS` — outgoing mail. Default: none (mail
     /// is not sent). Setting only one of the two is an error.
     pub email: Option<EmailConfig>,
@@ -317,6 +328,8 @@ impl Default for Config {
             report_service: None,
             crawlers: Vec::new(),
             repo_backfill_limit: DEFAULT_REPO_BACKFILL_LIMIT,
+            max_subscription_buffer: DEFAULT_MAX_SUBSCRIPTION_BUFFER,
+            firehose_ping_interval: DEFAULT_FIREHOSE_PING_INTERVAL,
             email: None,
             hub_moderators: Vec::new(),
             log_enabled: true,
@@ -401,6 +414,21 @@ impl Config {
             .unwrap_or(DEFAULT_ACTOR_STORE_CACHE_SIZE);
         if actor_store_cache_size == 0 {
             return Err(src.invalid("ROOKERY_ACTOR_STORE_CACHE_SIZE", "must be at least 1"));
+        }
+        let max_subscription_buffer = src
+            .int::<usize>("PDS_MAX_SUBSCRIPTION_BUFFER", "a positive integer")?
+            .unwrap_or(DEFAULT_MAX_SUBSCRIPTION_BUFFER);
+        if max_subscription_buffer == 0 {
+            return Err(src.invalid("PDS_MAX_SUBSCRIPTION_BUFFER", "must be at least 1"));
+        }
+        let firehose_ping_interval = src
+            .int::<u64>(
+                "ROOKERY_FIREHOSE_PING_INTERVAL_MS",
+                "a number of milliseconds",
+            )?
+            .map_or(DEFAULT_FIREHOSE_PING_INTERVAL, Duration::from_millis);
+        if firehose_ping_interval.is_zero() {
+            return Err(src.invalid("ROOKERY_FIREHOSE_PING_INTERVAL_MS", "must be at least 1"));
         }
 
         let plc_rotation_key = src.parse(
@@ -495,6 +523,8 @@ impl Config {
                 .int::<u64>("PDS_REPO_BACKFILL_LIMIT_MS", "a number of milliseconds")?
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.repo_backfill_limit),
+            max_subscription_buffer,
+            firehose_ping_interval,
             email,
             hub_moderators,
             log_enabled: src.bool("LOG_ENABLED")?.unwrap_or(defaults.log_enabled),

@@ -64,6 +64,8 @@ fn defaults_without_any_configuration() {
         config.repo_backfill_limit,
         Duration::from_millis(86_400_000)
     );
+    assert_eq!(config.max_subscription_buffer, 500);
+    assert_eq!(config.firehose_ping_interval, Duration::from_secs(30));
     assert_eq!(config.email, None);
     assert!(config.hub_moderators.is_empty());
     assert!(config.log_enabled);
@@ -103,6 +105,8 @@ fn every_variable_is_read() {
             "https://bsky.network,https://relay.example.net",
         ),
         ("PDS_REPO_BACKFILL_LIMIT_MS", "3600000"),
+        ("PDS_MAX_SUBSCRIPTION_BUFFER", "64"),
+        ("ROOKERY_FIREHOSE_PING_INTERVAL_MS", "1500"),
         (
             "PDS_EMAIL_SMTP_URL",
             "smtps://user:pass@mail.example.com:465",
@@ -140,6 +144,8 @@ fn every_variable_is_read() {
     assert_eq!(config.blob_upload_limit, 104_857_600);
     assert_eq!(config.blob_grace_period, Duration::from_secs(600));
     assert_eq!(config.actor_store_cache_size, 250);
+    assert_eq!(config.max_subscription_buffer, 64);
+    assert_eq!(config.firehose_ping_interval, Duration::from_millis(1500));
     assert_eq!(config.did_plc_url, url("http://127.0.0.1:2582"));
     assert_eq!(
         config.jwt_secret.as_ref().map(Secret::expose),
@@ -261,6 +267,9 @@ fn malformed_values_name_the_variable() {
         ("PDS_DID_PLC_URL", "ftp://plc.directory"),
         ("PDS_CRAWLERS", "https://bsky.network,not a url"),
         ("PDS_REPO_BACKFILL_LIMIT_MS", "1.5"),
+        ("PDS_MAX_SUBSCRIPTION_BUFFER", "0"),
+        ("PDS_MAX_SUBSCRIPTION_BUFFER", "-5"),
+        ("ROOKERY_FIREHOSE_PING_INTERVAL_MS", "0"),
         ("ROOKERY_HUB_MODERATORS", "did:plc:ok,alice.example.com"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_LEVEL", "rookery=loud"),

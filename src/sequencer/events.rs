@@ -98,6 +98,19 @@ pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The time `ago` before now, formatted as [`now`] (so it compares with stored times as
+/// text). A span too large for the calendar gives the earliest representable time.
+pub fn time_before(ago: std::time::Duration) -> String {
+    let now = Utc::now();
+    chrono::TimeDelta::from_std(ago)
+        .ok()
+        .and_then(|delta| now.checked_sub_signed(delta))
+        .map_or_else(
+            || "0000-01-01T00:00:00.000Z".to_owned(),
+            |t| t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        )
+}
+
 fn string(s: &str) -> Ipld {
     Ipld::String(s.to_owned())
 }

@@ -48,6 +48,9 @@
 
 mod db;
 pub mod events;
+pub mod firehose;
+pub mod frame;
+pub mod tasks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,6 +62,8 @@ use tokio::sync::Notify;
 
 use crate::store::outbox::OutboxRow;
 pub use events::{Event, EventType};
+pub use firehose::{Firehose, FirehoseSettings, Subscription};
+pub use frame::Frame;
 
 /// The sequencer schema, embedded at compile time from `migrations/sequencer/`.
 use crate::store::sqlite::{self, OpenOptions};
@@ -106,6 +111,16 @@ pub struct SeqEvent {
     pub sequenced_at: String,
     /// Revision of the commit, for events moved from an outbox.
     pub rev: Option<String>,
+}
+
+/// Where a firehose subscription starts (see [`Sequencer::resolve_cursor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorStart {
+    /// Replay every event with `seq > after`; `outdated` means the cursor reached past the
+    /// backfill window and events were skipped (an `#info OutdatedCursor` is due).
+    Replay { after: i64, outdated: bool },
+    /// The cursor is greater than `latest`, the highest sequence number.
+    Future { latest: i64 },
 }
 
 /// Handle on the sequencer database. Cloning shares it.
@@ -178,16 +193,91 @@ impl Sequencer {
         self.0.subscribers.load(Ordering::Acquire)
     }
 
-    /// The highest `seq` handed out, `None` while the log is empty.
+    /// The highest `seq` ever handed out, `None` before the first event. Deleting events
+    /// (pruning, account deletion) never lowers it.
     pub async fn latest_seq(&self) -> Result<Option<i64>, Error> {
         let mut conn = self.0.pool.acquire().await?;
-        db::latest_seq(&mut conn).await
+        db::highest_seq(&mut conn).await
+    }
+
+    /// Where a firehose subscription with `cursor` starts, given the backfill `window`
+    /// (the reference's rules): a cursor past the latest `seq` is [`CursorStart::Future`];
+    /// one whose next event is older than the window, or was pruned, replays from the
+    /// window's first event with `outdated` set; any other replays everything after it.
+    pub async fn resolve_cursor(
+        &self,
+        cursor: i64,
+        window: std::time::Duration,
+    ) -> Result<CursorStart, Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        let latest = db::highest_seq(&mut conn).await?.unwrap_or(0);
+        if cursor > latest {
+            return Ok(CursorStart::Future { latest });
+        }
+        let window_start = events::time_before(window);
+        let pruned = db::pruned_through(&mut conn).await?;
+        let next = db::next_after(&mut conn, cursor).await?;
+        let outdated = cursor < pruned || next.is_some_and(|(_, at)| at < window_start);
+        if !outdated {
+            return Ok(CursorStart::Replay {
+                after: cursor,
+                outdated: false,
+            });
+        }
+        let first = db::first_since(&mut conn, &window_start).await?;
+        let after = first.map_or(latest, |seq| seq - 1).max(cursor);
+        Ok(CursorStart::Replay {
+            after,
+            outdated: true,
+        })
+    }
+
+    /// Deletes the events sequenced more than `window` ago, in batches of `batch`; returns
+    /// how many were deleted. The sequence counter is untouched (see [`Self::latest_seq`]).
+    pub async fn prune_older_than(
+        &self,
+        window: std::time::Duration,
+        batch: u32,
+    ) -> Result<u64, Error> {
+        let cutoff = events::time_before(window);
+        let mut total = 0;
+        loop {
+            let mut tx = self.0.pool.begin_with("BEGIN IMMEDIATE").await?;
+            let deleted = db::prune_batch(&mut tx, &cutoff, batch).await?;
+            tx.commit().await?;
+            total += deleted;
+            if deleted == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// After an account's deletion: removes all its events but `keep` (the `#account`
+    /// `deleted` event), as the reference does. Returns how many were removed.
+    pub async fn delete_account_events(&self, did: &str, keep: i64) -> Result<u64, Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::delete_did_events(&mut conn, did, keep).await
     }
 
     /// Up to `limit` (at least 1) events with `seq > after`, in `seq` order.
     pub async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<SeqEvent>, Error> {
         let mut conn = self.0.pool.acquire().await?;
-        db::events_after(&mut conn, after, limit).await
+        Ok(db::events_after(&mut conn, after, limit, usize::MAX)
+            .await?
+            .0)
+    }
+
+    /// Like [`Self::events_after`], but stops (after at least one event) once the bodies
+    /// read reach `max_bytes`, so a page of large commits stays small in memory. Returns
+    /// the events and whether more may follow.
+    pub async fn events_page(
+        &self,
+        after: i64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<(Vec<SeqEvent>, bool), Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::events_after(&mut conn, after, limit, max_bytes).await
     }
 
     /// Step (a): durably records that `did`'s outbox may hold events.

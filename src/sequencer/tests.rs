@@ -49,7 +49,12 @@ async fn database_settings_and_schema() {
     .unwrap();
     assert_eq!(
         tables,
-        vec!["outbox_pending", "repo_seq", "sqlite_sequence"]
+        vec![
+            "outbox_pending",
+            "repo_seq",
+            "repo_seq_pruned",
+            "sqlite_sequence"
+        ]
     );
     // Reopening runs no migration twice.
     drop(seq);
@@ -58,7 +63,7 @@ async fn database_settings_and_schema() {
         .fetch_all(again.pool())
         .await
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 #[tokio::test]
@@ -199,4 +204,27 @@ async fn appends_wake_an_armed_waiter() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn pages_stop_at_a_byte_budget() {
+    let (_dir, seq) = open_temp().await;
+    let rows: Vec<OutboxRow> = (1..=5)
+        .map(|i| row(i, &format!("3kaaaaaaaaa{i}2"), "commit", &[0u8; 1000]))
+        .collect();
+    assert_eq!(seq.sequence_outbox(DID, &rows).await.unwrap(), 5);
+    let seqs = |page: &[SeqEvent]| page.iter().map(|e| e.seq).collect::<Vec<_>>();
+    // The budget is reached by the second body: two events, more to come.
+    let (page, more) = seq.events_page(0, 100, 1500).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![1, 2], true));
+    // At least one event even when one body exceeds the budget.
+    let (page, more) = seq.events_page(2, 100, 10).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![3], true));
+    // A full count limit means more may follow; a short page means the end.
+    let (page, more) = seq.events_page(0, 5, usize::MAX).await.unwrap();
+    assert_eq!((seqs(&page).len(), more), (5, true));
+    let (page, more) = seq.events_page(3, 5, usize::MAX).await.unwrap();
+    assert_eq!((seqs(&page), more), (vec![4, 5], false));
+    let (page, more) = seq.events_page(5, 5, usize::MAX).await.unwrap();
+    assert_eq!((page.len(), more), (0, false));
 }

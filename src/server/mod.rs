@@ -83,10 +83,7 @@ pub async fn serve(
     );
 
     let mut runner = TaskRunner::new(shutdown.child_token());
-    runner.spawn(std::sync::Arc::new(blob_gc::BlobGc::new(
-        state.repo().clone(),
-        config.blob_grace_period,
-    )));
+    spawn_tasks(&state, &mut runner);
     let app = crate::app(state);
 
     let handle = tokio::spawn(async move {
@@ -106,6 +103,23 @@ pub async fn serve(
         served.map_err(ServeError::Io)
     });
     Ok(RunningServer { local_addr, handle })
+}
+
+/// Starts the server's background tasks on `runner`: the firehose broadcaster, the
+/// pruning of firehose events older than the backfill window, and the blob collector.
+pub fn spawn_tasks(state: &AppState, runner: &mut TaskRunner) {
+    use std::sync::Arc;
+    runner.spawn(Arc::new(crate::sequencer::tasks::FirehoseBroadcaster(
+        state.firehose().clone(),
+    )));
+    runner.spawn(Arc::new(crate::sequencer::tasks::SeqPruner {
+        sequencer: state.repo().sequencer().clone(),
+        window: state.config().repo_backfill_limit,
+    }));
+    runner.spawn(Arc::new(blob_gc::BlobGc::new(
+        state.repo().clone(),
+        state.config().blob_grace_period,
+    )));
 }
 
 /// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.

@@ -15,7 +15,7 @@ use crate::identity::plc::{PlcClient, PlcDirectory};
 use crate::identity::resolver::{IdResolver, IdResolverConfig};
 use crate::lexicon::Catalog;
 use crate::proxy::{ProxyConfig, ProxyContext};
-use crate::sequencer::Sequencer;
+use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
 
 /// Most distinct keys a rate limiter tracks before it evicts idle ones.
 const RATE_LIMIT_KEYS: usize = 100_000;
@@ -34,6 +34,7 @@ struct Inner {
     plc_rotation_key: Keypair,
     accounts: AccountDb,
     repo: ActorRepo,
+    firehose: Firehose,
     resolver: Arc<IdResolver>,
     proxy: ProxyContext,
     catalog: Arc<Catalog>,
@@ -80,6 +81,14 @@ impl AppState {
         let accounts = AccountDb::open(&data.join("account.sqlite")).await?;
         let sequencer = Sequencer::open_in(data).await?;
         let stores = ActorStores::new(data, config.actor_store_cache_size);
+        let firehose = Firehose::new(
+            sequencer.clone(),
+            FirehoseSettings {
+                buffer: config.max_subscription_buffer,
+                backfill_window: config.repo_backfill_limit,
+                ping_interval: config.firehose_ping_interval,
+            },
+        );
         let blobs = blobs::open(&config.blobstore).await?;
         let repo = ActorRepo::new(stores, sequencer, blobs.clone());
         let recovered = repo.recover().await?;
@@ -121,6 +130,7 @@ impl AppState {
             plc_rotation_key,
             accounts,
             repo,
+            firehose,
             resolver,
             proxy,
             catalog,
@@ -157,6 +167,12 @@ impl AppState {
     /// Repositories: per-account stores, writes, reads and the sequencer.
     pub fn repo(&self) -> &ActorRepo {
         &self.0.repo
+    }
+
+    /// The firehose fan-out (its broadcaster runs as a background task, see
+    /// [`super::spawn_tasks`]).
+    pub fn firehose(&self) -> &Firehose {
+        &self.0.firehose
     }
 
     pub fn resolver(&self) -> &Arc<IdResolver> {

@@ -11,6 +11,7 @@ pub mod preferences;
 pub mod proxy;
 pub mod repo;
 pub mod server;
+pub mod subscribe;
 pub mod sync;
 pub mod wellknown;
 
@@ -35,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .merge(preferences::routes())
         .merge(sync::routes())
         .merge(blob::routes())
+        .merge(subscribe::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.

@@ -55,6 +55,10 @@ impl TestPds {
         };
         let state = AppState::build(config, secrets).await.unwrap();
         let shutdown = CancellationToken::new();
+        // The background tasks `rookery serve` runs (the firehose broadcaster among them).
+        let mut runner = rookery::server::tasks::TaskRunner::new(shutdown.child_token());
+        rookery::server::spawn_tasks(&state, &mut runner);
+        tokio::spawn(runner.supervise(std::time::Duration::from_secs(5)));
         let app = rookery::app(state.clone());
         let token = shutdown.clone();
         tokio::spawn(async move {

@@ -354,9 +354,16 @@ pub async fn delete_account(
         .await?;
     state.repo().destroy_repo(&did).await.map_err(internal)?;
     accounts.delete_account(did.as_str()).await?;
-    state
+    let seq = state
         .repo()
         .sequence_account(&did, false, Some("deleted"))
+        .await
+        .map_err(internal)?;
+    // As the reference: the account's earlier events leave the firehose's backfill.
+    state
+        .repo()
+        .sequencer()
+        .delete_account_events(did.as_str(), seq)
         .await
         .map_err(internal)?;
     Ok(empty())
@@ -414,11 +421,12 @@ pub async fn activate_account(
         .handle
         .as_deref()
         .and_then(|h| h.parse::<Handle>().ok());
+    // The reference's order: #account, #identity, #sync.
     let repo = state.repo();
-    repo.sequence_identity(did, handle.as_ref())
+    repo.sequence_account(did, true, None)
         .await
         .map_err(internal)?;
-    repo.sequence_account(did, true, None)
+    repo.sequence_identity(did, handle.as_ref())
         .await
         .map_err(internal)?;
     repo.sequence_sync(did).await.map_err(internal)?;
