@@ -153,7 +153,7 @@ async fn open_pool(path: &Path, accounts: &Path) -> Result<SqlitePool> {
 }
 
 /// UNIX seconds now.
-pub(crate) fn now_secs() -> i64 {
+pub fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 

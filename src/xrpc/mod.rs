@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod extract;
+pub mod hub;
 pub mod identity;
 pub mod preferences;
 pub mod proxy;
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .merge(repo::routes())
         .merge(preferences::routes())
         .merge(sync::routes())
+        .merge(hub::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.
