@@ -80,7 +80,7 @@ pub(crate) async fn put_submission(
                 "INSERT INTO hub_plugin (uri, did, rkey, cid, nameKey, category, createdAt, \
                  indexedAt, record, logo, screenshots, downloads) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-                 (SELECT COALESCE(SUM(count), 0) FROM hub_download_day WHERE uri = ?1)) \
+                 (SELECT COALESCE(SUM(count), 0) FROM hub_download_day WHERE uri = ?)) \
                  RETURNING id",
             )
             .bind(at.uri)
@@ -94,6 +94,7 @@ pub(crate) async fn put_submission(
             .bind(&sub.record)
             .bind(&sub.image)
             .bind(&screenshots)
+            .bind(at.uri)
             .fetch_one(&mut *conn)
             .await?
         }
