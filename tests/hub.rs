@@ -510,3 +510,471 @@ async fn writes_are_checked_and_moderation_decides_status() {
         .await;
     assert!(rejected.is_empty());
 }
+
+/// A plugin of the seeded marketplace.
+#[derive(Debug, Clone)]
+struct Seeded {
+    slug: &'static str,
+    uri: String,
+    name: &'static str,
+    created: &'static str,
+    featured: bool,
+    approved: bool,
+    downloads: i64,
+}
+
+struct Market {
+    alice: Did,
+    alice_tok: String,
+    carol: Did,
+    mod_tok: String,
+    plugins: Vec<Seeded>,
+}
+
+const SEED: [(&str, &str, &str, &str, &str, &str); 8] = [
+    // (author, slug, name, category, createdAt, extra text)
+    (
+        "alice",
+        "jwt-auth",
+        "JWT Auth",
+        "auth",
+        "2025-01-01T00:00:00Z",
+        "JWT 认证插件",
+    ),
+    (
+        "alice",
+        "s3-storage",
+        "S3 Storage",
+        "storage",
+        "2025-01-02T00:00:00+08:00",
+        "对象存储",
+    ),
+    (
+        "alice",
+        "rest-api",
+        "REST API Builder",
+        "api",
+        "2025-01-03T00:00:00Z",
+        "接口",
+    ),
+    (
+        "alice",
+        "ui-kit",
+        "admin UI kit",
+        "ui",
+        "2025-01-04T00:00:00Z",
+        "界面",
+    ),
+    (
+        "alice",
+        "ai-helper",
+        "AI Helper",
+        "ai",
+        "2025-01-05T00:00:00Z",
+        "智能",
+    ),
+    (
+        "carol",
+        "oauth-login",
+        "OAuth Login",
+        "auth",
+        "2025-01-06T00:00:00Z",
+        "支持微信登录认证",
+    ),
+    (
+        "carol",
+        "cache-utils",
+        "Cache Utils",
+        "utils",
+        "2025-01-07T00:00:00Z",
+        "缓存",
+    ),
+    (
+        "carol",
+        "pending-one",
+        "Pending One",
+        "utils",
+        "2025-01-08T00:00:00Z",
+        "待审",
+    ),
+];
+
+fn apply_create(collection: &str, rkey: Option<&str>, value: Value) -> Value {
+    let mut w = json!({"$type": "com.atproto.repo.applyWrites#create", "collection": collection, "value": value});
+    if let Some(rkey) = rkey {
+        w["rkey"] = json!(rkey);
+    }
+    w
+}
+
+/// Seeds two authors' plugins, approves all but `pending-one` (featuring `s3-storage` and
+/// `cache-utils`) and counts downloads from three client addresses.
+async fn seed_market(pds: &TestPds, moderator: (Did, String)) -> Market {
+    let c = Client::new(pds);
+    let (alice, alice_tok) = pds.seed_account("alice.test", "alice-pass").await;
+    let (carol, carol_tok) = pds.seed_account("carol.test", "carol-pass").await;
+    let (mod_did, mod_tok) = moderator;
+    let mut plugins = Vec::new();
+    let mut reviews = Vec::new();
+    for (who, did, tok) in [("alice", &alice, &alice_tok), ("carol", &carol, &carol_tok)] {
+        let mine: Vec<_> = SEED.iter().filter(|s| s.0 == who).collect();
+        let writes: Vec<Value> = mine
+            .iter()
+            .map(|(_, slug, name, category, created, extra)| {
+                let mut record = plugin(name, category, created);
+                record["descriptionZh"] = json!(extra);
+                if *slug == "jwt-auth" {
+                    record["tags"] = json!(["jwt", "oauth"]);
+                }
+                if *slug == "oauth-login" {
+                    record["readme"] = json!(format!("# OAuth\n{extra}"));
+                }
+                apply_create(PLUGIN, Some(slug), record)
+            })
+            .collect();
+        let (status, body) = c
+            .post(
+                Some(tok),
+                "com.atproto.repo.applyWrites",
+                &json!({"repo": did.as_str(), "writes": writes}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for ((_, slug, name, _, created, _), result) in
+            mine.iter().zip(body["results"].as_array().unwrap())
+        {
+            let uri = result["uri"].as_str().unwrap().to_owned();
+            let approved = *slug != "pending-one";
+            let featured = matches!(*slug, "s3-storage" | "cache-utils");
+            if approved {
+                reviews.push(apply_create(
+                    REVIEW,
+                    None,
+                    review(
+                        &uri,
+                        result["cid"].as_str().unwrap(),
+                        "approved",
+                        featured,
+                        "2025-06-01T00:00:00Z",
+                    ),
+                ));
+            }
+            plugins.push(Seeded {
+                slug,
+                uri,
+                name,
+                created,
+                featured,
+                approved,
+                downloads: 0,
+            });
+        }
+    }
+    let (status, body) = c
+        .post(
+            Some(&mod_tok),
+            "com.atproto.repo.applyWrites",
+            &json!({"repo": mod_did.as_str(), "writes": reviews}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Downloads: rest-api from three addresses, jwt-auth from two, ui-kit from one.
+    let wanted = [("rest-api", 3), ("jwt-auth", 2), ("ui-kit", 1)];
+    for (slug, n) in wanted {
+        let p = plugins.iter_mut().find(|p| p.slug == slug).unwrap();
+        for i in 0..n {
+            let ip: IpAddr = format!("127.0.0.{}", i + 1).parse().unwrap();
+            let client = Client::from_address(pds, Some(ip));
+            for repeat in 0..2 {
+                let (status, body) = client
+                    .post(
+                        None,
+                        "cn.pocketbase.hub.trackDownload",
+                        &json!({"uri": p.uri}),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                assert_eq!(body, json!({"counted": repeat == 0, "downloads": i + 1}));
+            }
+        }
+        p.downloads = n;
+    }
+    Market {
+        alice,
+        alice_tok,
+        carol,
+        mod_tok,
+        plugins,
+    }
+}
+
+/// The expected order of the approved plugins for a sort, by the model.
+fn expected(market: &Market, sort: &str, filter: impl Fn(&Seeded) -> bool) -> Vec<String> {
+    let mut list: Vec<&Seeded> = market
+        .plugins
+        .iter()
+        .filter(|p| p.approved && filter(p))
+        .collect();
+    match sort {
+        "featured" => list.sort_by(|a, b| {
+            (b.featured, b.downloads, &b.uri).cmp(&(a.featured, a.downloads, &a.uri))
+        }),
+        "downloads" => list.sort_by(|a, b| (b.downloads, &b.uri).cmp(&(a.downloads, &a.uri))),
+        "new" => list.sort_by(|a, b| {
+            let t = |p: &Seeded| chrono::DateTime::parse_from_rfc3339(p.created).unwrap();
+            (t(b), &b.uri).cmp(&(t(a), &a.uri))
+        }),
+        "name" => list
+            .sort_by(|a, b| (a.name.to_lowercase(), &a.uri).cmp(&(b.name.to_lowercase(), &b.uri))),
+        _ => unreachable!(),
+    }
+    list.iter().map(|p| p.slug.to_owned()).collect()
+}
+
+async fn moderator_pds() -> (TestPds, (Did, String)) {
+    // The moderator's DID is not known before its account exists: it is made one by the admin.
+    let pds = start(&[], false).await;
+    let (mod_did, mod_tok) = pds.seed_account("mod.test", "mod-pass").await;
+    let c = Client::new(&pds);
+    let (status, _) = c
+        .admin_post(
+            ADMIN_PASSWORD,
+            "cn.pocketbase.hub.setModerator",
+            &json!({"did": mod_did.as_str(), "moderator": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    (pds, (mod_did, mod_tok))
+}
+
+#[tokio::test]
+async fn listings_filter_sort_page_and_search() {
+    let (pds, moderator) = moderator_pds().await;
+    let market = seed_market(&pds, moderator).await;
+    let c = Client::new(&pds);
+    const LIST: &str = "cn.pocketbase.hub.listPlugins";
+
+    // Sort orders (the default is featured, then downloads), and stable cursor paging.
+    assert_eq!(
+        c.plugins(&[]).await,
+        expected(&market, "featured", |_| true)
+    );
+    assert_eq!(
+        &c.plugins(&[]).await[..3],
+        ["cache-utils", "s3-storage", "rest-api"]
+    );
+    assert_eq!(
+        &c.plugins(&[("sort", "downloads")]).await[..3],
+        ["rest-api", "jwt-auth", "ui-kit"]
+    );
+    assert_eq!(
+        c.plugins(&[("sort", "name")]).await,
+        [
+            "ui-kit",
+            "ai-helper",
+            "cache-utils",
+            "jwt-auth",
+            "oauth-login",
+            "rest-api",
+            "s3-storage"
+        ]
+    );
+    // s3-storage's createdAt is 2025-01-01T16:00Z once normalised, after jwt-auth's.
+    assert_eq!(
+        c.plugins(&[("sort", "new")]).await,
+        [
+            "cache-utils",
+            "oauth-login",
+            "ai-helper",
+            "ui-kit",
+            "rest-api",
+            "s3-storage",
+            "jwt-auth"
+        ]
+    );
+    for sort in ["featured", "downloads", "new", "name"] {
+        let all = c.plugins(&[("sort", sort), ("limit", "100")]).await;
+        assert_eq!(all, expected(&market, sort, |_| true), "{sort}");
+        let mut paged = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10 {
+            let mut query = vec![("sort", sort), ("limit", "2")];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.as_str()));
+            }
+            let (page, next) = c.list(None, LIST, &query).await;
+            assert!(page.len() <= 2);
+            paged.extend(page);
+            cursor = next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(paged, all, "{sort} paged");
+    }
+
+    // Category filter; unknown categories are listed as `other`.
+    assert_eq!(
+        c.plugins(&[("category", "auth")]).await,
+        expected(&market, "featured", |p| p.slug.contains("auth"))
+    );
+    assert_eq!(c.plugins(&[("category", "other")]).await, ["ai-helper"]);
+    assert!(c.plugins(&[("category", "ai")]).await.is_empty());
+
+    // Full text, English and Chinese, words shorter than three characters included.
+    let search = |q: &'static str| {
+        let c = &c;
+        async move {
+            let mut found = c.plugins(&[("q", q), ("sort", "name")]).await;
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(search("auth").await, ["jwt-auth", "oauth-login"]);
+    assert_eq!(search("AUTH").await, ["jwt-auth", "oauth-login"]);
+    assert_eq!(search("认证").await, ["jwt-auth", "oauth-login"]);
+    assert_eq!(search("认证插件").await, ["jwt-auth"]);
+    assert_eq!(search("微信登录").await, ["oauth-login"]);
+    assert_eq!(search("存储").await, ["s3-storage"]);
+    assert_eq!(search("jwt 认证").await, ["jwt-auth"]);
+    assert_eq!(
+        search("ui").await,
+        ["rest-api", "ui-kit"],
+        "\"Builder\" contains \"ui\""
+    );
+    assert_eq!(
+        search("oauth").await,
+        ["jwt-auth", "oauth-login"],
+        "tags are indexed"
+    );
+    assert!(search("nothing-like-this").await.is_empty());
+    assert!(search("\"a\" OR *").await.is_empty());
+    assert!(search("100%").await.is_empty());
+    assert!(
+        search("待审").await.is_empty(),
+        "pending plugins are not listed"
+    );
+    let (found, _) = c
+        .list(
+            Some(&market.mod_tok),
+            LIST,
+            &[("q", "待审"), ("status", "pending")],
+        )
+        .await;
+    assert_eq!(found, ["pending-one"]);
+
+    // Bad parameters.
+    for query in [
+        vec![("cursor", "not-a-cursor")],
+        vec![("sort", "stars")],
+        vec![("status", "deleted")],
+        vec![("limit", "0")],
+        vec![("limit", "101")],
+        vec![("limit", "ten")],
+    ] {
+        let (status, body) = c.get(None, LIST, &query).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("InvalidRequest")),
+            "{query:?}"
+        );
+    }
+
+    // Downloads: counted views, unknown or unapproved plugins refused, per-day stats.
+    let rest = market
+        .plugins
+        .iter()
+        .find(|p| p.slug == "rest-api")
+        .unwrap();
+    let (_, body) = c
+        .get(None, "cn.pocketbase.hub.getPlugin", &[("uri", &rest.uri)])
+        .await;
+    assert_eq!(body["plugin"]["downloads"], 3);
+    let pending = market
+        .plugins
+        .iter()
+        .find(|p| p.slug == "pending-one")
+        .unwrap();
+    for uri in [pending.uri.clone(), plugin_uri(&market.alice, "missing")] {
+        let (status, body) = c
+            .post(
+                None,
+                "cn.pocketbase.hub.trackDownload",
+                &json!({"uri": uri}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("RecordNotFound"))
+        );
+    }
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let (status, stats) = c
+        .get(None, "cn.pocketbase.hub.getStats", &[("plugin", &rest.uri)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(
+        stats,
+        json!({
+            "plugins": 7,
+            "cases": 0,
+            "downloads": 6,
+            "pluginCategories": [
+                {"category": "api", "count": 1},
+                {"category": "auth", "count": 2},
+                {"category": "other", "count": 1},
+                {"category": "storage", "count": 1},
+                {"category": "ui", "count": 1},
+                {"category": "utils", "count": 1},
+            ],
+            "caseCategories": [],
+            "pluginDownloads": [{"day": today, "count": 3}],
+        })
+    );
+
+    // One count per address and plugin per hour, per UTC day.
+    let hub = pds.state.hub();
+    let t0 = 1_735_732_800; // 2025-01-01T12:00:00Z
+    assert_eq!(
+        hub.track_download(&rest.uri, "10.0.0.9", t0).await.unwrap(),
+        (true, 4)
+    );
+    assert_eq!(
+        hub.track_download(&rest.uri, "10.0.0.9", t0 + 3599)
+            .await
+            .unwrap(),
+        (false, 4)
+    );
+    assert_eq!(
+        hub.track_download(&rest.uri, "10.0.0.8", t0 + 3599)
+            .await
+            .unwrap(),
+        (true, 5)
+    );
+    assert_eq!(
+        hub.track_download(&rest.uri, "10.0.0.9", t0 + 3600)
+            .await
+            .unwrap(),
+        (true, 6)
+    );
+    assert_eq!(
+        hub.track_download(&rest.uri, "10.0.0.9", t0 + 43_200)
+            .await
+            .unwrap(),
+        (true, 7)
+    );
+    let days: Vec<(String, i64)> =
+        sqlx::query_as("SELECT day, count FROM hub_download_day WHERE uri = ? ORDER BY day")
+            .bind(&rest.uri)
+            .fetch_all(hub.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        days,
+        [
+            ("2025-01-01".to_owned(), 3),
+            ("2025-01-02".to_owned(), 1),
+            (today, 3)
+        ]
+    );
+}
