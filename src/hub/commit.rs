@@ -245,11 +245,7 @@ impl HubIndex {
 
     async fn reindex_account_locked(&self, repo: &ActorRepo, did: &Did) -> Result<usize> {
         let mut found = Vec::new();
-        let exists = repo
-            .stores()
-            .exists(did)
-            .await
-            .map_err(crate::actor::Error::from)?;
+        let exists = repo.stores().exists(did).await?;
         if exists {
             for collection in [PLUGIN, CASE, REVIEW] {
                 let nsid: Nsid = collection

@@ -59,8 +59,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("hub index migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Boxed: a repository error is large and rare here.
     #[error("repository: {0}")]
-    Repo(#[from] crate::actor::Error),
+    Repo(Box<crate::actor::Error>),
     /// A write breaks a hub rule (slug, GitHub URL): an `InvalidRequest`.
     #[error("{0}")]
     Invalid(String),
@@ -71,6 +72,12 @@ pub enum Error {
     /// A malformed listing cursor or parameter.
     #[error("{0}")]
     BadRequest(String),
+}
+
+impl From<crate::actor::Error> for Error {
+    fn from(e: crate::actor::Error) -> Self {
+        Error::Repo(Box::new(e))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -97,7 +97,7 @@ impl From<hub::Error> for XrpcError {
         match e {
             hub::Error::Invalid(m) | hub::Error::BadRequest(m) => XrpcError::invalid_request(m),
             hub::Error::RateLimited { message, .. } => XrpcError::rate_limit_exceeded(message),
-            hub::Error::Repo(e) => e.into(),
+            hub::Error::Repo(e) => (*e).into(),
             other => XrpcError::internal(other),
         }
     }
