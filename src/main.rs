@@ -28,6 +28,9 @@ enum Command {
     /// Work with CAR files.
     #[command(subcommand)]
     Car(CarCommand),
+    /// Rebuild the PocketBase.cn hub index ({data}/hub.sqlite) from the repositories. Run it
+    /// with the server stopped.
+    Reindex(ServeArgs),
     /// Measure this machine (prints a table).
     #[command(subcommand)]
     Bench(BenchArgs),
@@ -64,6 +67,18 @@ enum BenchArgs {
     Repo(BenchRepoArgs),
     /// XRPC over HTTP against an in-process server: createRecord/s and getRecord/s.
     Server(BenchServerArgs),
+    /// The PocketBase.cn hub: listPlugins/s with and without full-text queries.
+    Hub(BenchHubArgs),
+}
+
+#[derive(Args)]
+struct BenchHubArgs {
+    /// Plugin records in the marketplace.
+    #[arg(long, default_value_t = 10_000)]
+    plugins: usize,
+    /// Sequential listPlugins calls per kind of listing.
+    #[arg(long, default_value_t = 1_000)]
+    queries: usize,
 }
 
 #[derive(Args)]
@@ -105,6 +120,8 @@ fn main() -> ExitCode {
         Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
         Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
         Command::Bench(BenchArgs::Server(args)) => bench_server(args),
+        Command::Bench(BenchArgs::Hub(args)) => bench_hub(args),
+        Command::Reindex(args) => reindex(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +197,26 @@ fn bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::server::run(&opts))?;
     print!("{report}");
+    Ok(())
+}
+
+fn bench_hub(args: BenchHubArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::hub::Options {
+        plugins: args.plugins,
+        queries: args.queries,
+        ..Default::default()
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::hub::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn reindex(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (accounts, records) = runtime.block_on(rookery::hub::reindex_data_directory(&config))?;
+    println!("hub index rebuilt: {accounts} accounts, {records} records read");
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! table, so the command line stays thin and a unit test can run a small instance of it.
 //! [`repo`] measures the repository engine on the SQLite actor store.
 
+pub mod hub;
 pub mod repo;
 pub mod server;
 

@@ -72,6 +72,9 @@ pub enum Error {
     /// A malformed listing cursor or parameter.
     #[error("{0}")]
     BadRequest(String),
+    /// Another database or the lexicons could not be opened (`rookery reindex`).
+    #[error("{0}")]
+    Open(String),
 }
 
 impl From<crate::actor::Error> for Error {
@@ -131,6 +134,27 @@ impl HubIndex {
             cid
         )
     }
+}
+
+/// `rookery reindex`: rebuilds `{data}/hub.sqlite` from every repository of the data
+/// directory (run it with the server stopped). Returns (accounts, records read).
+pub async fn reindex_data_directory(config: &Config) -> Result<(usize, usize)> {
+    let data = &config.data_directory;
+    let open = |what: &str, e: &dyn std::fmt::Display| Error::Open(format!("{what}: {e}"));
+    let accounts = crate::accounts::AccountDb::open(&data.join("account.sqlite"))
+        .await
+        .map_err(|e| open("account database", &e))?;
+    let sequencer = crate::sequencer::Sequencer::open_in(data)
+        .await
+        .map_err(|e| open("sequencer database", &e))?;
+    let stores = crate::actor::ActorStores::new(data, config.actor_store_cache_size);
+    let repo = crate::actor::ActorRepo::new(stores, sequencer);
+    let catalog = Arc::new(Catalog::builtin().map_err(|e| open("lexicons", &e))?);
+    let hub = HubIndex::open(config, catalog).await?;
+    let counts = hub.reindex_all(&repo).await?;
+    hub.pool().close().await;
+    accounts.close().await;
+    Ok(counts)
 }
 
 async fn open_pool(path: &Path, accounts: &Path) -> Result<SqlitePool> {
