@@ -759,10 +759,13 @@ async fn listings_filter_sort_page_and_search() {
         c.plugins(&[]).await,
         expected(&market, "featured", |_| true)
     );
-    assert_eq!(
-        &c.plugins(&[]).await[..3],
-        ["cache-utils", "s3-storage", "rest-api"]
-    );
+    // Featured first (the two featured have no downloads: their order is by URI), then
+    // by downloads.
+    let first = c.plugins(&[]).await;
+    let mut featured = first[..2].to_vec();
+    featured.sort();
+    assert_eq!(featured, ["cache-utils", "s3-storage"]);
+    assert_eq!(first[2..5], ["rest-api", "jwt-auth", "ui-kit"]);
     assert_eq!(
         &c.plugins(&[("sort", "downloads")]).await[..3],
         ["rest-api", "jwt-auth", "ui-kit"]
@@ -850,6 +853,27 @@ async fn listings_filter_sort_page_and_search() {
     assert!(search("nothing-like-this").await.is_empty());
     assert!(search("\"a\" OR *").await.is_empty());
     assert!(search("100%").await.is_empty());
+    for hostile in [
+        "\0",
+        "\"",
+        "NEAR(",
+        "a:b",
+        "-x",
+        "^yy",
+        "auth*",
+        "(((",
+        "'; DROP TABLE hub_plugin; --",
+        "_%_%",
+    ] {
+        let (status, body) = c.get(None, LIST, &[("q", hostile)]).await;
+        assert_eq!(status, StatusCode::OK, "{hostile:?}: {body}");
+    }
+    let (_, body) = c.get(None, LIST, &[("q", "auth*")]).await;
+    assert_eq!(
+        body["plugins"],
+        json!([]),
+        "query syntax is matched literally"
+    );
     assert!(
         search("待审").await.is_empty(),
         "pending plugins are not listed"
