@@ -10,6 +10,8 @@
 -- value, else 'other'. `createdAt` is normalised to UTC (`YYYY-MM-DDTHH:MM:SS.sssZ`) so it
 -- sorts as text; `nameKey` is the lowercase name. `logo`/`screenshots` are blob CIDs
 -- (`screenshots` a JSON array). `downloads` is the sum of `hub_download_day` for `uri`.
+-- `status`/`featured` copy the subject's `hub_status` row (pending and 0 without one), so
+-- that every listing order walks an index instead of sorting.
 CREATE TABLE hub_plugin (
     id          INTEGER PRIMARY KEY,
     uri         TEXT    NOT NULL UNIQUE,
@@ -23,12 +25,15 @@ CREATE TABLE hub_plugin (
     record      TEXT    NOT NULL,
     logo        TEXT,
     screenshots TEXT    NOT NULL,
-    downloads   INTEGER NOT NULL DEFAULT 0
+    downloads   INTEGER NOT NULL DEFAULT 0,
+    status      TEXT    NOT NULL DEFAULT 'pending',
+    featured    INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX hub_plugin_did_idx ON hub_plugin (did, rkey);
-CREATE INDEX hub_plugin_downloads_idx ON hub_plugin (downloads, uri);
-CREATE INDEX hub_plugin_created_idx ON hub_plugin (createdAt, uri);
-CREATE INDEX hub_plugin_name_idx ON hub_plugin (nameKey, uri);
+CREATE INDEX hub_plugin_featured_idx ON hub_plugin (status, featured, downloads, uri);
+CREATE INDEX hub_plugin_downloads_idx ON hub_plugin (status, downloads, uri);
+CREATE INDEX hub_plugin_created_idx ON hub_plugin (status, createdAt, uri);
+CREATE INDEX hub_plugin_name_idx ON hub_plugin (status, nameKey, uri);
 
 -- Case studies, as plugins (`titleKey` for the name order; `thumbnail` a blob CID).
 CREATE TABLE hub_case (
@@ -43,11 +48,14 @@ CREATE TABLE hub_case (
     indexedAt   TEXT    NOT NULL,
     record      TEXT    NOT NULL,
     thumbnail   TEXT,
-    screenshots TEXT    NOT NULL
+    screenshots TEXT    NOT NULL,
+    status      TEXT    NOT NULL DEFAULT 'pending',
+    featured    INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX hub_case_did_idx ON hub_case (did, rkey);
-CREATE INDEX hub_case_created_idx ON hub_case (createdAt, uri);
-CREATE INDEX hub_case_title_idx ON hub_case (titleKey, uri);
+CREATE INDEX hub_case_featured_idx ON hub_case (status, featured, createdAt, uri);
+CREATE INDEX hub_case_created_idx ON hub_case (status, createdAt, uri);
+CREATE INDEX hub_case_title_idx ON hub_case (status, titleKey, uri);
 
 -- Full text (trigram tokenizer: substring search that works for Chinese as for English).
 -- The rowid is the `id` of the plugin or case row.
@@ -70,6 +78,7 @@ CREATE INDEX hub_review_did_idx ON hub_review (did);
 
 -- The decision for each reviewed subject: its latest review by a current moderator.
 -- No row: pending. `featured` is 1 only for an approval that features the subject.
+-- Copied into `hub_plugin`/`hub_case` whenever it changes.
 CREATE TABLE hub_status (
     subject  TEXT    PRIMARY KEY NOT NULL,
     status   TEXT    NOT NULL,

@@ -207,18 +207,16 @@ fn select(kind: Kind) -> &'static str {
     match kind {
         Kind::Plugin => {
             "SELECT p.uri, p.cid, p.did, a.handle, p.rkey, p.record, p.category, \
-             COALESCE(s.status, 'pending'), COALESCE(s.featured, 0), p.downloads, p.indexedAt, \
+             p.status, p.featured, p.downloads, p.indexedAt, \
              p.logo, p.screenshots, p.createdAt, p.nameKey \
              FROM hub_plugin p JOIN acct.actor a ON a.did = p.did \
-             LEFT JOIN hub_status s ON s.subject = p.uri \
              WHERE a.takedownRef IS NULL AND a.deactivatedAt IS NULL"
         }
         Kind::Case => {
             "SELECT p.uri, p.cid, p.did, a.handle, p.rkey, p.record, p.category, \
-             COALESCE(s.status, 'pending'), COALESCE(s.featured, 0), 0, p.indexedAt, \
+             p.status, p.featured, 0, p.indexedAt, \
              p.thumbnail, p.screenshots, p.createdAt, p.titleKey \
              FROM hub_case p JOIN acct.actor a ON a.did = p.did \
-             LEFT JOIN hub_status s ON s.subject = p.uri \
              WHERE a.takedownRef IS NULL AND a.deactivatedAt IS NULL"
         }
     }
@@ -227,12 +225,8 @@ fn select(kind: Kind) -> &'static str {
 /// The sort key expressions of `sort` (all descending, or all ascending for `Name`).
 fn sort_keys(kind: Kind, sort: Sort) -> Result<(&'static [&'static str], bool)> {
     Ok(match (kind, sort) {
-        (Kind::Plugin, Sort::Featured) => {
-            (&["COALESCE(s.featured, 0)", "p.downloads", "p.uri"], true)
-        }
-        (Kind::Case, Sort::Featured) => {
-            (&["COALESCE(s.featured, 0)", "p.createdAt", "p.uri"], true)
-        }
+        (Kind::Plugin, Sort::Featured) => (&["p.featured", "p.downloads", "p.uri"], true),
+        (Kind::Case, Sort::Featured) => (&["p.featured", "p.createdAt", "p.uri"], true),
         (Kind::Plugin, Sort::Downloads) => (&["p.downloads", "p.uri"], true),
         (Kind::Case, Sort::Downloads) => {
             return Err(Error::BadRequest(
@@ -335,7 +329,7 @@ impl HubIndex {
     async fn list(&self, kind: Kind, opts: &ListOptions) -> Result<(Vec<Row_>, Option<String>)> {
         let (keys, desc) = sort_keys(kind, opts.sort)?;
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(select(kind));
-        qb.push(" AND COALESCE(s.status, 'pending') = ");
+        qb.push(" AND p.status = ");
         qb.push_bind(opts.status.as_str());
         if let Some(category) = &opts.category {
             qb.push(" AND p.category = ");
@@ -476,8 +470,8 @@ impl HubIndex {
             let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT p.category, COUNT(*) FROM {table} p \
                  JOIN acct.actor a ON a.did = p.did \
-                 JOIN hub_status s ON s.subject = p.uri AND s.status = 'approved' \
-                 WHERE a.takedownRef IS NULL AND a.deactivatedAt IS NULL \
+                 WHERE p.status = 'approved' \
+                 AND a.takedownRef IS NULL AND a.deactivatedAt IS NULL \
                  GROUP BY p.category ORDER BY p.category"
             )))
             .fetch_all(&mut *conn)
@@ -496,8 +490,8 @@ impl HubIndex {
         let downloads: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(p.downloads), 0) FROM hub_plugin p \
              JOIN acct.actor a ON a.did = p.did \
-             JOIN hub_status s ON s.subject = p.uri AND s.status = 'approved' \
-             WHERE a.takedownRef IS NULL AND a.deactivatedAt IS NULL",
+             WHERE p.status = 'approved' \
+             AND a.takedownRef IS NULL AND a.deactivatedAt IS NULL",
         )
         .fetch_one(&mut *conn)
         .await?;

@@ -78,9 +78,11 @@ pub(crate) async fn put_submission(
         Kind::Plugin => {
             sqlx::query_scalar(
                 "INSERT INTO hub_plugin (uri, did, rkey, cid, nameKey, category, createdAt, \
-                 indexedAt, record, logo, screenshots, downloads) \
+                 indexedAt, record, logo, screenshots, downloads, status, featured) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-                 (SELECT COALESCE(SUM(count), 0) FROM hub_download_day WHERE uri = ?)) \
+                 (SELECT COALESCE(SUM(count), 0) FROM hub_download_day WHERE uri = ?), \
+                 COALESCE((SELECT status FROM hub_status WHERE subject = ?), 'pending'), \
+                 COALESCE((SELECT featured FROM hub_status WHERE subject = ?), 0)) \
                  RETURNING id",
             )
             .bind(at.uri)
@@ -95,14 +97,19 @@ pub(crate) async fn put_submission(
             .bind(&sub.image)
             .bind(&screenshots)
             .bind(at.uri)
+            .bind(at.uri)
+            .bind(at.uri)
             .fetch_one(&mut *conn)
             .await?
         }
         Kind::Case => {
             sqlx::query_scalar(
                 "INSERT INTO hub_case (uri, did, rkey, cid, titleKey, category, createdAt, \
-                 indexedAt, record, thumbnail, screenshots) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 indexedAt, record, thumbnail, screenshots, status, featured) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+                 COALESCE((SELECT status FROM hub_status WHERE subject = ?), 'pending'), \
+                 COALESCE((SELECT featured FROM hub_status WHERE subject = ?), 0)) \
+                 RETURNING id",
             )
             .bind(at.uri)
             .bind(at.did)
@@ -115,6 +122,8 @@ pub(crate) async fn put_submission(
             .bind(&sub.record)
             .bind(&sub.image)
             .bind(&screenshots)
+            .bind(at.uri)
+            .bind(at.uri)
             .fetch_one(&mut *conn)
             .await?
         }
@@ -241,7 +250,7 @@ pub(crate) async fn recompute_status(
             break;
         }
     }
-    match decided {
+    let (status, featured) = match decided {
         Some((review, status, featured)) => {
             let featured = i64::from(status == "approved" && featured == 1);
             sqlx::query(
@@ -249,18 +258,41 @@ pub(crate) async fn recompute_status(
                  VALUES (?, ?, ?, ?)",
             )
             .bind(subject)
-            .bind(status)
+            .bind(&status)
             .bind(featured)
             .bind(review)
             .execute(&mut *conn)
             .await?;
+            (status, featured)
         }
         None => {
             sqlx::query("DELETE FROM hub_status WHERE subject = ?")
                 .bind(subject)
                 .execute(&mut *conn)
                 .await?;
+            ("pending".to_owned(), 0)
         }
+    };
+    copy_status(conn, subject, &status, featured).await
+}
+
+/// Copies a subject's status into its plugin or case row.
+async fn copy_status(
+    conn: &mut SqliteConnection,
+    subject: &str,
+    status: &str,
+    featured: i64,
+) -> Result<()> {
+    for sql in [
+        "UPDATE hub_plugin SET status = ?, featured = ? WHERE uri = ?",
+        "UPDATE hub_case SET status = ?, featured = ? WHERE uri = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(status)
+            .bind(featured)
+            .bind(subject)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -270,9 +302,15 @@ pub(crate) async fn recompute_all_statuses(
     conn: &mut SqliteConnection,
     mods: &HashSet<String>,
 ) -> Result<()> {
-    sqlx::query("DELETE FROM hub_status")
-        .execute(&mut *conn)
-        .await?;
+    for sql in [
+        "DELETE FROM hub_status",
+        "UPDATE hub_plugin SET status = 'pending', featured = 0 \
+         WHERE status != 'pending' OR featured != 0",
+        "UPDATE hub_case SET status = 'pending', featured = 0 \
+         WHERE status != 'pending' OR featured != 0",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
     let subjects: Vec<String> = sqlx::query_scalar("SELECT DISTINCT subject FROM hub_review")
         .fetch_all(&mut *conn)
         .await?;
