@@ -23,6 +23,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod hub;
 pub mod identity;
 pub mod lexicon;
 pub mod proxy;

@@ -28,6 +28,9 @@ enum Command {
     /// Work with CAR files.
     #[command(subcommand)]
     Car(CarCommand),
+    /// Rebuild the PocketBase.cn hub index ({data}/hub.sqlite) from the repositories. Run it
+    /// with the server stopped.
+    Reindex(ServeArgs),
     /// Measure this machine (prints a table).
     #[command(subcommand)]
     Bench(BenchArgs),
@@ -68,6 +71,8 @@ enum BenchArgs {
     Blobs(rookery::bench::blobs::CliArgs),
     /// The firehose over WebSocket: replay from cursor 0 to 1 and N subscribers, live fan-out.
     Firehose(BenchFirehoseArgs),
+    /// The PocketBase.cn hub: listPlugins/s with and without full-text queries.
+    Hub(BenchHubArgs),
 }
 
 #[derive(Args)]
@@ -84,6 +89,16 @@ struct BenchFirehoseArgs {
     /// Longest each phase may run, in seconds.
     #[arg(long, default_value_t = 120)]
     time_limit: u64,
+}
+
+#[derive(Args)]
+struct BenchHubArgs {
+    /// Plugin records in the marketplace.
+    #[arg(long, default_value_t = 10_000)]
+    plugins: usize,
+    /// Sequential listPlugins calls per kind of listing.
+    #[arg(long, default_value_t = 1_000)]
+    queries: usize,
 }
 
 #[derive(Args)]
@@ -129,6 +144,8 @@ fn main() -> ExitCode {
             rookery::bench::blobs::cli(&args).map_err(Into::into)
         }
         Command::Bench(BenchArgs::Firehose(args)) => bench_firehose(args),
+        Command::Bench(BenchArgs::Hub(args)) => bench_hub(args),
+        Command::Reindex(args) => reindex(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -217,6 +234,26 @@ fn bench_firehose(args: BenchFirehoseArgs) -> anyhow::Result<()> {
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::firehose::run(&opts))?;
     print!("{report}");
+    Ok(())
+}
+
+fn bench_hub(args: BenchHubArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::hub::Options {
+        plugins: args.plugins,
+        queries: args.queries,
+        ..Default::default()
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::hub::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn reindex(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.as_deref())?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (accounts, records) = runtime.block_on(rookery::hub::reindex_data_directory(&config))?;
+    println!("hub index rebuilt: {accounts} accounts, {records} records read");
     Ok(())
 }
 

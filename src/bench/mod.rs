@@ -6,6 +6,7 @@
 
 pub mod blobs;
 pub mod firehose;
+pub mod hub;
 pub mod repo;
 pub mod server;
 

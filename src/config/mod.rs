@@ -137,8 +137,9 @@ pub struct Config {
     /// `PDS_EMAIL_SMTP_URL` + `PDS_EMAIL_FROM_ADDRESS` — outgoing mail. Default: none (mail
     /// is not sent). Setting only one of the two is an error.
     pub email: Option<EmailConfig>,
-    /// `ROOKERY_HUB_MODERATORS` — comma list of DIDs allowed to moderate the hub. Default:
-    /// none.
+    /// `ROOKERY_HUB_MODERATORS` — comma list of DIDs, or handles of accounts hosted here,
+    /// allowed to moderate the hub (the admin adds or removes moderators at run time with
+    /// `cn.pocketbase.hub.setModerator`). Default: none.
     pub hub_moderators: Vec<String>,
     /// `LOG_ENABLED` — whether to log at all. Default `true` (the reference defaults to
     /// off; Rookery logs so that a first `rookery serve` explains itself).
@@ -464,10 +465,10 @@ impl Config {
         }
         let mut hub_moderators = Vec::new();
         for item in src.list("ROOKERY_HUB_MODERATORS") {
-            let did = parse_did(&item).map_err(|reason| {
+            let moderator = parse_moderator(&item).map_err(|reason| {
                 src.invalid("ROOKERY_HUB_MODERATORS", format!("{item:?}: {reason}"))
             })?;
-            hub_moderators.push(did);
+            hub_moderators.push(moderator);
         }
 
         let log_level = src
@@ -662,6 +663,16 @@ fn parse_hostname(s: &str) -> Result<String, String> {
 }
 
 /// A syntactically plausible DID: `did:<method>:<identifier>`.
+/// A hub moderator: a DID, or the handle (lowercased) of an account hosted here.
+fn parse_moderator(s: &str) -> Result<String, String> {
+    if s.starts_with("did:") {
+        return parse_did(s);
+    }
+    s.parse::<crate::syntax::Handle>()
+        .map(|h| h.as_str().to_lowercase())
+        .map_err(|_| "expected a DID or a handle".to_owned())
+}
+
 fn parse_did(s: &str) -> Result<String, String> {
     const HINT: &str = "expected a DID such as did:web:example.com or did:plc:…";
     let rest = s.strip_prefix("did:").ok_or(HINT)?;

@@ -114,7 +114,7 @@ fn every_variable_is_read() {
         ("PDS_EMAIL_FROM_ADDRESS", "noreply@example.com"),
         (
             "ROOKERY_HUB_MODERATORS",
-            "did:plc:aaaa, did:web:mod.example.com",
+            "did:plc:aaaa, did:web:mod.example.com, Mod.Example.COM",
         ),
         ("LOG_ENABLED", "true"),
         ("LOG_LEVEL", "debug"),
@@ -193,7 +193,7 @@ fn every_variable_is_read() {
     );
     assert_eq!(
         config.hub_moderators,
-        ["did:plc:aaaa", "did:web:mod.example.com"]
+        ["did:plc:aaaa", "did:web:mod.example.com", "mod.example.com"]
     );
     assert!(config.log_enabled);
     assert_eq!(config.log_filter().as_deref(), Some("debug"));
@@ -270,7 +270,8 @@ fn malformed_values_name_the_variable() {
         ("PDS_MAX_SUBSCRIPTION_BUFFER", "0"),
         ("PDS_MAX_SUBSCRIPTION_BUFFER", "-5"),
         ("ROOKERY_FIREHOSE_PING_INTERVAL_MS", "0"),
-        ("ROOKERY_HUB_MODERATORS", "did:plc:ok,alice.example.com"),
+        ("ROOKERY_HUB_MODERATORS", "did:plc:ok,not a handle"),
+        ("ROOKERY_HUB_MODERATORS", "did:plc:ok,did:"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_LEVEL", "rookery=loud"),
     ];

@@ -9,6 +9,7 @@ use crate::auth::SessionSigner;
 use crate::blobs::{self, BlobStore};
 use crate::config::{Config, ServiceSecrets};
 use crate::crypto::{Algorithm, Keypair};
+use crate::hub::HubIndex;
 use crate::identity::did_web::{DidWebConfig, DidWebResolver};
 use crate::identity::handle::{HandleResolver, HandleResolverConfig};
 use crate::identity::plc::{PlcClient, PlcDirectory};
@@ -41,6 +42,7 @@ struct Inner {
     blobs: Arc<dyn BlobStore>,
     mailer: Arc<dyn Mailer>,
     login_limiter: RateLimiter,
+    hub: HubIndex,
 }
 
 /// Why the services could not be set up.
@@ -67,6 +69,8 @@ pub enum StateError {
     Lexicon(#[from] crate::lexicon::Error),
     #[error("blob store: {0}")]
     Blobs(#[from] crate::blobs::Error),
+    #[error("hub index: {0}")]
+    Hub(#[from] crate::hub::Error),
 }
 
 impl AppState {
@@ -119,6 +123,9 @@ impl AppState {
         ));
         let proxy = ProxyContext::new(ProxyConfig::from_config(&config), resolver.clone())?;
         let catalog = Arc::new(Catalog::builtin()?);
+        let hub = HubIndex::open(&config, catalog.clone()).await?;
+        let repaired = hub.repair(&repo).await?;
+        tracing::debug!(repaired, "hub index repair");
         let session = SessionSigner::new(
             *secrets.session_key_seed.expose(),
             config.service_did.clone(),
@@ -137,6 +144,7 @@ impl AppState {
             blobs,
             mailer: Arc::new(LogMailer),
             login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
+            hub,
             config,
             secrets,
         })))
@@ -199,5 +207,10 @@ impl AppState {
     /// The createSession limiter (30 per 5 minutes, 300 per day per identifier and IP).
     pub fn login_limiter(&self) -> &RateLimiter {
         &self.0.login_limiter
+    }
+
+    /// The PocketBase.cn hub index.
+    pub fn hub(&self) -> &HubIndex {
+        &self.0.hub
     }
 }

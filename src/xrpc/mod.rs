@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod blob;
 pub mod extract;
+pub mod hub;
 pub mod identity;
 pub mod preferences;
 pub mod proxy;
@@ -37,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .merge(sync::routes())
         .merge(blob::routes())
         .merge(subscribe::routes())
+        .merge(hub::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.

@@ -161,12 +161,14 @@ fn indigo_catalog_loads_and_round_trips() {
 #[test]
 fn builtin_catalog() {
     let catalog = Catalog::builtin().unwrap();
-    assert_eq!(catalog.len(), 259);
+    assert_eq!(catalog.len(), 271);
     catalog.check_refs().unwrap();
     for id in [
         "com.atproto.repo.createRecord",
         "com.atproto.sync.subscribeRepos",
         "app.bsky.feed.post",
+        "cn.pocketbase.hub.plugin",
+        "cn.pocketbase.hub.listPlugins",
     ] {
         assert!(catalog.get(id).is_some(), "{id}");
     }

@@ -22,6 +22,7 @@ use crate::server::AppState;
 use crate::syntax::{Did, Nsid, RecordKey, TidClock};
 use crate::xrpc::auth::AccessStandard;
 use crate::xrpc::extract::XrpcJson;
+use crate::xrpc::hub::WriteRejection;
 
 const CREATE: &str = "com.atproto.repo.applyWrites#create";
 const UPDATE: &str = "com.atproto.repo.applyWrites#update";
@@ -253,7 +254,7 @@ pub async fn create_record(
     State(state): State<AppState>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<CreateInput>,
-) -> Result<Json<WriteOutput>, XrpcError> {
+) -> Result<Json<WriteOutput>, WriteRejection> {
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
@@ -279,7 +280,7 @@ pub async fn put_record(
     State(state): State<AppState>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<PutInput>,
-) -> Result<Json<WriteOutput>, XrpcError> {
+) -> Result<Json<WriteOutput>, WriteRejection> {
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let rkey: RecordKey = parse_field("rkey", &input.rkey)?;
@@ -342,11 +343,9 @@ async fn write_one(
     write: RecordWrite,
     swap_commit: Option<Cid>,
     validation_status: Status,
-) -> Result<Json<WriteOutput>, XrpcError> {
-    let commit = state
-        .repo()
-        .apply_writes(did, vec![write], swap_commit)
-        .await?;
+) -> Result<Json<WriteOutput>, WriteRejection> {
+    let commit =
+        crate::hub::apply_writes(state.repo(), state.hub(), did, vec![write], swap_commit).await?;
     let (uri, cid) = only_result(&commit)?;
     Ok(Json(WriteOutput {
         uri,
@@ -362,7 +361,7 @@ pub async fn delete_record(
     State(state): State<AppState>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<DeleteInput>,
-) -> Result<Json<DeleteOutput>, XrpcError> {
+) -> Result<Json<DeleteOutput>, WriteRejection> {
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let rkey: RecordKey = parse_field("rkey", &input.rkey)?;
@@ -380,10 +379,9 @@ pub async fn delete_record(
         return Ok(Json(DeleteOutput { commit: None }));
     }
     let write = Write::Delete { collection, rkey };
-    let commit = state
-        .repo()
-        .apply_writes(&did, vec![RecordWrite { write, swap }], swap_commit)
-        .await?;
+    let writes = vec![RecordWrite { write, swap }];
+    let commit =
+        crate::hub::apply_writes(state.repo(), state.hub(), &did, writes, swap_commit).await?;
     Ok(Json(DeleteOutput {
         commit: Some(CommitMeta::from(&commit)),
     }))
@@ -394,11 +392,11 @@ pub async fn apply_writes(
     State(state): State<AppState>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<ApplyInput>,
-) -> Result<Json<ApplyOutput>, XrpcError> {
+) -> Result<Json<ApplyOutput>, WriteRejection> {
     if input.writes.len() > MAX_WRITES {
-        return Err(XrpcError::invalid_request(format!(
-            "Too many writes. Max: {MAX_WRITES}"
-        )));
+        return Err(
+            XrpcError::invalid_request(format!("Too many writes. Max: {MAX_WRITES}")).into(),
+        );
     }
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
@@ -418,7 +416,8 @@ pub async fn apply_writes(
             Write::Delete { .. } => "com.atproto.repo.applyWrites#deleteResult",
         })
         .collect();
-    let commit = state.repo().apply_writes(&did, writes, swap_commit).await?;
+    let commit =
+        crate::hub::apply_writes(state.repo(), state.hub(), &did, writes, swap_commit).await?;
     let results = commit
         .results
         .iter()
