@@ -7,6 +7,7 @@
 //! the event to the [`Sequencer`](crate::sequencer::Sequencer) (see that module for why this
 //! is crash-safe across the two databases).
 
+mod heads;
 mod keyfile;
 mod locks;
 mod read;
@@ -93,6 +94,9 @@ pub enum Error {
     Sequencer(#[from] crate::sequencer::Error),
     #[error(transparent)]
     Event(#[from] crate::sequencer::events::Error),
+    /// The account database's copy of a repository head could not be written.
+    #[error("repository head index: {0}")]
+    Accounts(#[from] crate::accounts::Error),
     #[error("stored record is not valid DAG-CBOR: {0}")]
     StoredRecord(#[from] crate::repo::cbor::Error),
 }

@@ -6,9 +6,11 @@ use std::sync::atomic::Ordering;
 
 use cid::Cid;
 
+use super::heads;
 use super::locks::KeyedLocks;
 use super::stores::{ActorHandle, ActorStores, CachedRepo};
 use super::{Error, Result, SwapMismatch};
+use crate::accounts::AccountDb;
 use crate::crypto::Keypair;
 use crate::repo::cbor::find_blobs;
 use crate::repo::mst::RecordOp;
@@ -90,6 +92,8 @@ struct Inner {
     /// holding the ones before it, and the actor transaction is committed before the
     /// sequencer one begins. Reads take no lock.
     writers: KeyedLocks,
+    /// Where each commit's new head is copied (`listRepos`), if anywhere; see [`heads`].
+    heads: Option<AccountDb>,
 }
 
 /// A records-index change of one write.
@@ -107,6 +111,19 @@ impl ActorRepo {
             sequencer,
             clock: TidClock::default(),
             writers: KeyedLocks::default(),
+            heads: None,
+        }))
+    }
+
+    /// A service that also keeps `accounts`' copy of every repository head up to date (and
+    /// repairs it in [`recover`](Self::recover)).
+    pub fn with_repo_heads(stores: ActorStores, sequencer: Sequencer, accounts: AccountDb) -> Self {
+        ActorRepo(Arc::new(Inner {
+            stores,
+            sequencer,
+            clock: TidClock::default(),
+            writers: KeyedLocks::default(),
+            heads: Some(accounts),
         }))
     }
 
@@ -401,6 +418,9 @@ impl ActorRepo {
             // Only this account's writer (whose lock the caller holds) changes it.
             handle.outbox().moved_through.store(-1, Ordering::Release);
         }
+        if let Some(accounts) = &self.0.heads {
+            heads::record(accounts, did, &data.cid, &data.rev).await;
+        }
         Ok(())
     }
 
@@ -470,6 +490,10 @@ impl ActorRepo {
                 }
             }
         }
+        if let Some(accounts) = &self.0.heads {
+            let recorded = heads::backfill(accounts, &self.0.stores, &self.0.writers).await?;
+            tracing::debug!(recorded, "missing repository heads recorded");
+        }
         Ok(report)
     }
 
@@ -480,8 +504,14 @@ impl ActorRepo {
         };
         let _writer = self.0.writers.lock(did).await;
         let Some(handle) = self.0.stores.open(&parsed).await? else {
+            if let Some(accounts) = &self.0.heads {
+                heads::forget(accounts, did).await?;
+            }
             return Ok((0, self.0.sequencer.clear_pending(did).await?));
         };
+        if let Some(accounts) = &self.0.heads {
+            heads::repair(accounts, &handle).await?;
+        }
         let moved = self.publish(&handle).await?;
         self.prune(&handle).await?;
         let left = {
@@ -571,6 +601,9 @@ impl ActorRepo {
             self.publish_logged(&handle).await;
         }
         let existed = self.0.stores.destroy(did).await?;
+        if let Some(accounts) = &self.0.heads {
+            heads::forget(accounts, did.as_str()).await?;
+        }
         self.0.sequencer.clear_pending(did.as_str()).await?;
         Ok(existed)
     }

@@ -80,7 +80,7 @@ impl AppState {
         let accounts = AccountDb::open(&data.join("account.sqlite")).await?;
         let sequencer = Sequencer::open_in(data).await?;
         let stores = ActorStores::new(data, config.actor_store_cache_size);
-        let repo = ActorRepo::new(stores, sequencer);
+        let repo = ActorRepo::with_repo_heads(stores, sequencer, accounts.clone());
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
 

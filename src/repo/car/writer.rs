@@ -6,7 +6,8 @@ use tokio::io::{AsyncWrite, BufWriter};
 
 use super::{Error, Result};
 
-/// Writes a single-root CAR v1 file block by block.
+/// Writes a CAR v1 file block by block: with one root (repositories, proofs, firehose slices)
+/// or none (`sync.getBlocks`, whose blocks are a set without an entry point).
 ///
 /// A thin layer over iroh-car's writer (which encodes the header and sections the way the
 /// CAR spec and the atproto fixtures expect), adding a write buffer, so small sections do not
@@ -23,6 +24,16 @@ impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     pub fn new(writer: W, root: Cid) -> Self {
         Self {
             inner: iroh_car::CarWriter::new(CarHeader::new_v1(vec![root]), BufWriter::new(writer)),
+        }
+    }
+
+    /// A writer whose header lists no root: `{roots: [], version: 1}`, as the reference PDS
+    /// writes block sets. The CAR v1 specification leaves the number of roots open (readers
+    /// such as iroh-car's insist on one; ours accepts none only when asked, see
+    /// [`RootPolicy`](super::RootPolicy)).
+    pub fn without_roots(writer: W) -> Self {
+        Self {
+            inner: iroh_car::CarWriter::new(CarHeader::new_v1(Vec::new()), BufWriter::new(writer)),
         }
     }
 

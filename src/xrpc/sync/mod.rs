@@ -2,7 +2,11 @@
 //!
 //! `getRepo` streams the CAR from the actor store to the socket through a bounded pipe: the
 //! repository is never built in memory, and a slow reader slows the export instead of
-//! growing a buffer.
+//! growing a buffer. `getBlocks` streams the same way, block sets in [`blocks`]; `listRepos`
+//! pages the repository heads kept in the account database ([`list`]).
+
+mod blocks;
+mod list;
 
 use axum::Router;
 use axum::body::Body;
@@ -35,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/xrpc/com.atproto.sync.getRecord", get(get_record))
         .route("/xrpc/com.atproto.sync.getRepoStatus", get(get_repo_status))
+        .route("/xrpc/com.atproto.sync.getBlocks", get(blocks::get_blocks))
+        .route("/xrpc/com.atproto.sync.listRepos", get(list::list_repos))
         // Deprecated, still served by the reference.
         .route("/xrpc/com.atproto.sync.getHead", get(get_head))
         .route("/xrpc/com.atproto.sync.getCheckout", get(get_checkout))
