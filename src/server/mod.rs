@@ -1,11 +1,13 @@
 //! The running server: shared state, the listener, graceful shutdown and background tasks.
 
+pub mod crawlers;
 mod state;
 pub mod tasks;
 
 pub use state::{AppState, StateError};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -35,6 +37,8 @@ pub enum ServeError {
     },
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Crawlers(#[from] crawlers::NotifierError),
     #[error("server task panicked")]
     Panicked,
 }
@@ -81,8 +85,16 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION"),
     );
 
+    let mut runner = TaskRunner::new(shutdown.child_token());
+    if !config.crawlers.is_empty() {
+        runner.spawn(Arc::new(crawlers::CrawlerNotifier::new(
+            config.hostname.clone(),
+            &config.crawlers,
+            state.repo().sequencer().clone(),
+            crawlers::NOTIFY_INTERVAL,
+        )?));
+    }
     let app = crate::app(state);
-    let runner = TaskRunner::new(shutdown.child_token());
 
     let handle = tokio::spawn(async move {
         let supervisor = tokio::spawn(runner.supervise(TASK_SHUTDOWN_GRACE));
