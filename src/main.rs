@@ -64,6 +64,21 @@ enum BenchArgs {
     Repo(BenchRepoArgs),
     /// XRPC over HTTP against an in-process server: createRecord/s and getRecord/s.
     Server(BenchServerArgs),
+    /// Sync endpoints over HTTP against an in-process server: getRepo MB/s, getBlocks.
+    Sync(BenchSyncArgs),
+}
+
+#[derive(Args)]
+struct BenchSyncArgs {
+    /// Records in the repository.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Downloads of each kind (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// CIDs per getBlocks request (at most 1000).
+    #[arg(long, default_value_t = 1_000)]
+    cids: usize,
 }
 
 #[derive(Args)]
@@ -105,6 +120,7 @@ fn main() -> ExitCode {
         Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
         Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
         Command::Bench(BenchArgs::Server(args)) => bench_server(args),
+        Command::Bench(BenchArgs::Sync(args)) => bench_sync(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +195,18 @@ fn bench_server(args: BenchServerArgs) -> anyhow::Result<()> {
         dir: None,
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::server::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::sync::Options {
+        records: args.records,
+        runs: args.runs,
+        cids: args.cids,
+        ..Default::default()
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::sync::run(&opts))?;
     print!("{report}");
     Ok(())
 }

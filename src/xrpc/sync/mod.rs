@@ -8,6 +8,9 @@
 mod blocks;
 mod list;
 
+pub use blocks::MAX_CIDS as MAX_GET_BLOCKS_CIDS;
+pub use list::{DEFAULT_LIMIT as LIST_REPOS_DEFAULT_LIMIT, MAX_LIMIT as LIST_REPOS_MAX_LIMIT};
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
