@@ -7,6 +7,7 @@
 //! 1. `getRepo` of the whole repository, and `since` the revision at half the records;
 //! 2. the store export alone (`write_repo_car` into a byte counter), to tell the store's cost
 //!    from HTTP's;
+//!    and the store's block read alone (no CAR written);
 //! 3. `getBlocks` for [`Options::cids`] blocks of the repository in one request.
 //!
 //! Every download is checked (the CAR's root is the head and it holds the expected number of
@@ -86,6 +87,8 @@ pub struct Report {
     pub get_repo: Transfer,
     pub get_repo_since: Transfer,
     pub store_export: Transfer,
+    /// Reading every block from the store, no CAR written (block bytes only).
+    pub store_read: Transfer,
     pub get_blocks: Transfer,
 }
 
@@ -369,6 +372,32 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
         blocks: export_blocks,
         latency: Latency::of(&samples),
     };
+    // Reading the blocks alone, without writing a CAR.
+    let mut samples = Vec::new();
+    let mut read_bytes = 0;
+    let mut read_blocks = 0;
+    for _ in 0..opts.runs.max(1) {
+        let started = Instant::now();
+        let mut stream = std::pin::pin!(crate::store::blocks::stream_since(
+            handle.pool().clone(),
+            None,
+            crate::store::export::PAGE
+        ));
+        let (mut bytes, mut blocks) = (0u64, 0u64);
+        while let Some(block) = stream.next().await {
+            let (_, content) = block?;
+            bytes += content.len() as u64;
+            blocks += 1;
+        }
+        samples.push(started.elapsed());
+        (read_bytes, read_blocks) = (bytes, blocks);
+    }
+    check_eq("blocks read", export_blocks, read_blocks)?;
+    let store_read = Transfer {
+        bytes: read_bytes,
+        blocks: read_blocks,
+        latency: Latency::of(&samples),
+    };
 
     // getBlocks: CIDs spread over the whole repository (the head commit's CAR order).
     let all = {
@@ -397,6 +426,7 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
         get_repo,
         get_repo_since,
         store_export,
+        store_read,
         get_blocks,
     })
 }
@@ -424,6 +454,7 @@ impl fmt::Display for Report {
             ("getRepo (whole repository)", &self.get_repo),
             ("getRepo since half-way", &self.get_repo_since),
             ("store export only (no HTTP)", &self.store_export),
+            ("store block read only (no CAR)", &self.store_read),
             ("getBlocks (one request)", &self.get_blocks),
         ] {
             writeln!(

@@ -6,6 +6,10 @@ use tokio::io::{AsyncWrite, BufWriter};
 
 use super::{Error, Result};
 
+/// Bytes gathered before a write reaches the underlying stream: a repository export is
+/// mostly sections of a few hundred bytes.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 /// Writes a CAR v1 file block by block: with one root (repositories, proofs, firehose slices)
 /// or none (`sync.getBlocks`, whose blocks are a set without an entry point).
 ///
@@ -23,7 +27,10 @@ impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     /// block or [`finish`](Self::finish).
     pub fn new(writer: W, root: Cid) -> Self {
         Self {
-            inner: iroh_car::CarWriter::new(CarHeader::new_v1(vec![root]), BufWriter::new(writer)),
+            inner: iroh_car::CarWriter::new(
+                CarHeader::new_v1(vec![root]),
+                BufWriter::with_capacity(WRITE_BUFFER, writer),
+            ),
         }
     }
 
@@ -33,7 +40,10 @@ impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     /// [`RootPolicy`](super::RootPolicy)).
     pub fn without_roots(writer: W) -> Self {
         Self {
-            inner: iroh_car::CarWriter::new(CarHeader::new_v1(Vec::new()), BufWriter::new(writer)),
+            inner: iroh_car::CarWriter::new(
+                CarHeader::new_v1(Vec::new()),
+                BufWriter::with_capacity(WRITE_BUFFER, writer),
+            ),
         }
     }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWrite;
 use tokio_util::io::ReaderStream;
 
-use super::{PIPE_BUFFER, available_repo};
+use super::{BODY_CHUNK, PIPE_BUFFER, available_repo};
 use crate::actor::ActorHandle;
 use crate::error::{ErrorName, XrpcError};
 use crate::repo::car::{self, CarWriter};
@@ -97,7 +97,7 @@ pub(super) async fn get_blocks(
     });
     Ok((
         [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
-        Body::from_stream(ReaderStream::new(reader)),
+        Body::from_stream(ReaderStream::with_capacity(reader, BODY_CHUNK)),
     )
         .into_response())
 }

@@ -31,7 +31,10 @@ use crate::store::export::write_repo_car;
 use crate::syntax::{Did, Tid};
 
 /// Bytes buffered between the exporting task and the socket.
-const PIPE_BUFFER: usize = 64 * 1024;
+const PIPE_BUFFER: usize = 256 * 1024;
+/// Largest chunk of a streamed CAR body (tokio's `ReaderStream` default is 4 KiB, which makes
+/// a repository export thousands of tiny HTTP body frames).
+const BODY_CHUNK: usize = 64 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -149,7 +152,7 @@ async fn stream_repo(state: AppState, params: RepoParams) -> Result<Response, Xr
     });
     Ok((
         [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
-        Body::from_stream(ReaderStream::new(reader)),
+        Body::from_stream(ReaderStream::with_capacity(reader, BODY_CHUNK)),
     )
         .into_response())
 }
