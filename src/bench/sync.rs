@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use cid::Cid;
 use futures::StreamExt;
 use ipld_core::ipld::Ipld;
@@ -132,7 +133,9 @@ async fn run_in(opts: &Options, dir: &Path) -> Result<Report, Error> {
     let token = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(
-            listener,
+            listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(token.cancelled_owned())

@@ -87,9 +87,10 @@ impl CrawlerNotifier {
         self.stats.subscribe()
     }
 
-    /// Asks every crawler not asked within the interval. Returns at once: the requests run in
-    /// their own tasks.
-    fn request_crawls(self: &Arc<Self>) {
+    /// Asks every crawler not asked within the interval; `update` says whether new events
+    /// prompted it (counted in the same step, so the counters never show half a decision).
+    /// Returns at once: the requests run in their own tasks.
+    fn request_crawls(self: &Arc<Self>, update: bool) {
         let now = Instant::now();
         let due: Vec<Url> = {
             let mut last = self.last_asked.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,6 +108,7 @@ impl CrawlerNotifier {
         };
         let skipped = (self.endpoints.len() - due.len()) as u64;
         self.stats.send_modify(|s| {
+            s.updates += u64::from(update);
             s.skipped_recent += skipped;
             s.sent += due.len() as u64;
         });
@@ -133,12 +135,14 @@ impl CrawlerNotifier {
 
     /// New events reached the sequencer.
     fn on_update(self: &Arc<Self>) {
-        self.stats.send_modify(|s| s.updates += 1);
         if self.sequencer.subscriber_count() > 0 {
-            self.stats.send_modify(|s| s.skipped_subscribed += 1);
+            self.stats.send_modify(|s| {
+                s.updates += 1;
+                s.skipped_subscribed += 1;
+            });
             return;
         }
-        self.request_crawls();
+        self.request_crawls(true);
     }
 }
 
@@ -170,7 +174,7 @@ impl BackgroundTask for CrawlerNotifier {
             if first {
                 // At start-up, once the position is known: later events count as updates.
                 first = false;
-                self.request_crawls();
+                self.request_crawls(false);
             }
             tokio::select! {
                 () = &mut notified => {}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -98,6 +99,13 @@ pub async fn serve(
 
     let handle = tokio::spawn(async move {
         let supervisor = tokio::spawn(runner.supervise(TASK_SHUTDOWN_GRACE));
+        // Without TCP_NODELAY, the last small write of a response can wait for the client's
+        // delayed ACK (measured: up to 40 ms more on a getBlocks answer).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
