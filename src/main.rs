@@ -73,6 +73,8 @@ enum BenchArgs {
     Firehose(BenchFirehoseArgs),
     /// The PocketBase.cn hub: listPlugins/s with and without full-text queries.
     Hub(BenchHubArgs),
+    /// Sync endpoints over HTTP against an in-process server: getRepo MB/s, getBlocks.
+    Sync(BenchSyncArgs),
 }
 
 #[derive(Args)]
@@ -99,6 +101,19 @@ struct BenchHubArgs {
     /// Sequential listPlugins calls per kind of listing.
     #[arg(long, default_value_t = 1_000)]
     queries: usize,
+}
+
+#[derive(Args)]
+struct BenchSyncArgs {
+    /// Records in the repository.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Downloads of each kind (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// CIDs per getBlocks request (at most 1000).
+    #[arg(long, default_value_t = 1_000)]
+    cids: usize,
 }
 
 #[derive(Args)]
@@ -146,6 +161,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchArgs::Firehose(args)) => bench_firehose(args),
         Command::Bench(BenchArgs::Hub(args)) => bench_hub(args),
         Command::Reindex(args) => reindex(args),
+        Command::Bench(BenchArgs::Sync(args)) => bench_sync(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -244,6 +260,18 @@ fn bench_hub(args: BenchHubArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::hub::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn bench_sync(args: BenchSyncArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::sync::Options {
+        records: args.records,
+        runs: args.runs,
+        cids: args.cids,
+        ..Default::default()
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::sync::run(&opts))?;
     print!("{report}");
     Ok(())
 }

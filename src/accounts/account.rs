@@ -501,12 +501,13 @@ impl AccountDb {
     }
 
     /// Deletes the account and every row it owns, in one transaction: actor, credentials,
-    /// sessions, app passwords, e-mail tokens, login attempts, and the invite codes issued
-    /// to it (with their uses). The record that it used an invite code is kept, so the
+    /// sessions, app passwords, e-mail tokens, login attempts, the repository head, and the
+    /// invite codes issued to it (with their uses). The record that it used an invite code is kept, so the
     /// inviter's code stays counted as used.
     pub async fn delete_account(&self, did: &str) -> Result<(), Error> {
         let mut tx = self.begin_write().await?;
         invite::delete_for_account(&mut tx, did).await?;
+        super::repo_root::delete(&mut tx, did).await?;
         found(delete_actor(&mut tx, did).await?)?;
         tx.commit().await?;
         Ok(())

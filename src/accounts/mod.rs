@@ -27,6 +27,7 @@ mod invite;
 mod login;
 pub mod mailer;
 pub mod rate_limit;
+mod repo_root;
 mod session;
 
 #[cfg(test)]
@@ -54,6 +55,7 @@ pub use login::{
 };
 pub use mailer::{LogMailer, Mail, MailError, Mailer, MemoryMailer};
 pub use rate_limit::{CREATE_SESSION_LIMITS, RateLimit, RateLimited, RateLimiter};
+pub use repo_root::{ListedRepo, MalformedCursor, RepoCursor, RepoHead};
 pub use session::{REFRESH_REUSE_GRACE_SECS, Session};
 
 /// The account-database schema, embedded at compile time from `migrations/account/`.

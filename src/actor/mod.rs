@@ -8,6 +8,7 @@
 //! is crash-safe across the two databases).
 
 mod blobs;
+mod heads;
 mod keyfile;
 mod locks;
 mod read;
@@ -95,6 +96,9 @@ pub enum Error {
     Sequencer(#[from] crate::sequencer::Error),
     #[error(transparent)]
     Event(#[from] crate::sequencer::events::Error),
+    /// The account database's copy of a repository head could not be written.
+    #[error("repository head index: {0}")]
+    Accounts(#[from] crate::accounts::Error),
     #[error("stored record is not valid DAG-CBOR: {0}")]
     StoredRecord(#[from] crate::repo::cbor::Error),
     /// A record references a blob this account has not uploaded (or that is taken down).

@@ -7,9 +7,11 @@ use std::sync::atomic::Ordering;
 use cid::Cid;
 
 use super::blobs::{BlobHooks, BlobPlan};
+use super::heads;
 use super::locks::KeyedLocks;
 use super::stores::{ActorHandle, ActorStores, CachedRepo};
 use super::{Error, Result, SwapMismatch};
+use crate::accounts::AccountDb;
 use crate::blobs::BlobStore;
 use crate::crypto::Keypair;
 use crate::repo::cbor::find_blobs;
@@ -93,6 +95,8 @@ struct Inner {
     /// holding the ones before it, and the actor transaction is committed before the
     /// sequencer one begins. Reads take no lock.
     writers: KeyedLocks,
+    /// Where each commit's new head is copied (`listRepos`), if anywhere; see [`heads`].
+    heads: Option<AccountDb>,
 }
 
 /// A records-index change of one write.
@@ -105,6 +109,15 @@ struct IndexOp<'a> {
 
 impl ActorRepo {
     pub fn new(stores: ActorStores, sequencer: Sequencer, blobs: Arc<dyn BlobStore>) -> Self {
+        Self::build(stores, sequencer, blobs, None)
+    }
+
+    fn build(
+        stores: ActorStores,
+        sequencer: Sequencer,
+        blobs: Arc<dyn BlobStore>,
+        heads: Option<AccountDb>,
+    ) -> Self {
         let blobs = BlobHooks::new(blobs, stores.root().to_owned());
         ActorRepo(Arc::new(Inner {
             stores,
@@ -112,7 +125,19 @@ impl ActorRepo {
             blobs,
             clock: TidClock::default(),
             writers: KeyedLocks::default(),
+            heads,
         }))
+    }
+
+    /// A service that also keeps `accounts`' copy of every repository head up to date (and
+    /// repairs it in [`recover`](Self::recover)).
+    pub fn with_repo_heads(
+        stores: ActorStores,
+        sequencer: Sequencer,
+        blobs: Arc<dyn BlobStore>,
+        accounts: AccountDb,
+    ) -> Self {
+        Self::build(stores, sequencer, blobs, Some(accounts))
     }
 
     pub fn stores(&self) -> &ActorStores {
@@ -423,6 +448,9 @@ impl ActorRepo {
             // Only this account's writer (whose lock the caller holds) changes it.
             handle.outbox().moved_through.store(-1, Ordering::Release);
         }
+        if let Some(accounts) = &self.0.heads {
+            heads::record(accounts, did, &data.cid, &data.rev).await;
+        }
         self.release_blobs(did, &dropped_blobs).await;
         Ok(())
     }
@@ -493,6 +521,10 @@ impl ActorRepo {
                 }
             }
         }
+        if let Some(accounts) = &self.0.heads {
+            let recorded = heads::backfill(accounts, &self.0.stores, &self.0.writers).await?;
+            tracing::debug!(recorded, "missing repository heads recorded");
+        }
         Ok(report)
     }
 
@@ -503,8 +535,14 @@ impl ActorRepo {
         };
         let _writer = self.0.writers.lock(did).await;
         let Some(handle) = self.0.stores.open(&parsed).await? else {
+            if let Some(accounts) = &self.0.heads {
+                heads::forget(accounts, did).await?;
+            }
             return Ok((0, self.0.sequencer.clear_pending(did).await?));
         };
+        if let Some(accounts) = &self.0.heads {
+            heads::repair(accounts, &handle).await?;
+        }
         let moved = self.publish(&handle).await?;
         self.prune(&handle).await?;
         let left = {
@@ -594,6 +632,9 @@ impl ActorRepo {
             self.publish_logged(&handle).await;
         }
         let existed = self.0.stores.destroy(did).await?;
+        if let Some(accounts) = &self.0.heads {
+            heads::forget(accounts, did.as_str()).await?;
+        }
         self.0.sequencer.clear_pending(did.as_str()).await?;
         self.destroy_blobs(did).await?;
         Ok(existed)

@@ -2,13 +2,15 @@
 //!
 //! Each benchmark is a library function returning a report whose `Display` is the printed
 //! table, so the command line stays thin and a unit test can run a small instance of it.
-//! [`repo`] measures the repository engine on the SQLite actor store.
+//! [`repo`] measures the repository engine on the SQLite actor store, [`server`] XRPC writes
+//! and reads over HTTP, [`sync`] the sync endpoints (getRepo, getBlocks) over HTTP.
 
 pub mod blobs;
 pub mod firehose;
 pub mod hub;
 pub mod repo;
 pub mod server;
+pub mod sync;
 
 use std::fmt;
 use std::io;

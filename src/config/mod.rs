@@ -122,7 +122,8 @@ pub struct Config {
     /// `PDS_REPORT_SERVICE_URL` + `PDS_REPORT_SERVICE_DID` — where moderation reports go.
     /// Default: none. A URL without a DID is an error.
     pub report_service: Option<ServiceEndpoint>,
-    /// `PDS_CRAWLERS` — comma list of relay URLs notified of repo updates. Default: none.
+    /// `PDS_CRAWLERS` — comma list of relay URLs asked to crawl this server (at start-up and
+    /// after updates, each at most once per 20 minutes; see `server::crawlers`). Default: none.
     pub crawlers: Vec<url::Url>,
     /// `PDS_REPO_BACKFILL_LIMIT_MS` — how far back a firehose cursor may reach, in
     /// milliseconds. Default `86400000` (one day).

@@ -30,7 +30,7 @@ use tokio::io::AsyncRead;
 
 use crate::repo::blockstore::{self, BlockMap, BlockStore};
 
-pub use reader::CarReader;
+pub use reader::{CarReader, RootPolicy};
 pub use writer::CarWriter;
 
 /// Where in a CAR file something went wrong. Blocks are numbered from 0 in file order.
@@ -155,6 +155,22 @@ impl Default for Limits {
 /// Writes a small CAR (firehose slices, proofs) into memory: one root, blocks in the given order.
 pub async fn write_car_bytes(root: Cid, blocks: impl IntoIterator<Item = (Cid, Bytes)>) -> Vec<u8> {
     let mut writer = CarWriter::new(Vec::new(), root);
+    for (cid, bytes) in blocks {
+        writer
+            .write_block(&cid, &bytes)
+            .await
+            .expect("writing into a Vec<u8> cannot fail");
+    }
+    writer
+        .finish()
+        .await
+        .expect("writing into a Vec<u8> cannot fail")
+}
+
+/// Writes a block set into memory as a CAR without roots (`sync.getBlocks`), blocks in the
+/// given order.
+pub async fn write_rootless_car_bytes(blocks: impl IntoIterator<Item = (Cid, Bytes)>) -> Vec<u8> {
+    let mut writer = CarWriter::without_roots(Vec::new());
     for (cid, bytes) in blocks {
         writer
             .write_block(&cid, &bytes)

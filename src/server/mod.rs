@@ -1,17 +1,20 @@
 //! The running server: shared state, the listener, graceful shutdown and background tasks.
 
 pub mod blob_gc;
+pub mod crawlers;
 mod state;
 pub mod tasks;
 
 pub use state::{AppState, StateError};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +39,8 @@ pub enum ServeError {
     },
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Crawlers(#[from] crawlers::NotifierError),
     #[error("server task panicked")]
     Panicked,
 }
@@ -84,10 +89,25 @@ pub async fn serve(
 
     let mut runner = TaskRunner::new(shutdown.child_token());
     spawn_tasks(&state, &mut runner);
+    if !config.crawlers.is_empty() {
+        runner.spawn(Arc::new(crawlers::CrawlerNotifier::new(
+            config.hostname.clone(),
+            &config.crawlers,
+            state.repo().sequencer().clone(),
+            crawlers::NOTIFY_INTERVAL,
+        )?));
+    }
     let app = crate::app(state);
 
     let handle = tokio::spawn(async move {
         let supervisor = tokio::spawn(runner.supervise(TASK_SHUTDOWN_GRACE));
+        // Without TCP_NODELAY, the last small write of a response can wait for the client's
+        // delayed ACK (measured: up to 40 ms more on a getBlocks answer).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -94,7 +94,7 @@ impl AppState {
             },
         );
         let blobs = blobs::open(&config.blobstore).await?;
-        let repo = ActorRepo::new(stores, sequencer, blobs.clone());
+        let repo = ActorRepo::with_repo_heads(stores, sequencer, blobs.clone(), accounts.clone());
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
 

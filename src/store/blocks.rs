@@ -83,6 +83,32 @@ pub async fn get_many(
     Ok((found, missing))
 }
 
+/// The CIDs among `cids` that are not stored, each once, in the order of their first
+/// appearance. Reads CIDs only, not contents: a cheap check before streaming blocks out.
+pub async fn missing(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<Vec<Cid>, Error> {
+    let mut stored = HashSet::new();
+    for chunk in cids.chunks(LOOKUP_CIDS) {
+        let sql = format!(
+            "SELECT cid FROM repo_block WHERE cid IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query_scalar::<_, Vec<u8>>(AssertSqlSafe(sql))
+            .persistent(chunk.len() == LOOKUP_CIDS);
+        for cid in chunk {
+            query = query.bind(cid.to_bytes());
+        }
+        for bytes in query.fetch_all(&mut *conn).await? {
+            stored.insert(cid_from_column(&bytes)?);
+        }
+    }
+    let mut seen = HashSet::new();
+    Ok(cids
+        .iter()
+        .filter(|cid| !stored.contains(*cid) && seen.insert(**cid))
+        .copied()
+        .collect())
+}
+
 /// Stores `blocks` tagged with revision `rev`, in batched multi-row inserts. A block that is
 /// already stored keeps its original revision and bytes. Returns how many blocks were new.
 ///

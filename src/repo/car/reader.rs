@@ -31,6 +31,16 @@ pub struct CarReader<R> {
     state: State,
 }
 
+/// How many roots a header must list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RootPolicy {
+    /// At least one ([`Error::EmptyRoots`] otherwise): repositories, proofs, commit slices.
+    #[default]
+    AtLeastOne,
+    /// Any number, none included: block sets such as `sync.getBlocks` answers.
+    Any,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Reading,
@@ -41,6 +51,11 @@ enum State {
 impl<R: AsyncRead + Unpin + Send> CarReader<R> {
     /// Reads and checks the header: version 1 and a non-empty list of atproto CIDs as roots.
     pub async fn new(reader: R, limits: Limits) -> Result<Self> {
+        Self::with_root_policy(reader, limits, RootPolicy::AtLeastOne).await
+    }
+
+    /// As [`new`](Self::new), with `policy` deciding whether a header without roots is valid.
+    pub async fn with_root_policy(reader: R, limits: Limits, policy: RootPolicy) -> Result<Self> {
         let mut this = Self {
             reader: BufReader::new(reader),
             limits,
@@ -62,11 +77,11 @@ impl<R: AsyncRead + Unpin + Send> CarReader<R> {
             });
         }
         let header = this.read_section(Location::Header, len).await?;
-        this.roots = parse_header(&header)?;
+        this.roots = parse_header(&header, policy)?;
         Ok(this)
     }
 
-    /// The roots listed in the header (atproto: one, the commit CID).
+    /// The roots listed in the header (atproto: one, the commit CID; none in a block set).
     pub fn roots(&self) -> &[Cid] {
         &self.roots
     }
@@ -234,7 +249,7 @@ fn unsupported_reason(cid: &Cid) -> Option<String> {
     None
 }
 
-fn parse_header(bytes: &[u8]) -> Result<Vec<Cid>> {
+fn parse_header(bytes: &[u8], policy: RootPolicy) -> Result<Vec<Cid>> {
     let header: Ipld = serde_ipld_dagcbor::from_slice(bytes).map_err(Error::HeaderCbor)?;
     let Ipld::Map(map) = header else {
         return Err(Error::HeaderShape("not a map".to_owned()));
@@ -251,7 +266,7 @@ fn parse_header(bytes: &[u8]) -> Result<Vec<Cid>> {
         Some(_) => return Err(Error::HeaderShape("`roots` is not a list".to_owned())),
         None => return Err(Error::HeaderShape("`roots` is missing".to_owned())),
     };
-    if roots.is_empty() {
+    if roots.is_empty() && policy == RootPolicy::AtLeastOne {
         return Err(Error::EmptyRoots);
     }
     roots

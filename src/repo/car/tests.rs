@@ -196,6 +196,37 @@ async fn header_only_car() {
     assert!(blocks.is_empty());
 }
 
+/// A block set: the header `{roots: [], version: 1}` in canonical DAG-CBOR (keys by length,
+/// `roots` first), as `@ipld/car` encodes the reference's `blocksToCarStream(null, …)`.
+#[tokio::test]
+async fn rootless_car_has_the_canonical_empty_header() {
+    let bytes = CarWriter::without_roots(Vec::new()).finish().await.unwrap();
+    let mut expected = vec![0x11, 0xa2, 0x65];
+    expected.extend_from_slice(b"roots");
+    expected.extend_from_slice(&[0x80, 0x67]);
+    expected.extend_from_slice(b"version");
+    expected.push(0x01);
+    assert_eq!(bytes, expected);
+
+    let blocks: Vec<(Cid, Bytes)> = (0..3).map(generated_block).collect();
+    let car = write_rootless_car_bytes(blocks.clone()).await;
+    assert_eq!(car[..18], expected[..]);
+    // The default reader refuses it; a block-set reader returns the blocks in order.
+    assert!(matches!(
+        CarReader::new(&car[..], Limits::default()).await,
+        Err(Error::EmptyRoots)
+    ));
+    let mut reader = CarReader::with_root_policy(&car[..], Limits::default(), RootPolicy::Any)
+        .await
+        .unwrap();
+    assert!(reader.roots().is_empty());
+    let mut read = Vec::new();
+    while let Some(block) = reader.next_block().await.unwrap() {
+        read.push(block);
+    }
+    assert_eq!(read, blocks);
+}
+
 #[tokio::test]
 async fn writer_reports_a_closed_stream() {
     let (write_end, read_end) = tokio::io::duplex(64);

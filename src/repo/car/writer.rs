@@ -6,7 +6,12 @@ use tokio::io::{AsyncWrite, BufWriter};
 
 use super::{Error, Result};
 
-/// Writes a single-root CAR v1 file block by block.
+/// Bytes gathered before a write reaches the underlying stream: a repository export is
+/// mostly sections of a few hundred bytes.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Writes a CAR v1 file block by block: with one root (repositories, proofs, firehose slices)
+/// or none (`sync.getBlocks`, whose blocks are a set without an entry point).
 ///
 /// A thin layer over iroh-car's writer (which encodes the header and sections the way the
 /// CAR spec and the atproto fixtures expect), adding a write buffer, so small sections do not
@@ -22,7 +27,23 @@ impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     /// block or [`finish`](Self::finish).
     pub fn new(writer: W, root: Cid) -> Self {
         Self {
-            inner: iroh_car::CarWriter::new(CarHeader::new_v1(vec![root]), BufWriter::new(writer)),
+            inner: iroh_car::CarWriter::new(
+                CarHeader::new_v1(vec![root]),
+                BufWriter::with_capacity(WRITE_BUFFER, writer),
+            ),
+        }
+    }
+
+    /// A writer whose header lists no root: `{roots: [], version: 1}`, as the reference PDS
+    /// writes block sets. The CAR v1 specification leaves the number of roots open (readers
+    /// such as iroh-car's insist on one; ours accepts none only when asked, see
+    /// [`RootPolicy`](super::RootPolicy)).
+    pub fn without_roots(writer: W) -> Self {
+        Self {
+            inner: iroh_car::CarWriter::new(
+                CarHeader::new_v1(Vec::new()),
+                BufWriter::with_capacity(WRITE_BUFFER, writer),
+            ),
         }
     }
 

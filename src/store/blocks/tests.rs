@@ -80,6 +80,11 @@ async fn put_get_has_round_trip() {
         let (c0, b0) = block("round trip", 0);
         let (c7, b7) = block("round trip", 7);
         let query = [absent2, c7, absent, c0, absent2, c7];
+        assert_eq!(
+            missing(&mut conn, &query).await.unwrap(),
+            vec![absent2, absent]
+        );
+        assert!(missing(&mut conn, &[c0, c7]).await.unwrap().is_empty());
         let (found, missing) = get_many(&mut conn, &query).await.unwrap();
         assert_eq!(found, BlockMap::from([(c0, b0), (c7, b7)]));
         assert_eq!(missing, vec![absent2, absent]);

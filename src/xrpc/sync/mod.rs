@@ -2,7 +2,14 @@
 //!
 //! `getRepo` streams the CAR from the actor store to the socket through a bounded pipe: the
 //! repository is never built in memory, and a slow reader slows the export instead of
-//! growing a buffer.
+//! growing a buffer. `getBlocks` streams the same way, block sets in [`blocks`]; `listRepos`
+//! pages the repository heads kept in the account database ([`list`]).
+
+mod blocks;
+mod list;
+
+pub use blocks::MAX_CIDS as MAX_GET_BLOCKS_CIDS;
+pub use list::{DEFAULT_LIMIT as LIST_REPOS_DEFAULT_LIMIT, MAX_LIMIT as LIST_REPOS_MAX_LIMIT};
 
 use axum::Router;
 use axum::body::Body;
@@ -24,7 +31,10 @@ use crate::store::export::write_repo_car;
 use crate::syntax::{Did, Tid};
 
 /// Bytes buffered between the exporting task and the socket.
-const PIPE_BUFFER: usize = 64 * 1024;
+const PIPE_BUFFER: usize = 256 * 1024;
+/// Largest chunk of a streamed CAR body (tokio's `ReaderStream` default is 4 KiB, which makes
+/// a repository export thousands of tiny HTTP body frames).
+const BODY_CHUNK: usize = 64 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -35,6 +45,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/xrpc/com.atproto.sync.getRecord", get(get_record))
         .route("/xrpc/com.atproto.sync.getRepoStatus", get(get_repo_status))
+        .route("/xrpc/com.atproto.sync.getBlocks", get(blocks::get_blocks))
+        .route("/xrpc/com.atproto.sync.listRepos", get(list::list_repos))
         // Deprecated, still served by the reference.
         .route("/xrpc/com.atproto.sync.getHead", get(get_head))
         .route("/xrpc/com.atproto.sync.getCheckout", get(get_checkout))
@@ -140,7 +152,7 @@ async fn stream_repo(state: AppState, params: RepoParams) -> Result<Response, Xr
     });
     Ok((
         [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
-        Body::from_stream(ReaderStream::new(reader)),
+        Body::from_stream(ReaderStream::with_capacity(reader, BODY_CHUNK)),
     )
         .into_response())
 }
