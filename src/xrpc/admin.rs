@@ -101,7 +101,9 @@ fn parse_record_uri(value: &str) -> Result<(Did, AtUri), XrpcError> {
         .parse()
         .map_err(|e| XrpcError::invalid_request(format!("Invalid uri {value:?}: {e}")))?;
     let AtIdentifier::Did(did) = uri.authority() else {
-        return Err(XrpcError::invalid_request("uri must name a repository by DID"));
+        return Err(XrpcError::invalid_request(
+            "uri must name a repository by DID",
+        ));
     };
     if uri.rkey().is_none() {
         return Err(XrpcError::invalid_request("uri must name a record"));
@@ -159,8 +161,13 @@ async fn update_subject_status(
 ) -> Result<Json<Value>, XrpcError> {
     match parse_subject(&input.subject)? {
         Subject::Repo(did) => {
-            update_account(&state, &did, input.takedown.as_ref(), input.deactivated.as_ref())
-                .await?
+            update_account(
+                &state,
+                &did,
+                input.takedown.as_ref(),
+                input.deactivated.as_ref(),
+            )
+            .await?
         }
         Subject::Record { did, uri } => {
             if let Some(takedown) = &input.takedown {

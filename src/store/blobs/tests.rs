@@ -180,7 +180,12 @@ async fn takedown_is_set_and_lifted() {
     assert!(put_temp(conn, &a, "keya", EARLY).await);
     assert!(set_takedown(conn, &a, Some("mod-1")).await.unwrap());
     assert_eq!(
-        get(conn, &a).await.unwrap().unwrap().takedown_ref.as_deref(),
+        get(conn, &a)
+            .await
+            .unwrap()
+            .unwrap()
+            .takedown_ref
+            .as_deref(),
         Some("mod-1")
     );
     assert!(set_takedown(conn, &a, None).await.unwrap());
