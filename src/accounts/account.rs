@@ -490,6 +490,16 @@ impl AccountDb {
         found(set_takedown(&mut conn, did, None).await?)
     }
 
+    /// Sets (`Some(ref)`) or lifts (`None`) a takedown and, either way, ends all the
+    /// account's sessions, in one transaction (the reference's admin takedown path).
+    pub async fn update_takedown(&self, did: &str, reference: Option<&str>) -> Result<(), Error> {
+        let mut tx = self.begin_write().await?;
+        found(set_takedown(&mut tx, did, reference).await?)?;
+        session::delete_by_did(&mut tx, did).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Allows or forbids the account to create invite codes.
     pub async fn set_account_invites_disabled(
         &self,

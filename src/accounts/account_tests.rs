@@ -314,6 +314,22 @@ async fn statuses() {
     db.activate(alice).await.unwrap();
     assert_eq!(status(&db, alice).await, AccountStatus::Active);
 
+    // The admin path ends sessions whether it sets or lifts the takedown.
+    for reference in [Some("mod-report-18"), None] {
+        db.create_session_tokens(alice, None, NOW, &signer())
+            .await
+            .unwrap();
+        db.update_takedown(alice, reference).await.unwrap();
+        assert_eq!(count(&db, "refresh_token", "did", alice).await, 0);
+        let info = db
+            .get_account(AccountRef::Did(alice))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.takedown_ref.as_deref(), reference);
+    }
+    assert_eq!(status(&db, alice).await, AccountStatus::Active);
+
     let nobody = "did:plc:nobody";
     let err = db.assert_active(nobody).await.unwrap_err();
     assert!(matches!(err, Error::AccountNotFound), "{err:?}");
@@ -322,6 +338,7 @@ async fn statuses() {
         db.activate(nobody).await,
         db.takedown(nobody, "x").await,
         db.untakedown(nobody).await,
+        db.update_takedown(nobody, None).await,
         db.set_account_invites_disabled(nobody, true).await,
         db.delete_account(nobody).await,
     ] {

@@ -110,6 +110,22 @@ pub async fn put(conn: &mut SqliteConnection, blob: &NewBlob<'_>) -> Result<bool
     Ok(written > 0)
 }
 
+/// Takes the blob `cid` down (`Some(reference)`) or restores it (`None`). Returns whether a
+/// row exists.
+pub async fn set_takedown(
+    conn: &mut SqliteConnection,
+    cid: &Cid,
+    takedown_ref: Option<&str>,
+) -> Result<bool, Error> {
+    let updated = sqlx::query("UPDATE blob SET takedownRef = ?2 WHERE cid = ?1")
+        .bind(cid.to_bytes())
+        .bind(takedown_ref)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(updated > 0)
+}
+
 /// Makes the row of `cid` permanent, if it still waits under `temp_key`. Returns whether it
 /// did.
 pub async fn clear_temp_key(

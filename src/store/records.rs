@@ -211,6 +211,22 @@ pub async fn current_cid(conn: &mut SqliteConnection, uri: &str) -> Result<Optio
     cid.as_deref().map(cid_from_column).transpose()
 }
 
+/// The current CID and takedown reference of `uri` (taken down or not), if it exists.
+pub async fn takedown_status(
+    conn: &mut SqliteConnection,
+    uri: &str,
+) -> Result<Option<(Cid, Option<String>)>, Error> {
+    let row = sqlx::query("SELECT cid, takedownRef FROM record WHERE uri = ?1")
+        .bind(uri)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| {
+        let cid = cid_from_column(row.try_get::<&[u8], _>(0)?)?;
+        Ok((cid, row.try_get(1)?))
+    })
+    .transpose()
+}
+
 /// Takes `uri` down (`Some(reference)`) or restores it (`None`). Returns whether it exists.
 pub async fn set_takedown(
     conn: &mut SqliteConnection,

@@ -3,6 +3,7 @@
 //! Later issues add one file per namespace (`server.rs`, `repo.rs`, `sync.rs`, …) and merge
 //! their routes in [`routes`].
 
+pub mod admin;
 pub mod auth;
 pub mod blob;
 pub mod extract;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .merge(blob::routes())
         .merge(subscribe::routes())
         .merge(hub::routes())
+        .merge(admin::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}`.

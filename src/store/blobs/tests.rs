@@ -170,3 +170,24 @@ async fn list_referenced_since_a_revision() {
         Vec::<Cid>::new()
     );
 }
+
+#[tokio::test]
+async fn takedown_is_set_and_lifted() {
+    let pool = sqlite::open_in_memory().await.unwrap();
+    let conn = &mut *pool.acquire().await.unwrap();
+    let a = cid_for_raw(b"a");
+    assert!(!set_takedown(conn, &a, Some("mod-1")).await.unwrap());
+    assert!(put_temp(conn, &a, "keya", EARLY).await);
+    assert!(set_takedown(conn, &a, Some("mod-1")).await.unwrap());
+    assert_eq!(
+        get(conn, &a)
+            .await
+            .unwrap()
+            .unwrap()
+            .takedown_ref
+            .as_deref(),
+        Some("mod-1")
+    );
+    assert!(set_takedown(conn, &a, None).await.unwrap());
+    assert_eq!(get(conn, &a).await.unwrap().unwrap().takedown_ref, None);
+}

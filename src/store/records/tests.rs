@@ -193,6 +193,18 @@ async fn taken_down_records_are_hidden() {
     );
     assert_eq!(get(&mut conn, post, "a", None).await.unwrap(), None);
     assert_eq!(
+        takedown_status(&mut conn, &uri(post, "a")).await.unwrap(),
+        Some((block(1).0, Some("mod-1".to_owned())))
+    );
+    assert_eq!(
+        takedown_status(&mut conn, &uri(post, "b")).await.unwrap(),
+        Some((block(2).0, None))
+    );
+    assert_eq!(
+        takedown_status(&mut conn, &uri(post, "zz")).await.unwrap(),
+        None
+    );
+    assert_eq!(
         rkeys(&list(&mut conn, post, 10, None, false).await.unwrap()),
         vec!["b"]
     );
