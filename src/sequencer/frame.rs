@@ -234,7 +234,14 @@ mod tests {
     /// The hand-written header equals the encoder's canonical output for every type.
     #[test]
     fn message_header_matches_encoder() {
-        for t in ["#commit", "#sync", "#identity", "#account", "#info", &"#x".repeat(30)] {
+        for t in [
+            "#commit",
+            "#sync",
+            "#identity",
+            "#account",
+            "#info",
+            &"#x".repeat(30),
+        ] {
             let expected = cbor::encode(&Ipld::Map(BTreeMap::from([
                 ("op".to_owned(), Ipld::Integer(1)),
                 ("t".to_owned(), Ipld::String(t.to_owned())),

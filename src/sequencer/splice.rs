@@ -75,7 +75,10 @@ pub fn with_seq(body: &[u8], seq: i64) -> Result<Vec<u8>, Error> {
 /// Appends the canonical encoding of `body` with `seq` added to `out`. On error `out` is left
 /// as it was.
 pub fn append_with_seq(out: &mut Vec<u8>, body: &[u8], seq: i64) -> Result<(), Error> {
-    let mut reader = Reader { bytes: body, pos: 0 };
+    let mut reader = Reader {
+        bytes: body,
+        pos: 0,
+    };
     let (major, count) = reader.head()?;
     if major != MAJOR_MAP {
         return Err(Error::NotAMap);

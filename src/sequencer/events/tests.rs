@@ -458,7 +458,9 @@ async fn every_event_kind_splices_like_reencoding() {
     use EventType::{Account, Commit, Identity, Sync};
     assert_eq!(
         kinds,
-        [Commit, Commit, Sync, Sync, Identity, Identity, Account, Account]
+        [
+            Commit, Commit, Sync, Sync, Identity, Identity, Account, Account
+        ]
     );
     for event in &events {
         assert_splices_like_reencoding(&event.body);

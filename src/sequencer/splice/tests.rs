@@ -11,7 +11,11 @@ pub(crate) fn reencoded_with_seq(body: &[u8], seq: i64) -> Vec<u8> {
     let Ipld::Map(mut fields) = cbor::decode(body).unwrap() else {
         panic!("not a map")
     };
-    assert!(fields.insert("seq".to_owned(), Ipld::Integer(i128::from(seq))).is_none());
+    assert!(
+        fields
+            .insert("seq".to_owned(), Ipld::Integer(i128::from(seq)))
+            .is_none()
+    );
     cbor::encode(&Ipld::Map(fields)).unwrap()
 }
 
@@ -34,9 +38,8 @@ const SEQS: [i64; 14] = [
 ];
 
 fn map_of(n: usize, key: impl Fn(usize) -> String) -> Vec<u8> {
-    let fields: BTreeMap<String, Ipld> = (0..n)
-        .map(|i| (key(i), Ipld::Integer(i as i128)))
-        .collect();
+    let fields: BTreeMap<String, Ipld> =
+        (0..n).map(|i| (key(i), Ipld::Integer(i as i128))).collect();
     assert_eq!(fields.len(), n);
     cbor::encode(&Ipld::Map(fields)).unwrap()
 }
@@ -52,7 +55,9 @@ fn assert_same(body: &[u8], seq: i64) {
 #[test]
 fn known_bytes() {
     // {"a": 1, "time": "t"} + seq 300 → {"a": 1, "seq": 300, "time": "t"}, written by hand.
-    let body = [0xa2, 0x61, b'a', 0x01, 0x64, b't', b'i', b'm', b'e', 0x61, b't'];
+    let body = [
+        0xa2, 0x61, b'a', 0x01, 0x64, b't', b'i', b'm', b'e', 0x61, b't',
+    ];
     let expected = [
         0xa3, 0x61, b'a', 0x01, 0x63, b's', b'e', b'q', 0x19, 0x01, 0x2c, 0x64, b't', b'i', b'm',
         b'e', 0x61, b't',
@@ -105,9 +110,7 @@ fn seq_lands_at_its_canonical_place() {
         &["\u{e9}t"][..],
     ] {
         let body = cbor::encode(&Ipld::Map(
-            keys.iter()
-                .map(|k| ((*k).to_owned(), Ipld::Null))
-                .collect(),
+            keys.iter().map(|k| ((*k).to_owned(), Ipld::Null)).collect(),
         ))
         .unwrap();
         for seq in SEQS {
@@ -127,7 +130,9 @@ fn info_identity_and_account_bodies() {
         identity_event(did, Some("alice.test"), time).unwrap().body,
         identity_event(did, None, time).unwrap().body,
         account_event(did, true, None, time).unwrap().body,
-        account_event(did, false, Some("takendown"), time).unwrap().body,
+        account_event(did, false, Some("takendown"), time)
+            .unwrap()
+            .body,
         cbor::encode(&Ipld::Map(BTreeMap::from([
             ("name".to_owned(), Ipld::String("OutdatedCursor".to_owned())),
             ("message".to_owned(), Ipld::String("m".to_owned())),
@@ -181,9 +186,18 @@ fn rejects_a_body_that_has_seq() {
 fn rejects_non_canonical_and_non_dag_cbor() {
     let cases: &[(&[u8], Error)] = &[
         // Keys out of order, duplicated, not text.
-        (&[0xa2, 0x62, b'a', b'b', 0x00, 0x61, b'z', 0x00], Error::UnsortedKeys),
-        (&[0xa2, 0x61, b'b', 0x00, 0x61, b'a', 0x00], Error::UnsortedKeys),
-        (&[0xa2, 0x61, b'a', 0x00, 0x61, b'a', 0x00], Error::UnsortedKeys),
+        (
+            &[0xa2, 0x62, b'a', b'b', 0x00, 0x61, b'z', 0x00],
+            Error::UnsortedKeys,
+        ),
+        (
+            &[0xa2, 0x61, b'b', 0x00, 0x61, b'a', 0x00],
+            Error::UnsortedKeys,
+        ),
+        (
+            &[0xa2, 0x61, b'a', 0x00, 0x61, b'a', 0x00],
+            Error::UnsortedKeys,
+        ),
         (&[0xa1, 0x01, 0x00], Error::KeyNotText),
         (&[0xa1, 0x41, b'a', 0x00], Error::KeyNotText),
         // Indefinite lengths and reserved heads.
@@ -194,32 +208,90 @@ fn rejects_non_canonical_and_non_dag_cbor() {
         (&[0xb8, 0x00], Error::NotShortest),
         (&[0xa1, 0x78, 0x01, b'a', 0x00], Error::NotShortest),
         (&[0xa1, 0x61, b'a', 0x19, 0x00, 0xff], Error::NotShortest),
-        (&[0xa1, 0x61, b'a', 0x1b, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], Error::NotShortest),
+        (
+            &[0xa1, 0x61, b'a', 0x1b, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
+            Error::NotShortest,
+        ),
         // Integers beyond i64.
-        (&[0xa1, 0x61, b'a', 0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0], Error::IntegerOutOfRange),
-        (&[0xa1, 0x61, b'a', 0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0], Error::IntegerOutOfRange),
+        (
+            &[0xa1, 0x61, b'a', 0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0],
+            Error::IntegerOutOfRange,
+        ),
+        (
+            &[0xa1, 0x61, b'a', 0x3b, 0x80, 0, 0, 0, 0, 0, 0, 0],
+            Error::IntegerOutOfRange,
+        ),
         // Floats, undefined, other simple values.
-        (&[0xa1, 0x61, b'a', 0xfb, 0, 0, 0, 0, 0, 0, 0, 0], Error::UnsupportedSimple(27)),
-        (&[0xa1, 0x61, b'a', 0xf9, 0, 0], Error::UnsupportedSimple(25)),
+        (
+            &[0xa1, 0x61, b'a', 0xfb, 0, 0, 0, 0, 0, 0, 0, 0],
+            Error::UnsupportedSimple(27),
+        ),
+        (
+            &[0xa1, 0x61, b'a', 0xf9, 0, 0],
+            Error::UnsupportedSimple(25),
+        ),
         (&[0xa1, 0x61, b'a', 0xf7], Error::UnsupportedSimple(23)),
-        (&[0xa1, 0x61, b'a', 0xf8, 0x20], Error::UnsupportedSimple(24)),
+        (
+            &[0xa1, 0x61, b'a', 0xf8, 0x20],
+            Error::UnsupportedSimple(24),
+        ),
         // Tags other than 42; a CID tag over something else than prefixed bytes.
         (&[0xa1, 0x61, b'a', 0xc1, 0x00], Error::UnsupportedTag(1)),
-        (&[0xa1, 0x61, b'a', 0xd8, 0x2a, 0x61, b'x'], Error::MalformedCid),
-        (&[0xa1, 0x61, b'a', 0xd8, 0x2a, 0x42, 0x01, 0x71], Error::MalformedCid),
-        (&[0xa1, 0x61, b'a', 0xd8, 0x2a, 0x41, 0x00], Error::MalformedCid),
+        (
+            &[0xa1, 0x61, b'a', 0xd8, 0x2a, 0x61, b'x'],
+            Error::MalformedCid,
+        ),
+        (
+            &[0xa1, 0x61, b'a', 0xd8, 0x2a, 0x42, 0x01, 0x71],
+            Error::MalformedCid,
+        ),
+        (
+            &[0xa1, 0x61, b'a', 0xd8, 0x2a, 0x41, 0x00],
+            Error::MalformedCid,
+        ),
         // Text that is not UTF-8, as a key and as a nested value.
         (&[0xa1, 0x61, 0xff, 0x00], Error::InvalidUtf8),
-        (&[0xa1, 0x61, b'a', 0x81, 0x62, 0xc3, 0x28], Error::InvalidUtf8),
+        (
+            &[0xa1, 0x61, b'a', 0x81, 0x62, 0xc3, 0x28],
+            Error::InvalidUtf8,
+        ),
         // Hostile declared lengths and counts: refused as truncated, without allocating.
-        (&[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Error::Truncated),
-        (&[0xa1, 0x61, b'a', 0x5b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Error::Truncated),
-        (&[0xa1, 0x61, b'a', 0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Error::Truncated),
-        (&[0xa1, 0x61, b'a', 0xbb, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Error::Truncated),
-        (&[0xa1, 0x61, b'a', 0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], Error::Truncated),
+        (
+            &[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            Error::Truncated,
+        ),
+        (
+            &[
+                0xa1, 0x61, b'a', 0x5b, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            Error::Truncated,
+        ),
+        (
+            &[
+                0xa1, 0x61, b'a', 0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            Error::Truncated,
+        ),
+        (
+            &[
+                0xa1, 0x61, b'a', 0xbb, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            Error::Truncated,
+        ),
+        (
+            &[
+                0xa1, 0x61, b'a', 0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+            Error::Truncated,
+        ),
     ];
     for (body, error) in cases {
-        assert_eq!(with_seq(body, 1).as_ref(), Err(error), "{}", hex::encode(body));
+        assert_eq!(
+            with_seq(body, 1).as_ref(),
+            Err(error),
+            "{}",
+            hex::encode(body)
+        );
     }
 }
 
@@ -231,8 +303,14 @@ fn deep_nesting_does_not_recurse() {
     body.extend(std::iter::repeat_n(0x81, depth));
     body.push(0x00);
     let spliced = with_seq(&body, 9).unwrap();
-    assert_eq!(&spliced[..8], &[0xa2, 0x61, b'a', 0x81, 0x81, 0x81, 0x81, 0x81]);
-    assert_eq!(&spliced[spliced.len() - 6..], &[0x00, 0x63, b's', b'e', b'q', 0x09]);
+    assert_eq!(
+        &spliced[..8],
+        &[0xa2, 0x61, b'a', 0x81, 0x81, 0x81, 0x81, 0x81]
+    );
+    assert_eq!(
+        &spliced[spliced.len() - 6..],
+        &[0x00, 0x63, b's', b'e', b'q', 0x09]
+    );
     body.pop();
     assert_eq!(with_seq(&body, 9), Err(Error::Truncated));
 }
@@ -241,8 +319,10 @@ fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z]{1,6}",
         "[r-t][d-f][p-r]",
-        prop::sample::select(vec!["s", "se", "sep", "ser", "seqa", "sequence", "$type", "é"])
-            .prop_map(str::to_owned),
+        prop::sample::select(vec![
+            "s", "se", "sep", "ser", "seqa", "sequence", "$type", "é"
+        ])
+        .prop_map(str::to_owned),
     ]
     .prop_filter("seq is what gets inserted", |k| k != "seq")
 }
