@@ -2,8 +2,8 @@
 //!
 //! A body is built once, when its event happens, and stored **without `seq`**: the sequence
 //! number is only known when the event enters `repo_seq`, and an outbox event is written
-//! before that. [`with_seq`] adds it when the event is framed for a subscriber (a decode and
-//! re-encode: DAG-CBOR orders map keys by length, so `seq` lands among the other keys).
+//! before that. [`with_seq`] adds it when the event is framed for a subscriber, by splicing
+//! the `seq` entry into the encoded map at its canonical place (see [`super::splice`]).
 //! `time` is set when the body is built: for a commit, the time of the commit.
 //!
 //! Sync 1.1 limits (atproto sync spec; proposal 0006): at most [`MAX_COMMIT_OPS`] operations
@@ -38,6 +38,8 @@ pub enum Error {
     MissingCommitBlock(Cid),
     #[error("stored event body is not a DAG-CBOR map")]
     NotAMap,
+    #[error(transparent)]
+    Splice(#[from] super::splice::Error),
     #[error("unknown event type {0:?}")]
     UnknownType(String),
 }
@@ -245,11 +247,7 @@ pub fn account_event(
 
 /// The full message body: a stored body with its sequence number added.
 pub fn with_seq(body: &[u8], seq: i64) -> Result<Vec<u8>, Error> {
-    let Ipld::Map(mut fields) = cbor::decode(body)? else {
-        return Err(Error::NotAMap);
-    };
-    fields.insert("seq".to_owned(), Ipld::Integer(i128::from(seq)));
-    Ok(cbor::encode(&Ipld::Map(fields))?)
+    Ok(super::splice::with_seq(body, seq)?)
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ mod db;
 pub mod events;
 pub mod firehose;
 pub mod frame;
+pub mod splice;
 pub mod tasks;
 
 use std::path::Path;

@@ -145,7 +145,10 @@ fn fixture_key_sets() -> BTreeMap<(String, bool), BTreeSet<String>> {
     sets
 }
 
+/// The body's keys once `seq` is added; also holds the splice to the decode/re-encode
+/// reference for this body at every head width of `seq`.
 fn keys_with_seq(body: &[u8]) -> BTreeSet<String> {
+    assert_splices_like_reencoding(body);
     let Ipld::Map(fields) = cbor::decode(&with_seq(body, 7).unwrap()).unwrap() else {
         panic!("not a map")
     };
@@ -408,6 +411,62 @@ async fn sync_identity_and_account_bodies() {
     );
 }
 
+fn assert_splices_like_reencoding(body: &[u8]) {
+    use crate::sequencer::splice::tests::reencoded_with_seq;
+    for seq in [0, 23, 24, 255, 256, 65_535, 1 << 32, 1 << 53] {
+        assert_eq!(
+            hex::encode(with_seq(body, seq).unwrap()),
+            hex::encode(reencoded_with_seq(body, seq)),
+            "seq {seq}"
+        );
+    }
+}
+
+/// Every stored kind, with and without its optional fields: `#commit` (first and later),
+/// `#sync` (direct and for an oversized commit), `#identity`, `#account`.
+#[tokio::test]
+async fn every_event_kind_splices_like_reencoding() {
+    let key = Keypair::generate(Algorithm::K256);
+    let later = commit_after(30, &[like(1000)], &key).await;
+    let first = Repo::format_init(
+        MemoryBlockStore::new(),
+        DID,
+        &key,
+        TidClock::default().next().to_string(),
+        &[like(1)],
+    )
+    .await
+    .unwrap()
+    .data;
+    let block = later.new_blocks.get(&later.cid).unwrap().clone();
+    let too_many: Vec<Write> = (0..=MAX_COMMIT_OPS).map(|i| like(5000 + i)).collect();
+    let events = [
+        commit_event(&later, TIME).await.unwrap(),
+        commit_event(&first, TIME).await.unwrap(),
+        commit_event(&commit_after(1, &too_many, &key).await, TIME)
+            .await
+            .unwrap(),
+        sync_event(DID, &later.cid, &block, &later.rev, TIME)
+            .await
+            .unwrap(),
+        identity_event(DID, Some("alice.test"), TIME).unwrap(),
+        identity_event(DID, None, TIME).unwrap(),
+        account_event(DID, true, None, TIME).unwrap(),
+        account_event(DID, false, Some("deactivated"), TIME).unwrap(),
+    ];
+    let kinds: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
+    use EventType::{Account, Commit, Identity, Sync};
+    assert_eq!(
+        kinds,
+        [
+            Commit, Commit, Sync, Sync, Identity, Identity, Account, Account
+        ]
+    );
+    for event in &events {
+        assert_splices_like_reencoding(&event.body);
+    }
+}
+
 #[test]
 fn with_seq_places_seq_canonically_and_rejects_non_maps() {
     let body = identity_event(DID, None, TIME).unwrap().body;
@@ -426,9 +485,12 @@ fn with_seq_places_seq_canonically_and_rejects_non_maps() {
     assert_eq!(framed, cbor::encode(&expected).unwrap());
     assert!(matches!(
         with_seq(&cbor::encode(&Ipld::List(vec![])).unwrap(), 1),
-        Err(Error::NotAMap)
+        Err(Error::Splice(crate::sequencer::splice::Error::NotAMap))
     ));
-    assert!(matches!(with_seq(b"\xff", 1), Err(Error::Cbor(_))));
+    assert!(matches!(
+        with_seq(b"\xff", 1),
+        Err(Error::Splice(crate::sequencer::splice::Error::Indefinite))
+    ));
 }
 
 #[test]
