@@ -119,6 +119,8 @@ async fn run_in(opts: &Options, dir: &std::path::Path) -> Result<Report, Error> 
         port: addr.port(),
         public_url: format!("http://{addr}"),
         log_enabled: false,
+        // The benchmark seeds thousands of plugins per account.
+        hub_rate_limits: false,
         ..Config::default()
     };
     let secrets = ServiceSecrets {

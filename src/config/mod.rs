@@ -142,6 +142,10 @@ pub struct Config {
     /// allowed to moderate the hub (the admin adds or removes moderators at run time with
     /// `cn.pocketbase.hub.setModerator`). Default: none.
     pub hub_moderators: Vec<String>,
+    /// `ROOKERY_HUB_RATE_LIMITS` — whether an account may create at most 10
+    /// `cn.pocketbase.hub.plugin` and 5 `cn.pocketbase.hub.case` records per hour. Default
+    /// `true` (a marketplace rule, independent of `PDS_RATE_LIMITS_ENABLED`).
+    pub hub_rate_limits: bool,
     /// `LOG_ENABLED` — whether to log at all. Default `true` (the reference defaults to
     /// off; Rookery logs so that a first `rookery serve` explains itself).
     pub log_enabled: bool,
@@ -334,6 +338,7 @@ impl Default for Config {
             firehose_ping_interval: DEFAULT_FIREHOSE_PING_INTERVAL,
             email: None,
             hub_moderators: Vec::new(),
+            hub_rate_limits: true,
             log_enabled: true,
             log_level: "info".to_owned(),
             warnings: Vec::new(),
@@ -529,6 +534,9 @@ impl Config {
             firehose_ping_interval,
             email,
             hub_moderators,
+            hub_rate_limits: src
+                .bool("ROOKERY_HUB_RATE_LIMITS")?
+                .unwrap_or(defaults.hub_rate_limits),
             log_enabled: src.bool("LOG_ENABLED")?.unwrap_or(defaults.log_enabled),
             log_level,
             warnings,

@@ -49,6 +49,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::secret("PDS_EMAIL_SMTP_URL"),
     Setting::plain("PDS_EMAIL_FROM_ADDRESS"),
     Setting::plain("ROOKERY_HUB_MODERATORS"),
+    Setting::plain("ROOKERY_HUB_RATE_LIMITS"),
     Setting::plain("LOG_ENABLED"),
     Setting::plain("LOG_LEVEL"),
 ];

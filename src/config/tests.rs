@@ -68,6 +68,7 @@ fn defaults_without_any_configuration() {
     assert_eq!(config.firehose_ping_interval, Duration::from_secs(30));
     assert_eq!(config.email, None);
     assert!(config.hub_moderators.is_empty());
+    assert!(config.hub_rate_limits);
     assert!(config.log_enabled);
     assert_eq!(config.log_level, "info");
     assert_eq!(config.log_filter().as_deref(), Some("info"));
@@ -116,6 +117,7 @@ fn every_variable_is_read() {
             "ROOKERY_HUB_MODERATORS",
             "did:plc:aaaa, did:web:mod.example.com, Mod.Example.COM",
         ),
+        ("ROOKERY_HUB_RATE_LIMITS", "false"),
         ("LOG_ENABLED", "true"),
         ("LOG_LEVEL", "debug"),
     ])
@@ -129,6 +131,7 @@ fn every_variable_is_read() {
     assert!(config.dev_mode);
     assert!(!config.invite_required);
     assert!(config.rate_limits_enabled);
+    assert!(!config.hub_rate_limits);
     assert_eq!(
         config.service_handle_domains,
         [".example.com", ".other.example"]

@@ -116,7 +116,7 @@ impl HubIndex {
             catalog,
             config_moderators: config.hub_moderators.clone(),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
-            rate_limits: config.rate_limits_enabled,
+            rate_limits: config.hub_rate_limits,
             write_lock: tokio::sync::Mutex::new(()),
         })))
     }

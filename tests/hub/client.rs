@@ -207,7 +207,7 @@ pub async fn start(moderators: &[&str], rate_limits: bool) -> TestPds {
     let moderators: Vec<String> = moderators.iter().map(|m| (*m).to_owned()).collect();
     TestPds::start_with(move |config| {
         config.hub_moderators = moderators;
-        config.rate_limits_enabled = rate_limits;
+        config.hub_rate_limits = rate_limits;
         config.admin_password = Some(Secret::new(ADMIN_PASSWORD));
     })
     .await
