@@ -13,16 +13,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
+use super::harness::{BenchServer, WorkDir, bearer, seed_account, server_error};
 use super::{Error, Latency};
 use crate::AppState;
-use crate::accounts::NewAccount;
 use crate::blobs::S3BlobStore;
-use crate::config::{BlobstoreConfig, Config, S3Config, SecretBytes, ServiceSecrets};
-use crate::crypto::{Algorithm, Keypair};
-use crate::identity::plc;
-use crate::syntax::Handle;
+use crate::config::{BlobstoreConfig, Config, S3Config};
 
 const MIB: usize = 1024 * 1024;
 /// The blob sizes measured.
@@ -68,24 +64,16 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-fn server_error(what: &str, e: impl fmt::Display) -> Error {
-    Error::Server(format!("{what}: {e}"))
-}
-
 /// Runs the benchmark (disk, then S3 if configured) and removes its data directories.
 pub async fn run(opts: &Options) -> Result<Report, Error> {
-    let parent = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
     let mut rows = Vec::new();
     let mut stores: Vec<(&'static str, Option<&S3Config>)> = vec![("disk", None)];
     if let Some(s3) = &opts.s3 {
         stores.push(("s3", Some(s3)));
     }
     for (name, s3) in stores {
-        let dir = parent.join(format!("rookery-bench-blobs-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let result = run_in(opts, name, s3, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
-        rows.extend(result?);
+        let dir = WorkDir::create(opts.dir.as_deref(), &format!("blobs-{name}"))?;
+        rows.extend(run_in(opts, name, s3, dir.path()).await?);
     }
     Ok(Report {
         machine: super::Machine::current(),
@@ -116,80 +104,17 @@ async fn run_in(
             tmp_location: dir.join("tmp"),
         },
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = Config {
-        data_directory: dir.to_path_buf(),
-        blobstore,
-        invite_required: false,
-        port: addr.port(),
-        public_url: format!("http://{addr}"),
-        log_enabled: false,
-        ..Config::default()
-    };
-    let secrets = ServiceSecrets {
-        session_key_seed: SecretBytes::new(rand::random()),
-        plc_rotation_key: SecretBytes::new(Keypair::generate(Algorithm::K256).to_private_bytes()),
-    };
-    let state = AppState::build(config, secrets)
-        .await
-        .map_err(|e| server_error("server state", e))?;
-    let shutdown = CancellationToken::new();
-    let app = crate::app(state.clone());
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
-    });
-    let result = measure(opts, name, &state, &format!("http://{addr}")).await;
-    shutdown.cancel();
-    let _ = server.await;
+    let server = BenchServer::start(dir, |config| config.blobstore = blobstore).await?;
+    let result = measure(opts, name, server.state(), &server.url()).await;
+    server.stop().await;
     result
 }
 
 /// Seeds an account through the library; returns its DID and a bearer header value.
 async fn seed(state: &AppState) -> Result<(String, String), Error> {
-    let handle: Handle = "blobs.test"
-        .parse()
-        .map_err(|e| server_error("handle", e))?;
-    let key = Keypair::generate(Algorithm::K256);
-    let (did, _) = plc::create_genesis(
-        &key.public_key().to_did_key(),
-        vec![state.plc_rotation_key().public_key().to_did_key()],
-        &handle,
-        &state.config().public_url,
-        state.plc_rotation_key(),
-    )
-    .map_err(|e| server_error("genesis", e))?;
-    state
-        .repo()
-        .create_repo(&did, &key, Some(&handle))
-        .await
-        .map_err(|e| server_error("create_repo", e))?;
-    let now = chrono::Utc::now().timestamp();
-    state
-        .accounts()
-        .create_account(NewAccount {
-            did: &did,
-            handle: &handle,
-            email: "blobs@example.com",
-            password: "benchmark-password",
-            invite_code: None,
-            invite_required: false,
-            now,
-        })
-        .await
-        .map_err(|e| server_error("create_account", e))?;
-    let session = state
-        .accounts()
-        .create_session_tokens(did.as_str(), None, now, state.session())
-        .await
-        .map_err(|e| server_error("session", e))?;
-    Ok((did.to_string(), format!("Bearer {}", session.access_jwt)))
+    let did = seed_account(state, "blobs").await?;
+    let auth = bearer(state, &did).await?;
+    Ok((did.to_string(), auth))
 }
 
 /// `size` bytes of noise, distinct for each `round`.

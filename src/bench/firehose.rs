@@ -11,17 +11,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
+use super::harness::{BenchServer, Serve, WorkDir, server_error};
 use super::{Error, Latency, Machine, human, micros, per_second};
-use crate::AppState;
-use crate::config::{Config, SecretBytes, ServiceSecrets};
 use crate::crypto::{Algorithm, Keypair};
 use crate::repo::blockstore::{BlockStore, MemoryBlockStore};
 use crate::repo::cbor::Ipld;
@@ -90,62 +88,25 @@ pub struct Report {
     pub live_latency: Latency,
 }
 
-fn server_error(what: &str, e: impl fmt::Display) -> Error {
-    Error::Server(format!("{what}: {e}"))
-}
-
 /// Runs the benchmark and removes its data directory.
 pub async fn run(opts: &Options) -> Result<Report, Error> {
-    let parent = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let dir = parent.join(format!("rookery-bench-firehose-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Dir {
-        path: dir.clone(),
-        source,
-    })?;
-    let result = run_in(opts, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(opts: &Options, dir: &Path) -> Result<Report, Error> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = Config {
-        data_directory: dir.to_path_buf(),
-        port: addr.port(),
-        public_url: format!("http://{addr}"),
-        log_enabled: false,
+    let dir = WorkDir::create(opts.dir.as_deref(), "firehose")?;
+    let serve = Serve {
+        background_tasks: true,
+        ..Serve::default()
+    };
+    let server = BenchServer::start_with(dir.path(), serve, |config| {
         // Every subscriber may lag by the whole live phase without being dropped.
-        max_subscription_buffer: opts.live.max(500),
-        firehose_ping_interval: Duration::from_secs(30),
-        ..Config::default()
-    };
-    let secrets = ServiceSecrets {
-        session_key_seed: SecretBytes::new(rand::random()),
-        plc_rotation_key: SecretBytes::new(Keypair::generate(Algorithm::K256).to_private_bytes()),
-    };
-    let state = AppState::build(config, secrets)
-        .await
-        .map_err(|e| server_error("server state", e))?;
-    let shutdown = CancellationToken::new();
-    let mut runner = crate::server::tasks::TaskRunner::new(shutdown.child_token());
-    crate::server::spawn_tasks(&state, &mut runner);
-    let supervisor = tokio::spawn(runner.supervise(Duration::from_secs(5)));
-    let app = crate::app(state.clone());
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
-    });
-    let url = format!("ws://{addr}/xrpc/com.atproto.sync.subscribeRepos");
-    let result = measure(opts, state.repo().sequencer(), &url).await;
-    shutdown.cancel();
-    let _ = server.await;
-    let _ = supervisor.await;
+        config.max_subscription_buffer = opts.live.max(500);
+        config.firehose_ping_interval = Duration::from_secs(30);
+    })
+    .await?;
+    let url = format!(
+        "ws://{}/xrpc/com.atproto.sync.subscribeRepos",
+        server.addr()
+    );
+    let result = measure(opts, server.state().repo().sequencer(), &url).await;
+    server.stop().await;
     result
 }
 

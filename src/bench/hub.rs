@@ -11,19 +11,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
-use super::{Error, Latency, check_eq};
+use super::harness::{BenchServer, WorkDir, seed_account, server_error};
+use super::{Error, Latency, check_eq, per_second};
 use crate::AppState;
-use crate::accounts::NewAccount;
 use crate::actor::{MAX_WRITES, RecordWrite};
-use crate::config::{Config, SecretBytes, ServiceSecrets};
-use crate::crypto::{Algorithm, Keypair};
 use crate::hub::{PLUGIN, REVIEW};
-use crate::identity::plc;
 use crate::repo::cbor::json_to_record;
 use crate::repo::repository::Write;
-use crate::syntax::{Did, Handle, TidClock};
+use crate::syntax::{Did, TidClock};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -96,89 +91,17 @@ fn listings(plugins: usize) -> Vec<(&'static str, Params, usize)> {
     ]
 }
 
-fn err(what: &str, e: impl fmt::Display) -> Error {
-    Error::Server(format!("{what}: {e}"))
-}
-
 /// Runs the benchmark and removes its data directory.
 pub async fn run(opts: &Options) -> Result<Report, Error> {
-    let parent = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let dir = parent.join(format!("rookery-bench-hub-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = run_in(opts, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(opts: &Options, dir: &std::path::Path) -> Result<Report, Error> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = Config {
-        data_directory: dir.to_path_buf(),
-        invite_required: false,
-        port: addr.port(),
-        public_url: format!("http://{addr}"),
-        log_enabled: false,
+    let dir = WorkDir::create(opts.dir.as_deref(), "hub")?;
+    let server = BenchServer::start(dir.path(), |config| {
         // The benchmark seeds thousands of plugins per account.
-        hub_rate_limits: false,
-        ..Config::default()
-    };
-    let secrets = ServiceSecrets {
-        session_key_seed: SecretBytes::new(rand::random()),
-        plc_rotation_key: SecretBytes::new(Keypair::generate(Algorithm::K256).to_private_bytes()),
-    };
-    let state = AppState::build(config, secrets)
-        .await
-        .map_err(|e| err("server state", e))?;
-    let shutdown = CancellationToken::new();
-    let app = crate::app(state.clone());
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
-    });
-    let result = measure(opts, &state, &format!("http://{addr}")).await;
-    shutdown.cancel();
-    let _ = server.await;
+        config.hub_rate_limits = false;
+    })
+    .await?;
+    let result = measure(opts, server.state(), &server.url()).await;
+    server.stop().await;
     result
-}
-
-async fn seed_account(state: &AppState, name: &str) -> Result<Did, Error> {
-    let handle: Handle = format!("{name}.test")
-        .parse()
-        .map_err(|e| err("handle", e))?;
-    let key = Keypair::generate(Algorithm::K256);
-    let (did, _) = plc::create_genesis(
-        &key.public_key().to_did_key(),
-        vec![state.plc_rotation_key().public_key().to_did_key()],
-        &handle,
-        &state.config().public_url,
-        state.plc_rotation_key(),
-    )
-    .map_err(|e| err("genesis", e))?;
-    state
-        .repo()
-        .create_repo(&did, &key, Some(&handle))
-        .await
-        .map_err(|e| err("create_repo", e))?;
-    state
-        .accounts()
-        .create_account(NewAccount {
-            did: &did,
-            handle: &handle,
-            email: &format!("{name}@example.com"),
-            password: "benchmark-password",
-            invite_code: None,
-            invite_required: false,
-            now: chrono::Utc::now().timestamp(),
-        })
-        .await
-        .map_err(|e| err("create_account", e))?;
-    Ok(did)
 }
 
 fn plugin_record(i: usize) -> serde_json::Value {
@@ -205,7 +128,7 @@ async fn commit_all(state: &AppState, did: &Did, writes: Vec<Write>) -> Result<V
             .repo()
             .apply_writes(did, batch, None)
             .await
-            .map_err(|e| err("apply_writes", e))?;
+            .map_err(|e| server_error("apply_writes", e))?;
         for r in commit.results {
             let cid = r.cid.map(|c| c.to_string()).unwrap_or_default();
             out.push(format!("{}\n{cid}", r.uri));
@@ -224,8 +147,10 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
             .step_by(authors)
             .map(|i| {
                 Ok(Write::Create {
-                    collection: PLUGIN.parse().map_err(|e| err("nsid", e))?,
-                    rkey: format!("plugin-{i}").parse().map_err(|e| err("rkey", e))?,
+                    collection: PLUGIN.parse().map_err(|e| server_error("nsid", e))?,
+                    rkey: format!("plugin-{i}")
+                        .parse()
+                        .map_err(|e| server_error("rkey", e))?,
                     record: json_to_record(&plugin_record(i))?,
                 })
             })
@@ -237,7 +162,7 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
         .hub()
         .set_moderator(moderator.as_str(), true)
         .await
-        .map_err(|e| err("set_moderator", e))?;
+        .map_err(|e| server_error("set_moderator", e))?;
     let clock = TidClock::default();
     let reviews = plugins
         .iter()
@@ -252,8 +177,12 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
                 "createdAt": "2025-06-01T00:00:00.000Z",
             });
             Ok(Write::Create {
-                collection: REVIEW.parse().map_err(|e| err("nsid", e))?,
-                rkey: clock.next().as_str().parse().map_err(|e| err("rkey", e))?,
+                collection: REVIEW.parse().map_err(|e| server_error("nsid", e))?,
+                rkey: clock
+                    .next()
+                    .as_str()
+                    .parse()
+                    .map_err(|e| server_error("rkey", e))?,
                 record: json_to_record(&review)?,
             })
         })
@@ -268,7 +197,7 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
                 .hub()
                 .track_download(uri, &format!("10.0.0.{ip}"), now)
                 .await
-                .map_err(|e| err("track_download", e))?;
+                .map_err(|e| server_error("track_download", e))?;
         }
     }
     let seed_elapsed = started.elapsed();
@@ -278,7 +207,7 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
         .hub()
         .reindex_all(state.repo())
         .await
-        .map_err(|e| err("reindex", e))?;
+        .map_err(|e| server_error("reindex", e))?;
     let reindex_elapsed = started.elapsed();
 
     let client = reqwest::Client::new();
@@ -288,7 +217,7 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
             &format!("{base}/xrpc/cn.pocketbase.hub.listPlugins"),
             &query,
         )
-        .map_err(|e| err("url", e))?;
+        .map_err(|e| server_error("url", e))?;
         // Check the listing matches what the data says: page through it once.
         let mut matched = 0;
         let mut cursor: Option<String> = None;
@@ -302,10 +231,10 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
                 .get(page_url)
                 .send()
                 .await
-                .map_err(|e| err("listPlugins", e))?
+                .map_err(|e| server_error("listPlugins", e))?
                 .json()
                 .await
-                .map_err(|e| err("listPlugins body", e))?;
+                .map_err(|e| server_error("listPlugins body", e))?;
             matched += body["plugins"].as_array().map_or(0, Vec::len);
             cursor = body["cursor"].as_str().map(str::to_owned);
             if cursor.is_none() {
@@ -321,15 +250,15 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
                 .get(url.clone())
                 .send()
                 .await
-                .map_err(|e| err("listPlugins", e))?;
+                .map_err(|e| server_error("listPlugins", e))?;
             let status = response.status();
             let bytes = response
                 .bytes()
                 .await
-                .map_err(|e| err("listPlugins body", e))?;
+                .map_err(|e| server_error("listPlugins body", e))?;
             samples.push(t.elapsed());
             if !status.is_success() {
-                return Err(err("listPlugins", format!("{status}: {bytes:?}")));
+                return Err(server_error("listPlugins", format!("{status}: {bytes:?}")));
             }
         }
         measured.push(Measured {
@@ -349,10 +278,6 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
     })
 }
 
-fn per_second(n: usize, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
-}
-
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -367,7 +292,7 @@ impl fmt::Display for Report {
             self.seed_elapsed.as_secs_f64(),
             self.reindex_records,
             self.reindex_elapsed.as_secs_f64(),
-            per_second(self.reindex_records, self.reindex_elapsed)
+            per_second(self.reindex_records as u64, self.reindex_elapsed)
         )?;
         writeln!(
             f,
@@ -381,7 +306,7 @@ impl fmt::Display for Report {
                 m.name,
                 m.matches,
                 m.latency.count,
-                per_second(m.latency.count, m.elapsed),
+                per_second(m.latency.count as u64, m.elapsed),
                 m.latency.median.as_micros(),
                 m.latency.p99.as_micros(),
                 m.latency.max.as_micros()

@@ -7,6 +7,7 @@
 
 pub mod blobs;
 pub mod firehose;
+mod harness;
 pub mod hub;
 pub mod repo;
 pub mod server;

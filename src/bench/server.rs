@@ -10,15 +10,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use super::{Error, Latency};
+use super::harness::{BenchServer, WorkDir, bearer, seed_account, server_error};
+use super::{Error, Latency, per_second};
 use crate::AppState;
-use crate::accounts::NewAccount;
-use crate::config::{Config, SecretBytes, ServiceSecrets};
-use crate::crypto::{Algorithm, Keypair};
-use crate::identity::plc;
-use crate::syntax::Handle;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -49,92 +44,19 @@ pub struct Report {
     pub read_elapsed: Duration,
 }
 
-fn http_error(what: &str, e: impl fmt::Display) -> Error {
-    Error::Server(format!("{what}: {e}"))
-}
-
 /// Runs the benchmark and removes its data directory.
 pub async fn run(opts: &Options) -> Result<Report, Error> {
-    let parent = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let dir = parent.join(format!("rookery-bench-server-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = run_in(opts, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(opts: &Options, dir: &std::path::Path) -> Result<Report, Error> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = Config {
-        data_directory: dir.to_path_buf(),
-        invite_required: false,
-        port: addr.port(),
-        public_url: format!("http://{addr}"),
-        log_enabled: false,
-        ..Config::default()
-    };
-    let secrets = ServiceSecrets {
-        session_key_seed: SecretBytes::new(rand::random()),
-        plc_rotation_key: SecretBytes::new(Keypair::generate(Algorithm::K256).to_private_bytes()),
-    };
-    let state = AppState::build(config, secrets)
-        .await
-        .map_err(|e| http_error("server state", e))?;
-    let shutdown = CancellationToken::new();
-    let app = crate::app(state.clone());
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
-    });
-    let result = measure(opts, &state, &format!("http://{addr}")).await;
-    shutdown.cancel();
-    let _ = server.await;
+    let dir = WorkDir::create(opts.dir.as_deref(), "server")?;
+    let server = BenchServer::start(dir.path(), |_| {}).await?;
+    let result = measure(opts, server.state(), &server.url()).await;
+    server.stop().await;
     result
 }
 
 async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report, Error> {
     // The account, seeded through the library.
-    let handle: Handle = "bench.test".parse().map_err(|e| http_error("handle", e))?;
-    let key = Keypair::generate(Algorithm::K256);
-    let (did, _) = plc::create_genesis(
-        &key.public_key().to_did_key(),
-        vec![state.plc_rotation_key().public_key().to_did_key()],
-        &handle,
-        &state.config().public_url,
-        state.plc_rotation_key(),
-    )
-    .map_err(|e| http_error("genesis", e))?;
-    state
-        .repo()
-        .create_repo(&did, &key, Some(&handle))
-        .await
-        .map_err(|e| http_error("create_repo", e))?;
-    let now = chrono::Utc::now().timestamp();
-    state
-        .accounts()
-        .create_account(NewAccount {
-            did: &did,
-            handle: &handle,
-            email: "bench@example.com",
-            password: "benchmark-password",
-            invite_code: None,
-            invite_required: false,
-            now,
-        })
-        .await
-        .map_err(|e| http_error("create_account", e))?;
-    let session = state
-        .accounts()
-        .create_session_tokens(did.as_str(), None, now, state.session())
-        .await
-        .map_err(|e| http_error("session", e))?;
-    let auth = format!("Bearer {}", session.access_jwt);
+    let did = seed_account(state, "bench").await?;
+    let auth = bearer(state, &did).await?;
     let client = reqwest::Client::new();
 
     let mut rkeys = Vec::with_capacity(opts.creates);
@@ -157,15 +79,15 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
             .json(&body)
             .send()
             .await
-            .map_err(|e| http_error("createRecord", e))?;
+            .map_err(|e| server_error("createRecord", e))?;
         let status = response.status();
         let out: serde_json::Value = response
             .json()
             .await
-            .map_err(|e| http_error("createRecord body", e))?;
+            .map_err(|e| server_error("createRecord body", e))?;
         samples.push(t.elapsed());
         if !status.is_success() {
-            return Err(http_error("createRecord", format!("{status}: {out}")));
+            return Err(server_error("createRecord", format!("{status}: {out}")));
         }
         let uri = out["uri"].as_str().unwrap_or_default();
         rkeys.push(uri.rsplit('/').next().unwrap_or_default().to_owned());
@@ -187,15 +109,15 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
             ))
             .send()
             .await
-            .map_err(|e| http_error("getRecord", e))?;
+            .map_err(|e| server_error("getRecord", e))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| http_error("getRecord body", e))?;
+            .map_err(|e| server_error("getRecord body", e))?;
         samples.push(t.elapsed());
         if !status.is_success() {
-            return Err(http_error("getRecord", format!("{status}: {bytes:?}")));
+            return Err(server_error("getRecord", format!("{status}: {bytes:?}")));
         }
     }
     let read_elapsed = started.elapsed();
@@ -206,10 +128,6 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
         read: Latency::of(&samples),
         read_elapsed,
     })
-}
-
-fn per_second(n: usize, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
 impl fmt::Display for Report {
@@ -237,7 +155,7 @@ impl fmt::Display for Report {
                 "    {:<28} {:>6} {:>10.0} {:>8}µs {:>8}µs {:>8}µs",
                 name,
                 lat.count,
-                per_second(lat.count, elapsed),
+                per_second(lat.count as u64, elapsed),
                 lat.median.as_micros(),
                 lat.p99.as_micros(),
                 lat.max.as_micros()

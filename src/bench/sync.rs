@@ -16,18 +16,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use axum::serve::ListenerExt;
 use cid::Cid;
 use futures::StreamExt;
 use ipld_core::ipld::Ipld;
 
+use super::harness::{BenchServer, Serve, WorkDir, server_error};
 use super::{CountingWriter, Error, Latency, Machine, check_eq, human, mb_per_second};
 use crate::AppState;
 use crate::actor::{MAX_WRITES, RecordWrite};
-use crate::config::{Config, SecretBytes, ServiceSecrets};
 use crate::crypto::{Algorithm, Keypair};
 use crate::repo::car::{CarReader, Limits, RootPolicy};
 use crate::repo::repository::Write;
@@ -93,57 +92,16 @@ pub struct Report {
     pub get_blocks: Transfer,
 }
 
-fn server_error(what: &str, e: impl fmt::Display) -> Error {
-    Error::Server(format!("{what}: {e}"))
-}
-
 /// Runs the benchmark and removes its data directory.
 pub async fn run(opts: &Options) -> Result<Report, Error> {
-    let parent = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let dir = parent.join(format!("rookery-bench-sync-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Dir {
-        path: dir.clone(),
-        source,
-    })?;
-    let result = run_in(opts, &dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(opts: &Options, dir: &Path) -> Result<Report, Error> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let config = Config {
-        data_directory: dir.to_path_buf(),
-        invite_required: false,
-        port: addr.port(),
-        public_url: format!("http://{addr}"),
-        log_enabled: false,
-        ..Config::default()
+    let dir = WorkDir::create(opts.dir.as_deref(), "sync")?;
+    let serve = Serve {
+        nodelay: true,
+        ..Serve::default()
     };
-    let secrets = ServiceSecrets {
-        session_key_seed: SecretBytes::new(rand::random()),
-        plc_rotation_key: SecretBytes::new(Keypair::generate(Algorithm::K256).to_private_bytes()),
-    };
-    let state = AppState::build(config, secrets)
-        .await
-        .map_err(|e| server_error("server state", e))?;
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let app = crate::app(state.clone());
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
-    });
-    let result = measure(opts, &state, &format!("http://{addr}")).await;
-    shutdown.cancel();
-    let _ = server.await;
+    let server = BenchServer::start_with(dir.path(), serve, |_| {}).await?;
+    let result = measure(opts, server.state(), &server.url()).await;
+    server.stop().await;
     result
 }
 

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use super::auth::AccessStandard;
 use super::extract::XrpcQuery;
-use crate::accounts::AccountStatus;
+use super::sync;
 use crate::blobs::{self, ByteRange, sniff};
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
@@ -136,35 +136,18 @@ fn blob_not_found() -> XrpcError {
 /// A repository hosted here and available, or the sync lexicons' errors (400, as the
 /// reference: `RepoNotFound`, `RepoTakendown`, `RepoDeactivated`).
 async fn available_repo(state: &AppState, did: &Did) -> Result<(), XrpcError> {
-    let not_found = || XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"));
-    match state
-        .accounts()
-        .account_status(did.as_str())
-        .await
-        .map_err(XrpcError::internal)?
-    {
-        AccountStatus::Active => {}
-        AccountStatus::Deleted => return Err(not_found()),
-        AccountStatus::Takendown => {
-            return Err(XrpcError::bad_request(
-                ErrorName::RepoTakendown,
-                format!("Repo has been takendown: {did}"),
-            ));
-        }
-        AccountStatus::Deactivated => {
-            return Err(XrpcError::bad_request(
-                ErrorName::RepoDeactivated,
-                format!("Repo has been deactivated: {did}"),
-            ));
-        }
-    }
+    sync::check_available(state, did).await?;
     let exists = state
         .repo()
         .stores()
         .exists(did)
         .await
         .map_err(XrpcError::internal)?;
-    if exists { Ok(()) } else { Err(not_found()) }
+    if exists {
+        Ok(())
+    } else {
+        Err(sync::repo_not_found(did))
+    }
 }
 
 /// The one range of a `Range: bytes=…` header. Anything else (another unit, several

@@ -70,41 +70,48 @@ struct DidParam {
     did: String,
 }
 
-/// The actor store of a repository hosted here and available: the errors of the sync lexicons
-/// otherwise (`RepoNotFound`, `RepoTakendown`, `RepoDeactivated`; 400 as the reference).
-async fn available_repo(state: &AppState, did: &str) -> Result<(Did, ActorHandle), XrpcError> {
-    let did: Did = did
-        .parse()
-        .map_err(|_| XrpcError::invalid_request("did must be a valid did"))?;
-    let not_found = || XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"));
+/// The sync lexicons' error for a repository not hosted here (400, as the reference).
+pub(crate) fn repo_not_found(did: &Did) -> XrpcError {
+    XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"))
+}
+
+/// Ok when the account of `did` is active; the errors of the sync lexicons otherwise
+/// (`RepoNotFound`, `RepoTakendown`, `RepoDeactivated`; 400 as the reference). Whether its
+/// repository is stored here is the caller's to check.
+pub(crate) async fn check_available(state: &AppState, did: &Did) -> Result<(), XrpcError> {
     match state
         .accounts()
         .account_status(did.as_str())
         .await
         .map_err(XrpcError::internal)?
     {
-        AccountStatus::Active => {}
-        AccountStatus::Deleted => return Err(not_found()),
-        AccountStatus::Takendown => {
-            return Err(XrpcError::bad_request(
-                ErrorName::RepoTakendown,
-                format!("Repo has been takendown: {did}"),
-            ));
-        }
-        AccountStatus::Deactivated => {
-            return Err(XrpcError::bad_request(
-                ErrorName::RepoDeactivated,
-                format!("Repo has been deactivated: {did}"),
-            ));
-        }
+        AccountStatus::Active => Ok(()),
+        AccountStatus::Deleted => Err(repo_not_found(did)),
+        AccountStatus::Takendown => Err(XrpcError::bad_request(
+            ErrorName::RepoTakendown,
+            format!("Repo has been takendown: {did}"),
+        )),
+        AccountStatus::Deactivated => Err(XrpcError::bad_request(
+            ErrorName::RepoDeactivated,
+            format!("Repo has been deactivated: {did}"),
+        )),
     }
+}
+
+/// The actor store of a repository hosted here and available: the errors of the sync lexicons
+/// otherwise (see [`check_available`]).
+async fn available_repo(state: &AppState, did: &str) -> Result<(Did, ActorHandle), XrpcError> {
+    let did: Did = did
+        .parse()
+        .map_err(|_| XrpcError::invalid_request("did must be a valid did"))?;
+    check_available(state, &did).await?;
     let handle = state
         .repo()
         .stores()
         .open(&did)
         .await
         .map_err(XrpcError::internal)?
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| repo_not_found(&did))?;
     Ok((did, handle))
 }
 

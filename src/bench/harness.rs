@@ -1,0 +1,212 @@
+//! What the HTTP benchmarks share: a working directory that removes itself, an in-process
+//! server on 127.0.0.1 port 0, and an account seeded through the library.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Error;
+use crate::AppState;
+use crate::accounts::NewAccount;
+use crate::config::{Config, SecretBytes, ServiceSecrets};
+use crate::crypto::{Algorithm, Keypair};
+use crate::identity::plc;
+use crate::server::tasks::TaskRunner;
+use crate::syntax::{Did, Handle};
+
+/// [`Error::Server`] naming what failed.
+pub(crate) fn server_error(what: &str, e: impl fmt::Display) -> Error {
+    Error::Server(format!("{what}: {e}"))
+}
+
+/// `rookery-bench-{name}-{pid}` under `parent` (default: the system temp directory), created
+/// on [`WorkDir::create`] and removed, with everything in it, on drop.
+#[derive(Debug)]
+pub(crate) struct WorkDir {
+    path: PathBuf,
+}
+
+impl WorkDir {
+    pub(crate) fn create(parent: Option<&Path>, name: &str) -> Result<Self, Error> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let path = parent.join(format!("rookery-bench-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|source| Error::Dir {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(WorkDir { path })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// How the server is run, beyond its [`Config`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Serve {
+    /// `TCP_NODELAY` on every accepted connection.
+    pub(crate) nodelay: bool,
+    /// The background tasks `serve` runs ([`crate::server::spawn_tasks`]), supervised.
+    pub(crate) background_tasks: bool,
+}
+
+/// The router of `rookery serve` on 127.0.0.1 port 0 over a data directory, with fresh random
+/// service secrets. Stop it with [`BenchServer::stop`].
+pub(crate) struct BenchServer {
+    state: AppState,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    supervisor: Option<JoinHandle<Vec<crate::server::tasks::TaskExit>>>,
+}
+
+impl BenchServer {
+    /// Starts a plain server: the default configuration for `dir` (no invite codes, no
+    /// logging) changed by `adjust`.
+    pub(crate) async fn start(dir: &Path, adjust: impl FnOnce(&mut Config)) -> Result<Self, Error> {
+        Self::start_with(dir, Serve::default(), adjust).await
+    }
+
+    pub(crate) async fn start_with(
+        dir: &Path,
+        serve: Serve,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Result<Self, Error> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut config = Config {
+            data_directory: dir.to_path_buf(),
+            invite_required: false,
+            port: addr.port(),
+            public_url: format!("http://{addr}"),
+            log_enabled: false,
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let secrets = ServiceSecrets {
+            session_key_seed: SecretBytes::new(rand::random()),
+            plc_rotation_key: SecretBytes::new(
+                Keypair::generate(Algorithm::K256).to_private_bytes(),
+            ),
+        };
+        let state = AppState::build(config, secrets)
+            .await
+            .map_err(|e| server_error("server state", e))?;
+        let shutdown = CancellationToken::new();
+        let supervisor = serve.background_tasks.then(|| {
+            let mut runner = TaskRunner::new(shutdown.child_token());
+            crate::server::spawn_tasks(&state, &mut runner);
+            tokio::spawn(runner.supervise(Duration::from_secs(5)))
+        });
+        let app = crate::app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let token = shutdown.clone();
+        let server = if serve.nodelay {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
+            })
+        } else {
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
+            })
+        };
+        Ok(BenchServer {
+            state,
+            addr,
+            shutdown,
+            server,
+            supervisor,
+        })
+    }
+
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Shuts the server (and its background tasks) down gracefully and waits for them.
+    pub(crate) async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        if let Some(supervisor) = self.supervisor {
+            let _ = supervisor.await;
+        }
+    }
+}
+
+/// Creates an account through the library: handle `{name}.test`, email
+/// `{name}@example.com`, and a did:plc whose genesis is signed but not submitted.
+pub(crate) async fn seed_account(state: &AppState, name: &str) -> Result<Did, Error> {
+    let handle: Handle = format!("{name}.test")
+        .parse()
+        .map_err(|e| server_error("handle", e))?;
+    let key = Keypair::generate(Algorithm::K256);
+    let (did, _) = plc::create_genesis(
+        &key.public_key().to_did_key(),
+        vec![state.plc_rotation_key().public_key().to_did_key()],
+        &handle,
+        &state.config().public_url,
+        state.plc_rotation_key(),
+    )
+    .map_err(|e| server_error("genesis", e))?;
+    state
+        .repo()
+        .create_repo(&did, &key, Some(&handle))
+        .await
+        .map_err(|e| server_error("create_repo", e))?;
+    state
+        .accounts()
+        .create_account(NewAccount {
+            did: &did,
+            handle: &handle,
+            email: &format!("{name}@example.com"),
+            password: "benchmark-password",
+            invite_code: None,
+            invite_required: false,
+            now: chrono::Utc::now().timestamp(),
+        })
+        .await
+        .map_err(|e| server_error("create_account", e))?;
+    Ok(did)
+}
+
+/// An `authorization` header value for a new session of `did`.
+pub(crate) async fn bearer(state: &AppState, did: &Did) -> Result<String, Error> {
+    let session = state
+        .accounts()
+        .create_session_tokens(
+            did.as_str(),
+            None,
+            chrono::Utc::now().timestamp(),
+            state.session(),
+        )
+        .await
+        .map_err(|e| server_error("session", e))?;
+    Ok(format!("Bearer {}", session.access_jwt))
+}
