@@ -180,12 +180,23 @@ pub(crate) async fn seed_account(state: &AppState, name: &str) -> Result<Did, Er
         .create_repo(&did, &key, Some(&handle))
         .await
         .map_err(|e| server_error("create_repo", e))?;
+    register(state, &did, &handle, &format!("{name}@example.com")).await?;
+    Ok(did)
+}
+
+/// Adds `did` to the account database (password `benchmark-password`).
+pub(crate) async fn register(
+    state: &AppState,
+    did: &Did,
+    handle: &Handle,
+    email: &str,
+) -> Result<(), Error> {
     state
         .accounts()
         .create_account(NewAccount {
-            did: &did,
-            handle: &handle,
-            email: &format!("{name}@example.com"),
+            did,
+            handle,
+            email,
             password: "benchmark-password",
             invite_code: None,
             invite_required: false,
@@ -193,7 +204,7 @@ pub(crate) async fn seed_account(state: &AppState, name: &str) -> Result<Did, Er
         })
         .await
         .map_err(|e| server_error("create_account", e))?;
-    Ok(did)
+    Ok(())
 }
 
 /// An `authorization` header value for a new session of `did`.

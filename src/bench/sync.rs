@@ -23,7 +23,7 @@ use cid::Cid;
 use futures::StreamExt;
 use ipld_core::ipld::Ipld;
 
-use super::harness::{BenchServer, Serve, WorkDir, server_error};
+use super::harness::{BenchServer, Serve, WorkDir, register, server_error};
 use super::{CountingWriter, Error, Latency, Machine, check_eq, human, mb_per_second};
 use crate::AppState;
 use crate::actor::{MAX_WRITES, RecordWrite};
@@ -265,21 +265,10 @@ async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report,
         .create_repo(&did, &key, None)
         .await
         .map_err(|e| server_error("create_repo", e))?;
-    state
-        .accounts()
-        .create_account(crate::accounts::NewAccount {
-            did: &did,
-            handle: &"bench-sync.test"
-                .parse()
-                .map_err(|e| server_error("handle", e))?,
-            email: "bench-sync@example.com",
-            password: "benchmark-password",
-            invite_code: None,
-            invite_required: false,
-            now: chrono::Utc::now().timestamp(),
-        })
-        .await
-        .map_err(|e| server_error("create_account", e))?;
+    let handle = "bench-sync.test"
+        .parse()
+        .map_err(|e| server_error("handle", e))?;
+    register(state, &did, &handle, "bench-sync@example.com").await?;
 
     let started = Instant::now();
     let (commits, half_rev) = build(opts, state, &did).await?;
