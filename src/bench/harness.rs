@@ -221,3 +221,51 @@ pub(crate) async fn bearer(state: &AppState, did: &Did) -> Result<String, Error>
         .map_err(|e| server_error("session", e))?;
     Ok(format!("Bearer {}", session.access_jwt))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn server_serves_the_adjusted_config_until_stopped() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = WorkDir::create(Some(parent.path()), "harness").unwrap();
+        let path = parent
+            .path()
+            .join(format!("rookery-bench-harness-{}", std::process::id()));
+        assert_eq!(dir.path(), path);
+        assert!(path.is_dir());
+
+        let server = BenchServer::start(dir.path(), |config| config.hub_rate_limits = false)
+            .await
+            .unwrap();
+        let config = server.state().config();
+        assert_eq!(config.data_directory, path);
+        assert!(!config.invite_required);
+        assert!(!config.hub_rate_limits);
+        assert_eq!(config.public_url, server.url());
+        assert_eq!(server.url(), format!("http://127.0.0.1:{}", config.port));
+        let status = reqwest::get(format!("{}/xrpc/_health", server.url()))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, reqwest::StatusCode::OK);
+
+        let did = seed_account(server.state(), "harness").await.unwrap();
+        let auth = bearer(server.state(), &did).await.unwrap();
+        assert!(auth.starts_with("Bearer "), "{auth}");
+        let account = server
+            .state()
+            .accounts()
+            .account_status(did.as_str())
+            .await
+            .unwrap();
+        assert_eq!(account, crate::accounts::AccountStatus::Active);
+
+        let url = server.url();
+        server.stop().await;
+        assert!(reqwest::get(format!("{url}/xrpc/_health")).await.is_err());
+        drop(dir);
+        assert!(!path.exists());
+    }
+}

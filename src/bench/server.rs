@@ -164,3 +164,28 @@ impl fmt::Display for Report {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn small_run_writes_and_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            creates: 5,
+            reads: 7,
+            dir: Some(dir.path().to_path_buf()),
+        };
+        let report = run(&opts).await.unwrap();
+        assert_eq!(report.create.count, 5);
+        assert_eq!(report.read.count, 7);
+        let text = report.to_string();
+        assert!(text.contains("createRecord (one account)"), "{text}");
+        assert!(
+            !dir.path()
+                .join(format!("rookery-bench-server-{}", std::process::id()))
+                .exists()
+        );
+    }
+}
