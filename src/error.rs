@@ -223,9 +223,13 @@ impl XrpcError {
         )
     }
 
-    /// 400 `BlobTooLarge`, the name `uploadBlob` declares.
+    /// 413 `BlobTooLarge`, the name `uploadBlob` declares, with the status of an oversize body.
     pub fn blob_too_large(message: impl Into<String>) -> Self {
-        Self::bad_request(ErrorName::BlobTooLarge, message)
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorName::BlobTooLarge,
+            message,
+        )
     }
 
     /// 501 for an XRPC method this server does not implement.

@@ -51,11 +51,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn too_large(limit: u64) -> XrpcError {
-    XrpcError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorName::BlobTooLarge,
-        format!("Blob is larger than the limit of {limit} bytes"),
-    )
+    XrpcError::blob_too_large(format!("Blob is larger than the limit of {limit} bytes"))
 }
 
 /// `POST com.atproto.repo.uploadBlob`: the body is the blob.
