@@ -2,7 +2,7 @@
 //! unavailable, `#account` on the firehose) and its reversal, admin deactivation, record and
 //! blob takedowns, `getSubjectStatus`, `getAccountInfo`, and the admin-auth and input errors.
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use rookery::config::{BlobstoreConfig, Secret};

@@ -1,6 +1,6 @@
 //! `com.atproto.server.*` over real HTTP against a whole PDS and a real PLC directory.
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use rookery::syntax::Did;
 use serde_json::{Value, json};
 
-use crate::client::{ADMIN_PASSWORD, Client, PLUGIN, REVIEW, plugin, review, start};
+use super::client::{ADMIN_PASSWORD, Client, PLUGIN, REVIEW, plugin, review, start};
 use crate::support::pds::TestPds;
 
 /// A plugin of the seeded marketplace.

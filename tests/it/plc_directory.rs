@@ -2,7 +2,7 @@
 //! `tests/support/plc.rs`): the directory checks our DAG-CBOR encoding, signatures, DID
 //! derivation and `prev` chaining, and we read back what it serves.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -26,9 +26,9 @@ fn handle(s: &str) -> Handle {
     s.parse().unwrap()
 }
 
-fn start() -> (PlcServer, Arc<dyn PlcDirectory>) {
+fn start() -> (&'static PlcServer, Arc<dyn PlcDirectory>) {
     let started = Instant::now();
-    let server = PlcServer::start();
+    let server = PlcServer::shared();
     eprintln!(
         "PLC directory at {} in {:?}",
         server.url(),

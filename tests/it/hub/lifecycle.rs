@@ -6,8 +6,8 @@ use rookery::repo::cbor::json_to_record;
 use rookery::repo::repository::Write;
 use serde_json::{Value, json};
 
-use crate::client::{CASE, Client, PLUGIN, REVIEW, plugin, plugin_uri, review, start};
-use crate::market::{apply_create, moderator_pds, seed_market};
+use super::client::{CASE, Client, PLUGIN, REVIEW, plugin, plugin_uri, review, start};
+use super::market::{apply_create, moderator_pds, seed_market};
 
 /// The full bodies of a set of listings (for comparing index states).
 async fn snapshot(c: &Client, mod_tok: &str) -> Vec<Value> {

@@ -1,7 +1,7 @@
 //! The integration-test PDS itself: it starts on a real socket against the real PLC directory,
 //! and a seeded account is registered there and has a repository.
 
-mod support;
+use crate::support;
 
 use support::pds::TestPds;
 

@@ -1,5 +1,5 @@
 //! A whole Rookery PDS on 127.0.0.1 for integration tests: a fresh data directory, the real
-//! PLC directory, the same router `rookery serve` runs, on a real socket.
+//! PLC directory (one per test binary, shared), the same router `rookery serve` runs, on a real socket.
 
 use std::net::SocketAddr;
 
@@ -16,16 +16,17 @@ use super::plc::PlcServer;
 pub struct TestPds {
     pub state: AppState,
     pub addr: SocketAddr,
-    pub plc: PlcServer,
+    /// The binary's shared PLC directory ([`PlcServer::shared`]).
+    pub plc: &'static PlcServer,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
 }
 
 impl TestPds {
     /// Starts a PDS with `adjust` applied to its configuration (dev mode, no invites required,
-    /// handle domain `.test`, the PLC directory of this test).
+    /// handle domain `.test`, the binary's shared PLC directory).
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestPds {
-        let plc = PlcServer::start();
+        let plc = PlcServer::shared();
         let dir = tempfile::tempdir().unwrap();
         // Bound first, so the PDS advertises (in DID documents) the address it really serves.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

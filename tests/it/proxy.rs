@@ -20,7 +20,7 @@ use rookery::proxy::{Caller, ProxyConfig, ProxyContext, proxy_request};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-#[path = "proxy/upstream.rs"]
+
 mod upstream;
 
 use upstream::{AllLoopback, Docs, TIMELINE_BODY, start_upstream};

@@ -7,13 +7,26 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use super::process::ChildServer;
 
 /// A running directory; killed (and reaped) on drop.
 pub struct PlcServer(ChildServer);
 
+/// The test binary's one directory, see [`PlcServer::shared`].
+static SHARED: OnceLock<PlcServer> = OnceLock::new();
+
 impl PlcServer {
+    /// The directory shared by every test of this binary, started by the first test that asks.
+    /// Tests never collide in it: each creates its own DIDs (a DID is the hash of its own
+    /// genesis operation). A static is never dropped; the child exits instead when its stdin
+    /// closes, which the kernel does when this process ends, normally, by a panic or by a
+    /// signal. A test that needs a directory of its own calls [`PlcServer::start`].
+    pub fn shared() -> &'static PlcServer {
+        SHARED.get_or_init(PlcServer::start)
+    }
+
     /// Starts a directory on 127.0.0.1 (any free port); panics if it cannot.
     pub fn start() -> PlcServer {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));

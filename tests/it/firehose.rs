@@ -3,7 +3,7 @@
 //! OutdatedCursor, ConsumerTooSlow, sequence numbers across a restart, and the official
 //! consumer (`Firehose` from `@atproto/sync`) verifying a whole scripted session.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! (`support::s3`). After every step the test lists everything the backend holds, so
 //! leftovers (partial files, open multipart uploads) are failures.
 
-mod support;
+use crate::support;
 
 use std::io;
 use std::time::{Duration, Instant, SystemTime};

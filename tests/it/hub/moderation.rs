@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use rookery::syntax::Did;
 use serde_json::{Value, json};
 
-use crate::client::{ADMIN_PASSWORD, Client, PLUGIN, REVIEW, plugin, plugin_uri, review, start};
+use super::client::{ADMIN_PASSWORD, Client, PLUGIN, REVIEW, plugin, plugin_uri, review, start};
 
 #[tokio::test]
 async fn writes_are_checked_and_moderation_decides_status() {

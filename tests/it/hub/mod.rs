@@ -2,9 +2,6 @@
 //! writes through the repository routes, moderation, listings, full text, downloads, rate
 //! limits, hidden accounts, reindexing and crash repair.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod client;
 mod lifecycle;
 mod listings;

@@ -3,7 +3,7 @@
 //! (`support::s3`). After each step the test lists everything the store holds, so a blob left
 //! behind (or missing) is a failure.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! with our verifier and with the official one (`@atproto/repo`'s `verifyRepoCar`), `since`
 //! limits it to newer blocks, and unavailable repositories get the lexicon's errors.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

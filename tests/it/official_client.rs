@@ -2,7 +2,7 @@
 //! Rookery PDS on a real socket: sign-up (a did:plc registered on the real PLC directory), login,
 //! a post, reading it back, refresh, logout. Then the repository it left verifies.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! `com.atproto.identity.*`, `/.well-known/atproto-did` and the proxy fallback, over real
 //! HTTP against a whole PDS with a real PLC directory.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

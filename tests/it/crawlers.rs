@@ -2,7 +2,7 @@
 //! (through `rookery::server::serve`), after writes, at most once per interval, never while a
 //! firehose subscriber is connected, and a failing relay never holds up a write.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

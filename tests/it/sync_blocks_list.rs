@@ -2,7 +2,7 @@
 //! as root-less CARs (read by our reader and the official one), the lexicon errors, and the
 //! repository listing with its paging and account states.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! `com.atproto.repo.*` and `app.bsky.actor.{get,put}Preferences` over real HTTP against a
 //! whole PDS (real socket, real PLC directory).
 
-mod support;
+use crate::support;
 
 use reqwest::StatusCode;
 use rookery::repo::cbor::{cid_for_value, json_to_record};

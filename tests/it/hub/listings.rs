@@ -3,8 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::client::{Client, plugin_uri};
-use crate::market::{expected, moderator_pds, seed_market};
+use super::client::{Client, plugin_uri};
+use super::market::{expected, moderator_pds, seed_market};
 
 #[tokio::test]
 async fn listings_filter_sort_page_and_search() {

@@ -1,0 +1,22 @@
+//! Rookery's integration tests: one test binary (so the crate is linked once) with one shared
+//! `support` module. Every test gets its own data directory and server; the real PLC
+//! directory is one child process shared by the whole binary (see `support::plc`).
+
+mod support;
+
+mod blobstore_s3;
+mod crawlers;
+mod firehose;
+mod hub;
+mod official_client;
+mod pds_harness;
+mod plc_directory;
+mod proxy;
+mod server_basic;
+mod sync_blocks_list;
+mod xrpc_admin;
+mod xrpc_blobs;
+mod xrpc_identity;
+mod xrpc_repo;
+mod xrpc_server;
+mod xrpc_sync;
