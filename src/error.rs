@@ -61,6 +61,8 @@ error_names! {
     InvalidToken,
     ExpiredToken,
     AuthFactorTokenRequired,
+    /// `updateEmail`: the address is confirmed, so a mailed token is needed.
+    TokenRequired,
     // Accounts and identity.
     AccountTakedown,
     AccountDeactivated,
@@ -72,6 +74,9 @@ error_names! {
     InvalidPassword,
     InvalidEmail,
     IncompatibleDidDoc,
+    HandleNotFound,
+    DidNotFound,
+    DidDeactivated,
     // Repositories, records and blobs.
     RepoNotFound,
     RepoTakendown,
@@ -399,7 +404,7 @@ mod tests {
 
     #[test]
     fn names_serialise_as_variant_names() {
-        assert_eq!(ErrorName::ALL.len(), 42);
+        assert_eq!(ErrorName::ALL.len(), 46);
         for name in ErrorName::ALL {
             let json = serde_json::to_string(name).unwrap();
             assert_eq!(json, format!("\"{name:?}\""));

@@ -14,6 +14,7 @@
 //! - [`blobs`]: blob storage on local disk or S3;
 //! - [`identity`], [`auth`], [`proxy`]: did:plc and handles, tokens, service proxying.
 
+pub mod account_service;
 pub mod accounts;
 pub mod actor;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod hub;
 pub mod identity;
 pub mod lexicon;
+pub mod mail;
 pub mod proxy;
 pub mod repo;
 pub mod sequencer;

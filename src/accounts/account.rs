@@ -47,6 +47,8 @@ pub struct AccountInfo {
     pub delete_after: Option<i64>,
     pub takedown_ref: Option<String>,
     pub invites_disabled: bool,
+    /// Whether a password login must also present a mailed sign-in code.
+    pub email_auth_factor: bool,
 }
 
 impl AccountInfo {
@@ -105,7 +107,7 @@ macro_rules! select_account_where {
         concat!(
             "SELECT actor.did, actor.handle, account.email, account.emailConfirmedAt, ",
             "actor.createdAt, actor.deactivatedAt, actor.deleteAfter, actor.takedownRef, ",
-            "COALESCE(account.invitesDisabled, 0) ",
+            "COALESCE(account.invitesDisabled, 0), COALESCE(account.emailAuthFactor, 0) ",
             "FROM actor LEFT JOIN account ON account.did = actor.did WHERE ",
             $cond
         )
@@ -123,6 +125,7 @@ fn account_from_row(row: &SqliteRow) -> Result<AccountInfo, sqlx::Error> {
         delete_after: row.try_get(6)?,
         takedown_ref: row.try_get(7)?,
         invites_disabled: flag(row.try_get(8)?),
+        email_auth_factor: flag(row.try_get(9)?),
     })
 }
 
@@ -244,6 +247,21 @@ pub async fn set_email(conn: &mut SqliteConnection, did: &str, email: &str) -> R
         sqlx::query("UPDATE account SET email = ?2, emailConfirmedAt = NULL WHERE did = ?1")
             .bind(did.to_owned())
             .bind(email.to_lowercase())
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
+}
+
+pub async fn set_email_auth_factor(
+    conn: &mut SqliteConnection,
+    did: &str,
+    enabled: bool,
+) -> Result<u64, Error> {
+    Ok(
+        sqlx::query("UPDATE account SET emailAuthFactor = ?2 WHERE did = ?1")
+            .bind(did.to_owned())
+            .bind(i64::from(enabled))
             .execute(conn)
             .await?
             .rows_affected(),

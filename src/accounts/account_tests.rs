@@ -25,6 +25,7 @@ fn expected_alice() -> AccountInfo {
         delete_after: None,
         takedown_ref: None,
         invites_disabled: false,
+        email_auth_factor: false,
     }
 }
 

@@ -24,6 +24,8 @@ pub enum EmailTokenPurpose {
     ResetPassword,
     DeleteAccount,
     PlcOperation,
+    /// The code of an `emailAuthFactor` sign-in.
+    SignIn,
 }
 
 impl EmailTokenPurpose {
@@ -35,6 +37,7 @@ impl EmailTokenPurpose {
             EmailTokenPurpose::ResetPassword => "reset_password",
             EmailTokenPurpose::DeleteAccount => "delete_account",
             EmailTokenPurpose::PlcOperation => "plc_operation",
+            EmailTokenPurpose::SignIn => "2fa_code",
         }
     }
 }
@@ -159,7 +162,7 @@ fn check_fresh(requested_at: i64, now: i64) -> Result<(), Error> {
 }
 
 /// Checks `token` against `did`'s token for `purpose` and deletes it when it is valid.
-async fn consume(
+pub(super) async fn consume(
     conn: &mut SqliteConnection,
     did: &str,
     purpose: EmailTokenPurpose,

@@ -25,7 +25,7 @@ mod app_password;
 mod email_token;
 mod invite;
 mod login;
-pub mod mailer;
+mod manage;
 pub mod rate_limit;
 mod repo_root;
 mod session;
@@ -48,12 +48,12 @@ use crate::auth::PasswordError;
 pub use account::{AccountInfo, AccountRef, AccountStatus, NewAccount};
 pub use app_password::{AppPassword, CreatedAppPassword, app_password_hash};
 pub use email_token::{EMAIL_TOKEN_LIFETIME_SECS, EmailTokenPurpose, generate_email_token};
+pub use manage::{EmailUpdate, InviteSort, Page};
 pub use invite::{AccountCodes, InviteCode, InviteCodeUse, generate_invite_code};
 pub use login::{
     AppPasswordInfo, LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, LOCKOUT_WINDOW_SECS,
     LOGIN_ATTEMPT_RETENTION_SECS, LoginResult,
 };
-pub use mailer::{LogMailer, Mail, MailError, Mailer, MemoryMailer};
 pub use rate_limit::{CREATE_SESSION_LIMITS, RateLimit, RateLimited, RateLimiter};
 pub use repo_root::{ListedRepo, MalformedCursor, RepoCursor, RepoHead};
 pub use session::{REFRESH_REUSE_GRACE_SECS, Session};
@@ -129,6 +129,12 @@ pub enum Error {
     /// The e-mail token does not match.
     #[error("email token is invalid")]
     InvalidEmailToken,
+    /// The account's address is confirmed, so changing it needs an `update_email` token.
+    #[error("a confirmation token is required")]
+    TokenRequired,
+    /// A listing cursor that this server did not hand out.
+    #[error("malformed cursor")]
+    MalformedCursor,
     /// The e-mail token matched but is older than [`EMAIL_TOKEN_LIFETIME_SECS`].
     #[error("email token has expired")]
     ExpiredEmailToken,
@@ -145,6 +151,12 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<MalformedCursor> for Error {
+    fn from(_: MalformedCursor) -> Self {
+        Error::MalformedCursor
+    }
 }
 
 impl From<RateLimited> for Error {

@@ -136,8 +136,13 @@ pub struct Config {
     /// `30000`; at least 1.
     pub firehose_ping_interval: Duration,
     /// `PDS_EMAIL_SMTP_URL` + `PDS_EMAIL_FROM_ADDRESS` — outgoing mail. Default: none (mail
-    /// is not sent). Setting only one of the two is an error.
+    /// is not sent: in development mode it is logged, otherwise the methods that mail a
+    /// token answer an error). Setting only one of the two is an error.
     pub email: Option<EmailConfig>,
+    /// `PDS_MODERATION_EMAIL_SMTP_URL` + `PDS_MODERATION_EMAIL_ADDRESS` — the mail of
+    /// `com.atproto.admin.sendEmail`. Default: none, in which case that mail goes through
+    /// `email`. Setting only one of the two is an error.
+    pub moderation_email: Option<EmailConfig>,
     /// `ROOKERY_HUB_MODERATORS` — comma list of DIDs, or handles of accounts hosted here,
     /// allowed to moderate the hub (the admin adds or removes moderators at run time with
     /// `cn.pocketbase.hub.setModerator`). Default: none.
@@ -337,6 +342,7 @@ impl Default for Config {
             max_subscription_buffer: DEFAULT_MAX_SUBSCRIPTION_BUFFER,
             firehose_ping_interval: DEFAULT_FIREHOSE_PING_INTERVAL,
             email: None,
+            moderation_email: None,
             hub_moderators: Vec::new(),
             hub_rate_limits: true,
             log_enabled: true,
@@ -351,6 +357,12 @@ fn default_plc_url() -> url::Url {
 }
 
 impl Config {
+    /// Development mode: `PDS_DEV_MODE`, or the hostname `localhost` (the zero-configuration
+    /// defaults). Mail without an SMTP server is then logged, tokens included.
+    pub fn is_development(&self) -> bool {
+        self.dev_mode || self.hostname == "localhost"
+    }
+
     /// Builds the configuration from environment pairs (`(name, value)`) and the text of
     /// the optional TOML file. Pure: reads nothing else. Environment values override the
     /// file; empty values count as unset.
@@ -443,25 +455,12 @@ impl Config {
             secrets::parse_k256_private_key_hex,
         )?;
 
-        let email = match (
-            src.string("PDS_EMAIL_SMTP_URL"),
-            src.string("PDS_EMAIL_FROM_ADDRESS"),
-        ) {
-            (None, None) => None,
-            (Some(smtp), Some(from)) => {
-                src.parse("PDS_EMAIL_SMTP_URL", parse_smtp_url)?;
-                src.parse("PDS_EMAIL_FROM_ADDRESS", parse_email_address)?;
-                Some(EmailConfig {
-                    smtp_url: Secret::new(smtp.trim()),
-                    from_address: from,
-                })
-            }
-            _ => {
-                return Err(ConfigError::Conflict(
-                    "PDS_EMAIL_SMTP_URL and PDS_EMAIL_FROM_ADDRESS must be set together".into(),
-                ));
-            }
-        };
+        let email = email_config(&src, "PDS_EMAIL_SMTP_URL", "PDS_EMAIL_FROM_ADDRESS")?;
+        let moderation_email = email_config(
+            &src,
+            "PDS_MODERATION_EMAIL_SMTP_URL",
+            "PDS_MODERATION_EMAIL_ADDRESS",
+        )?;
 
         let mut crawlers = Vec::new();
         for item in src.list("PDS_CRAWLERS") {
@@ -533,6 +532,7 @@ impl Config {
             max_subscription_buffer,
             firehose_ping_interval,
             email,
+            moderation_email,
             hub_moderators,
             hub_rate_limits: src
                 .bool("ROOKERY_HUB_RATE_LIMITS")?
@@ -696,6 +696,28 @@ fn parse_did(s: &str) -> Result<String, String> {
         Ok(s.to_owned())
     } else {
         Err(HINT.to_owned())
+    }
+}
+
+/// One SMTP setting pair: both or neither.
+fn email_config(
+    src: &Sources,
+    url_var: &'static str,
+    from_var: &'static str,
+) -> Result<Option<EmailConfig>, ConfigError> {
+    match (src.string(url_var), src.string(from_var)) {
+        (None, None) => Ok(None),
+        (Some(smtp), Some(from)) => {
+            src.parse(url_var, parse_smtp_url)?;
+            src.parse(from_var, parse_email_address)?;
+            Ok(Some(EmailConfig {
+                smtp_url: Secret::new(smtp.trim()),
+                from_address: from,
+            }))
+        }
+        _ => Err(ConfigError::Conflict(format!(
+            "{url_var} and {from_var} must be set together"
+        ))),
     }
 }
 

@@ -362,6 +362,10 @@ fn incomplete_or_conflicting_groups_are_errors() {
             &[("PDS_EMAIL_FROM_ADDRESS", "noreply@example.com")],
             "PDS_EMAIL_SMTP_URL and PDS_EMAIL_FROM_ADDRESS must be set together",
         ),
+        (
+            &[("PDS_MODERATION_EMAIL_SMTP_URL", "smtp://mail.example.com")],
+            "PDS_MODERATION_EMAIL_SMTP_URL and PDS_MODERATION_EMAIL_ADDRESS must be set together",
+        ),
     ];
     for (pairs, message) in cases {
         assert_eq!(from_env(pairs).unwrap_err().to_string(), *message);
@@ -448,7 +452,8 @@ fn reference_installer_pds_env_parses() {
 }
 
 /// The older sample `pds.env` of the self-host repository, which also sets variables
-/// Rookery does not use (moderation mail) and one nobody reads (a typo).
+/// Rookery does not use (the contact address, the service name) and one nobody reads (a
+/// typo).
 const SAMPLE_PDS_ENV: &str = "\
 # Taken from a self-host guide
 PDS_HOSTNAME=pds.example.com
@@ -463,7 +468,9 @@ PDS_INVITE_REQUIRED=true
 PDS_EMAIL_SMTP_URL=smtp://username@gmail.com:password@smtp.gmail.com:587
 PDS_EMAIL_FROM_ADDRESS=noreply@pds.example.com
 PDS_MODERATION_EMAIL_SMTP_URL=smtp://username@gmail.com:password@smtp.gmail.com:587
-PDS_MODERATION_EMAIL_ADDRESS=noreply@pds.example.com
+PDS_MODERATION_EMAIL_ADDRESS=moderation@pds.example.com
+PDS_CONTACT_EMAIL_ADDRESS=admin@pds.example.com
+PDS_SERVICE_NAME=Example PDS
 PDS_DATA_DIRECTORY=/pds
 PDS_BLOBSTORE_DISK_LOCATION=/pds/blocks
 PDS_DID_PLC_URL=https://plc.directory
@@ -486,11 +493,18 @@ fn unused_and_unknown_variables_only_warn() {
         Some("noreply@pds.example.com")
     );
     assert_eq!(
+        config
+            .moderation_email
+            .as_ref()
+            .map(|e| e.from_address.as_str()),
+        Some("moderation@pds.example.com")
+    );
+    assert_eq!(
         config.warnings,
         [
             ConfigWarning::UnknownVariable("PDS_CRAWLER".into()),
-            ConfigWarning::UnusedReferenceVariable("PDS_MODERATION_EMAIL_ADDRESS".into()),
-            ConfigWarning::UnusedReferenceVariable("PDS_MODERATION_EMAIL_SMTP_URL".into()),
+            ConfigWarning::UnusedReferenceVariable("PDS_CONTACT_EMAIL_ADDRESS".into()),
+            ConfigWarning::UnusedReferenceVariable("PDS_SERVICE_NAME".into()),
         ]
     );
     assert_eq!(

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{AccountDb, CREATE_SESSION_LIMITS, LogMailer, Mailer, RateLimiter};
+use crate::accounts::{AccountDb, CREATE_SESSION_LIMITS, RateLimiter};
 use crate::actor::{ActorRepo, ActorStores};
 use crate::auth::SessionSigner;
 use crate::blobs::{self, BlobStore};
-use crate::config::{Config, ServiceSecrets};
+use crate::config::{Config, EmailConfig, ServiceSecrets};
 use crate::crypto::{Algorithm, Keypair};
 use crate::hub::HubIndex;
 use crate::identity::did_web::{DidWebConfig, DidWebResolver};
@@ -15,6 +15,8 @@ use crate::identity::handle::{HandleResolver, HandleResolverConfig};
 use crate::identity::plc::{PlcClient, PlcDirectory};
 use crate::identity::resolver::{IdResolver, IdResolverConfig};
 use crate::lexicon::Catalog;
+use crate::mail::smtp::SmtpMailer;
+use crate::mail::{LogMailer, MailError, Mailer, Outbox};
 use crate::proxy::{ProxyConfig, ProxyContext};
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
 
@@ -40,7 +42,8 @@ struct Inner {
     proxy: ProxyContext,
     catalog: Arc<Catalog>,
     blobs: Arc<dyn BlobStore>,
-    mailer: Arc<dyn Mailer>,
+    mail: Outbox,
+    moderation_mail: Outbox,
     login_limiter: RateLimiter,
     hub: HubIndex,
 }
@@ -71,6 +74,24 @@ pub enum StateError {
     Blobs(#[from] crate::blobs::Error),
     #[error("hub index: {0}")]
     Hub(#[from] crate::hub::Error),
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
+}
+
+/// The mailer of one SMTP setting: SMTP when configured, else the log in development mode,
+/// else none.
+fn select_mailer(
+    email: Option<&EmailConfig>,
+    development: bool,
+) -> Result<Option<Arc<dyn Mailer>>, MailError> {
+    Ok(match email {
+        Some(email) => Some(Arc::new(SmtpMailer::new(
+            email.smtp_url.expose(),
+            &email.from_address,
+        )?)),
+        None if development => Some(Arc::new(LogMailer)),
+        None => None,
+    })
 }
 
 impl AppState {
@@ -132,6 +153,24 @@ impl AppState {
         );
         let plc_rotation_key =
             Keypair::from_private_bytes(Algorithm::K256, secrets.plc_rotation_key.expose())?;
+        let development = config.is_development();
+        let mailer = select_mailer(config.email.as_ref(), development)?;
+        match (&config.email, &mailer) {
+            (Some(_), _) => tracing::info!("mail: sending over SMTP"),
+            (None, Some(_)) => {
+                tracing::info!("mail: no SMTP configured; development mode logs every mail")
+            }
+            (None, None) => tracing::warn!(
+                "mail is off: PDS_EMAIL_SMTP_URL is not set, so email confirmation, password \
+                 reset, email sign-in codes and account deletion are unavailable"
+            ),
+        }
+        let moderation_mailer = match &config.moderation_email {
+            Some(email) => select_mailer(Some(email), development)?,
+            None => mailer.clone(),
+        };
+        let mail = Outbox::new(mailer, config.hostname.clone());
+        let moderation_mail = Outbox::new(moderation_mailer, config.hostname.clone());
         Ok(AppState(Arc::new(Inner {
             session,
             plc_rotation_key,
@@ -142,7 +181,8 @@ impl AppState {
             proxy,
             catalog,
             blobs,
-            mailer: Arc::new(LogMailer),
+            mail,
+            moderation_mail,
             login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
             hub,
             config,
@@ -200,8 +240,15 @@ impl AppState {
         &self.0.blobs
     }
 
-    pub fn mailer(&self) -> &Arc<dyn Mailer> {
-        &self.0.mailer
+    /// Mail to account owners (tokens, codes).
+    pub fn mail(&self) -> &Outbox {
+        &self.0.mail
+    }
+
+    /// Mail from the moderators (`admin.sendEmail`): `PDS_MODERATION_EMAIL_*`, else the
+    /// account mail.
+    pub fn moderation_mail(&self) -> &Outbox {
+        &self.0.moderation_mail
     }
 
     /// The createSession limiter (30 per 5 minutes, 300 per day per identifier and IP).

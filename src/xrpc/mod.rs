@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod blob;
+mod error_map;
 pub mod extract;
 pub mod hub;
 pub mod identity;

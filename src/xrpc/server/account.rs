@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{empty, internal, now};
-use crate::accounts::{AccountRef, EmailTokenPurpose, Mail, NewAccount};
+use crate::accounts::{AccountRef, EmailTokenPurpose, NewAccount};
 use crate::crypto::{Algorithm, Keypair, PublicKey};
 use crate::error::{ErrorName, XrpcError};
 use crate::identity::plc;
@@ -280,31 +280,10 @@ pub async fn request_account_delete(
     State(state): State<AppState>,
     AccessFull(caller): AccessFull,
 ) -> Result<Json<Value>, XrpcError> {
-    let did = caller.did.as_str();
-    let account = state
-        .accounts()
-        .get_account(AccountRef::Did(did))
-        .await?
-        .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
-    let email = account
-        .email
-        .ok_or_else(|| XrpcError::invalid_request("account does not have an email address"))?;
-    let token = state
-        .accounts()
-        .create_email_token(did, EmailTokenPurpose::DeleteAccount, now())
-        .await?;
-    let mail = Mail {
-        to: email,
-        subject: "Account deletion request".to_owned(),
-        text: format!(
-            "We received a request to delete your account. Your confirmation code is: {token}"
-        ),
-    };
     state
-        .mailer()
-        .send(&mail)
-        .await
-        .map_err(|e| XrpcError::upstream_failure(e.to_string()))?;
+        .account_service()
+        .request_account_delete(caller.did.as_str())
+        .await?;
     Ok(empty())
 }
 
@@ -352,20 +331,7 @@ pub async fn delete_account(
             now,
         )
         .await?;
-    state.repo().destroy_repo(&did).await.map_err(internal)?;
-    accounts.delete_account(did.as_str()).await?;
-    let seq = state
-        .repo()
-        .sequence_account(&did, false, Some("deleted"))
-        .await
-        .map_err(internal)?;
-    // As the reference: the account's earlier events leave the firehose's backfill.
-    state
-        .repo()
-        .sequencer()
-        .delete_account_events(did.as_str(), seq)
-        .await
-        .map_err(internal)?;
+    state.account_service().delete_account(&did).await?;
     Ok(empty())
 }
 

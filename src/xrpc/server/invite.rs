@@ -116,7 +116,7 @@ pub async fn create_invite_codes(
 }
 
 /// The `com.atproto.server.defs#inviteCode` view of a code.
-fn code_view(code: &InviteCode) -> Value {
+pub(crate) fn code_view(code: &InviteCode) -> Value {
     let used = i64::try_from(code.uses.len()).unwrap_or(i64::MAX);
     let uses: Vec<Value> = code
         .uses

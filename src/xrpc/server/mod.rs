@@ -5,20 +5,25 @@
 
 mod account;
 mod app_password;
+mod email;
 mod invite;
 mod service_auth;
 mod session;
 
+pub(crate) use account::{check_password, normalize_email};
+pub(crate) use email::unsupported_email;
+pub(crate) use invite::code_view;
+
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use axum::http::{Extensions, StatusCode};
+use axum::http::Extensions;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::accounts::{self, AccountInfo, AccountStatus};
-use crate::error::{ErrorName, XrpcError};
+use crate::accounts::{AccountInfo, AccountStatus};
+use crate::error::XrpcError;
 use crate::server::AppState;
 use crate::syntax::Did;
 
@@ -60,54 +65,26 @@ pub fn routes() -> Router<AppState> {
             get(invite::get_account_invite_codes),
         )
         .route(&path("getServiceAuth"), get(service_auth::get_service_auth))
-}
-
-impl From<accounts::Error> for XrpcError {
-    fn from(err: accounts::Error) -> Self {
-        use accounts::Error as E;
-        match err {
-            E::HandleTaken => {
-                XrpcError::bad_request(ErrorName::HandleNotAvailable, "Handle already taken")
-            }
-            E::EmailTaken => XrpcError::invalid_request("Email already taken"),
-            E::AccountExists => XrpcError::invalid_request("Account already exists"),
-            E::InvalidInviteCode => XrpcError::bad_request(
-                ErrorName::InvalidInviteCode,
-                "Provided invite code not available",
-            ),
-            E::AccountNotFound => {
-                XrpcError::bad_request(ErrorName::AccountNotFound, "Account not found")
-            }
-            E::AuthFailed => XrpcError::auth_required("Invalid identifier or password"),
-            E::AccountLocked { until } => XrpcError::rate_limit_exceeded(format!(
-                "Too many failed login attempts; try again after {}",
-                datetime(until)
-            )),
-            E::RateLimited { .. } => XrpcError::rate_limit_exceeded("Rate Limit Exceeded"),
-            E::AccountTakedown => XrpcError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorName::AccountTakedown,
-                "Account has been taken down",
-            ),
-            E::AccountDeactivated => XrpcError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorName::AccountDeactivated,
-                "Account is deactivated",
-            ),
-            E::RefreshTokenReused | E::TokenRevoked => {
-                XrpcError::expired_token("Token has been revoked")
-            }
-            E::TokenExpired => XrpcError::expired_token("Token has expired"),
-            E::InvalidEmailToken => XrpcError::invalid_token("Token is invalid"),
-            E::ExpiredEmailToken => XrpcError::expired_token("Token is expired"),
-            E::AppPasswordExists => {
-                XrpcError::invalid_request("An app password with this name already exists")
-            }
-            other @ (E::Hashing(_) | E::Internal(_) | E::Database(_) | E::Migrate(_)) => {
-                XrpcError::internal(other)
-            }
-        }
-    }
+        .route(
+            &path("requestEmailConfirmation"),
+            post(email::request_email_confirmation),
+        )
+        .route(&path("confirmEmail"), post(email::confirm_email))
+        .route(
+            &path("requestEmailUpdate"),
+            post(email::request_email_update),
+        )
+        .route(&path("updateEmail"), post(email::update_email))
+        .route(
+            &path("requestPasswordReset"),
+            post(email::request_password_reset),
+        )
+        .route(&path("resetPassword"), post(email::reset_password))
+        .route(&path("reserveSigningKey"), post(email::reserve_signing_key))
+        .route(
+            "/xrpc/com.atproto.temp.checkSignupQueue",
+            get(email::check_signup_queue),
+        )
 }
 
 /// The current time, UNIX seconds.
@@ -116,7 +93,7 @@ fn now() -> i64 {
 }
 
 /// UNIX seconds as an atproto datetime (`2024-01-02T03:04:05.000Z`).
-fn datetime(secs: i64) -> String {
+pub(crate) fn datetime(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -169,7 +146,7 @@ async fn account_view(
             "emailConfirmed".into(),
             json!(account.email_confirmed_at.is_some()),
         );
-        out.insert("emailAuthFactor".into(), json!(false));
+        out.insert("emailAuthFactor".into(), json!(account.email_auth_factor));
     }
     let status = account.status();
     out.insert("active".into(), json!(status == AccountStatus::Active));

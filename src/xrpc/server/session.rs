@@ -19,6 +19,7 @@ use crate::xrpc::extract::XrpcJson;
 pub struct CreateSessionInput {
     identifier: String,
     password: String,
+    auth_factor_token: Option<String>,
 }
 
 /// A 429 with the `ratelimit-*` headers of the createSession limit, resetting at `reset`.
@@ -96,6 +97,14 @@ pub async fn create_session(
         }
         Err(err) => return Err(err.into()),
     };
+    // The email sign-in factor guards the account password; app passwords are already a
+    // second secret of their own, as with the reference's entryway.
+    if login.account.email_auth_factor && login.app_password.is_none() {
+        state
+            .account_service()
+            .check_sign_in_factor(&login.account, input.auth_factor_token.as_deref())
+            .await?;
+    }
     let session = state
         .accounts()
         .create_session_tokens(

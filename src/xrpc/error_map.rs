@@ -1,0 +1,94 @@
+//! Every domain error's XRPC form, in one place: which status and lexicon error name each
+//! failure of the services answers. Internal failures become a bare 500 whose detail is
+//! logged, never sent.
+
+use axum::http::StatusCode;
+
+use crate::account_service;
+use crate::accounts;
+use crate::error::{ErrorName, XrpcError};
+use crate::mail::MailError;
+use crate::xrpc::server::datetime;
+
+impl From<accounts::Error> for XrpcError {
+    fn from(err: accounts::Error) -> Self {
+        use accounts::Error as E;
+        match err {
+            E::HandleTaken => {
+                XrpcError::bad_request(ErrorName::HandleNotAvailable, "Handle already taken")
+            }
+            E::EmailTaken => XrpcError::invalid_request("Email already taken"),
+            E::AccountExists => XrpcError::invalid_request("Account already exists"),
+            E::InvalidInviteCode => XrpcError::bad_request(
+                ErrorName::InvalidInviteCode,
+                "Provided invite code not available",
+            ),
+            E::AccountNotFound => {
+                XrpcError::bad_request(ErrorName::AccountNotFound, "Account not found")
+            }
+            E::AuthFailed => XrpcError::auth_required("Invalid identifier or password"),
+            E::AccountLocked { until } => XrpcError::rate_limit_exceeded(format!(
+                "Too many failed login attempts; try again after {}",
+                datetime(until)
+            )),
+            E::RateLimited { .. } => XrpcError::rate_limit_exceeded("Rate Limit Exceeded"),
+            E::AccountTakedown => XrpcError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorName::AccountTakedown,
+                "Account has been taken down",
+            ),
+            E::AccountDeactivated => XrpcError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorName::AccountDeactivated,
+                "Account is deactivated",
+            ),
+            E::RefreshTokenReused | E::TokenRevoked => {
+                XrpcError::expired_token("Token has been revoked")
+            }
+            E::TokenExpired => XrpcError::expired_token("Token has expired"),
+            E::InvalidEmailToken => XrpcError::invalid_token("Token is invalid"),
+            E::TokenRequired => {
+                XrpcError::bad_request(ErrorName::TokenRequired, "confirmation token required")
+            }
+            E::MalformedCursor => XrpcError::invalid_request("Malformed cursor"),
+            E::ExpiredEmailToken => XrpcError::expired_token("Token is expired"),
+            E::AppPasswordExists => {
+                XrpcError::invalid_request("An app password with this name already exists")
+            }
+            other @ (E::Hashing(_) | E::Internal(_) | E::Database(_) | E::Migrate(_)) => {
+                XrpcError::internal(other)
+            }
+        }
+    }
+}
+
+impl From<MailError> for XrpcError {
+    fn from(err: MailError) -> Self {
+        match err {
+            MailError::NotConfigured => XrpcError::invalid_request(
+                "This server cannot send email (no SMTP server is configured)",
+            ),
+            other => XrpcError::internal(other),
+        }
+    }
+}
+
+impl From<account_service::Error> for XrpcError {
+    fn from(err: account_service::Error) -> Self {
+        use account_service::Error as E;
+        match err {
+            E::Accounts(err) => err.into(),
+            E::Mail(err) => err.into(),
+            E::Actor(err) => err.into(),
+            E::NoEmail => XrpcError::invalid_request("account does not have an email address"),
+            E::EmailMismatch => XrpcError::bad_request(ErrorName::InvalidEmail, "invalid email"),
+            E::AuthFactorTokenRequired => XrpcError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorName::AuthFactorTokenRequired,
+                "A sign in code has been sent to your email address",
+            ),
+            E::InvalidSignInCode => XrpcError::auth_required("Invalid sign in code"),
+            other @ E::Sequencer(_) => XrpcError::internal(other),
+        }
+    }
+}
