@@ -7,7 +7,11 @@
 //! that cannot be delivered. Mail goes out in the background ([`crate::mail::Outbox`]):
 //! a slow or failing SMTP server never holds up the call.
 
-use crate::accounts::{self, AccountInfo, AccountRef, EmailTokenPurpose, EmailUpdate};
+use crate::accounts::{
+    self, AccountInfo, AccountRef, EmailTokenPurpose, EmailUpdate, NewAccount, Session,
+};
+use crate::crypto::{Algorithm, Keypair};
+use crate::identity::plc::{self, PlcError};
 use crate::mail::{MailError, Template, TemplateValues};
 use crate::server::AppState;
 use crate::syntax::{Did, Handle};
@@ -30,6 +34,14 @@ pub enum Error {
     /// The sign-in code is wrong, used or expired.
     #[error("invalid sign-in code")]
     InvalidSignInCode,
+    /// No invite code was given where one is required.
+    #[error("no invite code provided")]
+    InviteCodeRequired,
+    /// The genesis operation of a new DID could not be built.
+    #[error("cannot build the DID: {0}")]
+    Genesis(#[from] plc::OpError),
+    #[error(transparent)]
+    Plc(#[from] PlcError),
     #[error(transparent)]
     Actor(#[from] crate::actor::Error),
     #[error(transparent)]
@@ -50,6 +62,26 @@ impl AppState {
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// What [`AccountService::create_account`] needs, already checked for syntax.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountRequest<'a> {
+    /// A handle under one of the service domains.
+    pub handle: &'a Handle,
+    /// Normalised (lowercase).
+    pub email: &'a str,
+    pub password: &'a str,
+    pub invite_code: Option<&'a str>,
+    /// A `did:key` listed first among the DID's rotation keys.
+    pub recovery_key: Option<&'a str>,
+}
+
+/// A new account and its first session.
+#[derive(Debug)]
+pub struct CreatedAccount {
+    pub did: Did,
+    pub session: Session,
 }
 
 impl AccountService<'_> {
@@ -250,6 +282,79 @@ impl AccountService<'_> {
             .delete_account_events(did.as_str(), seq)
             .await?;
         Ok(())
+    }
+
+    /// Creates an account: a new did:plc registered with the PLC directory (the server's
+    /// rotation key listed, after the recovery key if given), its repository, the account
+    /// rows (consuming the invite code) and a first session. A failure after the repository
+    /// was created removes it again.
+    pub async fn create_account(&self, req: AccountRequest<'_>) -> Result<CreatedAccount, Error> {
+        let config = self.state.config();
+        let db = self.db();
+        match req.invite_code {
+            Some(code) => match db.get_invite_code(code).await? {
+                Some(found)
+                    if !found.disabled
+                        && i64::try_from(found.uses.len()).unwrap_or(i64::MAX)
+                            < found.available_uses => {}
+                _ => return Err(accounts::Error::InvalidInviteCode.into()),
+            },
+            None if config.invite_required => return Err(Error::InviteCodeRequired),
+            None => {}
+        }
+        if db
+            .get_account(AccountRef::Handle(req.handle.as_str()))
+            .await?
+            .is_some()
+        {
+            return Err(accounts::Error::HandleTaken.into());
+        }
+        if db.get_account(AccountRef::Email(req.email)).await?.is_some() {
+            return Err(accounts::Error::EmailTaken.into());
+        }
+
+        let mut rotation_keys: Vec<String> = req.recovery_key.map(str::to_owned).into_iter().collect();
+        let server_key = self.state.plc_rotation_key().public_key().to_did_key();
+        if !rotation_keys.contains(&server_key) {
+            rotation_keys.push(server_key);
+        }
+        let signing_key = Keypair::generate(Algorithm::K256);
+        let (did, op) = plc::create_genesis(
+            &signing_key.public_key().to_did_key(),
+            rotation_keys,
+            req.handle,
+            &config.public_url,
+            self.state.plc_rotation_key(),
+        )?;
+        self.state.resolver().plc().submit(&did, &op).await?;
+
+        let repo = self.state.repo();
+        repo.create_repo(&did, &signing_key, Some(req.handle)).await?;
+        let now = now();
+        let created = async {
+            db.create_account(NewAccount {
+                did: &did,
+                handle: req.handle,
+                email: req.email,
+                password: req.password,
+                invite_code: req.invite_code,
+                invite_required: config.invite_required,
+                now,
+            })
+            .await?;
+            db.create_session_tokens(did.as_str(), None, now, self.state.session())
+                .await
+        }
+        .await;
+        match created {
+            Ok(session) => Ok(CreatedAccount { did, session }),
+            Err(err) => {
+                if let Err(cleanup) = repo.destroy_repo(&did).await {
+                    tracing::error!(%did, error = %cleanup, "cannot remove the repository of a failed account creation");
+                }
+                Err(err.into())
+            }
+        }
     }
 
     /// The account's handle as a [`Handle`], if it has a valid one.

@@ -38,6 +38,19 @@ pub const CREATE_SESSION_LIMITS: [RateLimit; 2] = [
     },
 ];
 
+/// The reference's limits on `com.atproto.identity.updateHandle`, per account: 10 per five
+/// minutes and 50 per day.
+pub const UPDATE_HANDLE_LIMITS: [RateLimit; 2] = [
+    RateLimit {
+        points: 10,
+        window_secs: 5 * 60,
+    },
+    RateLimit {
+        points: 50,
+        window_secs: 24 * 60 * 60,
+    },
+];
+
 /// A refused request: another will be allowed from `reset` (UNIX seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("rate limit exceeded, resets at {reset}")]

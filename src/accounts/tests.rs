@@ -49,7 +49,7 @@ async fn file_database_settings_and_persistence() {
             .unwrap();
     let expected: Vec<i64> = ACCOUNT_MIGRATOR.iter().map(|m| m.version).collect();
     assert_eq!(versions, expected);
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     assert_eq!(
         db.get_account(AccountRef::Did("did:plc:alice"))
             .await
@@ -93,6 +93,7 @@ async fn schema_tables() {
             "login_attempt",
             "refresh_token",
             "repo_root",
+            "reserved_signing_key",
         ]
     );
     let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")

@@ -20,6 +20,7 @@ pub mod did_web;
 pub mod handle;
 pub mod net;
 pub mod plc;
+pub mod reserved;
 pub mod resolver;
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{AccountDb, CREATE_SESSION_LIMITS, RateLimiter};
+use crate::accounts::{AccountDb, CREATE_SESSION_LIMITS, RateLimiter, UPDATE_HANDLE_LIMITS};
 use crate::actor::{ActorRepo, ActorStores};
 use crate::auth::SessionSigner;
 use crate::blobs::{self, BlobStore};
@@ -45,6 +45,7 @@ struct Inner {
     mail: Outbox,
     moderation_mail: Outbox,
     login_limiter: RateLimiter,
+    handle_limiter: RateLimiter,
     hub: HubIndex,
 }
 
@@ -184,6 +185,7 @@ impl AppState {
             mail,
             moderation_mail,
             login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
+            handle_limiter: RateLimiter::new(&UPDATE_HANDLE_LIMITS, RATE_LIMIT_KEYS),
             hub,
             config,
             secrets,
@@ -254,6 +256,11 @@ impl AppState {
     /// The createSession limiter (30 per 5 minutes, 300 per day per identifier and IP).
     pub fn login_limiter(&self) -> &RateLimiter {
         &self.0.login_limiter
+    }
+
+    /// The updateHandle limiter (10 per 5 minutes, 50 per day per account).
+    pub fn handle_limiter(&self) -> &RateLimiter {
+        &self.0.handle_limiter
     }
 
     /// The PocketBase.cn hub index.

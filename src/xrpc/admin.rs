@@ -38,10 +38,7 @@ pub fn routes() -> Router<AppState> {
             "/xrpc/com.atproto.admin.getSubjectStatus",
             get(get_subject_status),
         )
-        .route(
-            "/xrpc/com.atproto.admin.getAccountInfo",
-            get(get_account_info),
-        )
+        .merge(super::admin_accounts::routes())
 }
 
 /// `com.atproto.admin.defs#statusAttr`.
@@ -323,46 +320,4 @@ async fn get_subject_status(
         "takedown": StatusAttr::from_ref(account.takedown_ref),
         "deactivated": { "applied": account.deactivated_at.is_some() },
     })))
-}
-
-#[derive(Deserialize)]
-struct AccountInfoParams {
-    did: String,
-}
-
-/// UNIX seconds as an atproto datetime.
-fn datetime(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// `com.atproto.admin.getAccountInfo`: the account's `accountView` (without its invite codes).
-async fn get_account_info(
-    _admin: AdminAuth,
-    State(state): State<AppState>,
-    XrpcQuery(params): XrpcQuery<AccountInfoParams>,
-) -> Result<Json<Value>, XrpcError> {
-    let did = parse_did(&params.did)?;
-    let account = state
-        .accounts()
-        .get_account(AccountRef::Did(did.as_str()))
-        .await?
-        .ok_or_else(|| XrpcError::bad_request(ErrorName::NotFound, "Account not found"))?;
-    let mut view = json!({
-        "did": account.did,
-        "handle": account.handle.as_deref().unwrap_or("handle.invalid"),
-        "indexedAt": datetime(account.created_at),
-        "invitesDisabled": account.invites_disabled,
-    });
-    if let Some(email) = account.email {
-        view["email"] = json!(email);
-    }
-    if let Some(at) = account.email_confirmed_at {
-        view["emailConfirmedAt"] = json!(datetime(at));
-    }
-    if let Some(at) = account.deactivated_at {
-        view["deactivatedAt"] = json!(datetime(at));
-    }
-    Ok(Json(view))
 }

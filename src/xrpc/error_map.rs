@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use crate::account_service;
 use crate::accounts;
 use crate::error::{ErrorName, XrpcError};
+use crate::identity::plc::PlcError;
 use crate::mail::MailError;
 use crate::xrpc::server::datetime;
 
@@ -73,6 +74,22 @@ impl From<MailError> for XrpcError {
     }
 }
 
+/// What the PLC directory refused is the caller's business; any other failure (transport,
+/// odd answers, with the directory's URL in them) is logged and answered without detail.
+impl From<PlcError> for XrpcError {
+    fn from(err: PlcError) -> Self {
+        match err {
+            PlcError::Rejected(message) => XrpcError::invalid_request(format!(
+                "PLC directory rejected the operation: {message}"
+            )),
+            other => {
+                tracing::warn!(error = %other, "PLC directory request failed");
+                XrpcError::upstream_failure("The PLC directory could not be reached")
+            }
+        }
+    }
+}
+
 impl From<account_service::Error> for XrpcError {
     fn from(err: account_service::Error) -> Self {
         use account_service::Error as E;
@@ -88,6 +105,11 @@ impl From<account_service::Error> for XrpcError {
                 "A sign in code has been sent to your email address",
             ),
             E::InvalidSignInCode => XrpcError::auth_required("Invalid sign in code"),
+            E::InviteCodeRequired => {
+                XrpcError::bad_request(ErrorName::InvalidInviteCode, "No invite code provided")
+            }
+            E::Plc(err) => err.into(),
+            E::Genesis(err) => XrpcError::invalid_request(format!("Cannot build the DID: {err}")),
             other @ E::Sequencer(_) => XrpcError::internal(other),
         }
     }

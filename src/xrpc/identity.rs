@@ -18,7 +18,8 @@ use serde_json::json;
 
 use crate::accounts::AccountRef;
 use crate::error::{ErrorName, XrpcError};
-use crate::identity::plc::{self, PDS_SERVICE_ID, PDS_SERVICE_TYPE, PlcChanges};
+use crate::identity::resolver::ResolveError;
+use crate::identity::plc::{self, PDS_SERVICE_ID, PDS_SERVICE_TYPE, PlcChanges, PlcError};
 use crate::server::AppState;
 use crate::syntax::{Did, Handle};
 use crate::xrpc::auth::{AccessAllowDeactivated, AccessStandard};
@@ -43,6 +44,15 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/xrpc/com.atproto.identity.getRecommendedDidCredentials",
             get(get_recommended_did_credentials),
+        )
+        .route("/xrpc/com.atproto.identity.resolveDid", get(resolve_did))
+        .route(
+            "/xrpc/com.atproto.identity.resolveIdentity",
+            get(resolve_identity),
+        )
+        .route(
+            "/xrpc/com.atproto.identity.refreshIdentity",
+            post(refresh_identity),
         )
 }
 
@@ -75,8 +85,21 @@ pub fn normalize_handle(input: &str) -> Result<Handle, XrpcError> {
 }
 
 /// The constraints on a handle under a service domain: one label of 3 to 18 characters in
-/// front of the domain.
+/// front of the domain, not a reserved name (see [`crate::identity::reserved`]).
 pub fn check_service_handle(handle: &Handle, domain: &str) -> Result<(), XrpcError> {
+    check_service_handle_shape(handle, domain)?;
+    let front = handle.as_str().strip_suffix(domain).unwrap_or_default();
+    if crate::identity::reserved::is_reserved(front) {
+        return Err(XrpcError::bad_request(
+            ErrorName::HandleNotAvailable,
+            "Reserved handle",
+        ));
+    }
+    Ok(())
+}
+
+/// The length and label rules alone (the administrator may give reserved names).
+fn check_service_handle_shape(handle: &Handle, domain: &str) -> Result<(), XrpcError> {
     let front = handle.as_str().strip_suffix(domain).unwrap_or_default();
     if front.contains('.') {
         return Err(invalid_handle("Invalid characters in handle"));
@@ -117,7 +140,7 @@ async fn resolve_handle(
     if let Some(account) = account {
         return Ok(Json(json!({ "did": account.did })));
     }
-    let unable = || XrpcError::invalid_request("Unable to resolve handle");
+    let unable = || XrpcError::bad_request(ErrorName::HandleNotFound, "Unable to resolve handle");
     if service_domain(&handle, &state.config().service_handle_domains).is_some() {
         return Err(unable());
     }
@@ -128,6 +151,161 @@ async fn resolve_handle(
             Err(unable())
         }
     }
+}
+
+fn did_not_found() -> XrpcError {
+    XrpcError::bad_request(ErrorName::DidNotFound, "DID not found")
+}
+
+fn handle_not_found() -> XrpcError {
+    XrpcError::bad_request(ErrorName::HandleNotFound, "Unable to resolve handle")
+}
+
+/// A DID resolution failure in the lexicons' terms: unknown DIDs are `DidNotFound`,
+/// tombstoned ones `DidDeactivated`; a resolver that cannot be reached is an upstream
+/// failure (its detail logged, not sent).
+fn did_failure(did: &Did, err: ResolveError) -> XrpcError {
+    use crate::identity::did_web::WebError;
+    match err {
+        ResolveError::Plc(PlcError::Tombstoned) => {
+            XrpcError::bad_request(ErrorName::DidDeactivated, "DID has been deactivated")
+        }
+        ResolveError::Plc(PlcError::NotFound | PlcError::NotPlc)
+        | ResolveError::UnsupportedMethod
+        | ResolveError::Web(
+            WebError::NotFound
+            | WebError::Status(404 | 410)
+            | WebError::NotWeb
+            | WebError::PathNotSupported
+            | WebError::InvalidHost
+            | WebError::DisallowedTld
+            | WebError::PortNotAllowed,
+        ) => did_not_found(),
+        other => {
+            tracing::debug!(did = did.as_str(), error = %other, "DID resolution failed");
+            XrpcError::upstream_failure("The DID could not be resolved")
+        }
+    }
+}
+
+/// The DID `handle` points to: an account hosted here by the account database, a handle
+/// under the service domains held by no account nowhere, any other through the resolver.
+async fn handle_target(state: &AppState, handle: &Handle) -> Result<Option<Did>, XrpcError> {
+    if let Some(account) = state
+        .accounts()
+        .get_account(AccountRef::Handle(handle.as_str()))
+        .await?
+    {
+        return Ok(account.did.parse().ok());
+    }
+    if service_domain(handle, &state.config().service_handle_domains).is_some() {
+        return Ok(None);
+    }
+    Ok(state.resolver().resolve_handle(handle).await.ok())
+}
+
+#[derive(Deserialize)]
+struct ResolveDidParams {
+    did: Option<String>,
+}
+
+/// `GET com.atproto.identity.resolveDid?did=`: the DID document, resolved here.
+async fn resolve_did(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<ResolveDidParams>,
+) -> Result<Json<serde_json::Value>, XrpcError> {
+    let raw = params
+        .did
+        .ok_or_else(|| XrpcError::invalid_request("Params must have the property \"did\""))?;
+    let did: Did = raw
+        .parse()
+        .map_err(|_| XrpcError::invalid_request("did must be a valid DID"))?;
+    let doc = state
+        .resolver()
+        .resolve_did(&did)
+        .await
+        .map_err(|e| did_failure(&did, e))?;
+    Ok(Json(json!({ "didDoc": doc })))
+}
+
+#[derive(Deserialize)]
+struct IdentityParams {
+    identifier: Option<String>,
+}
+
+/// `com.atproto.identity.defs#identityInfo` for a handle or DID: the DID, its document,
+/// and the handle if it verifies both ways (else `handle.invalid`).
+async fn identity_info(state: &AppState, identifier: &str) -> Result<serde_json::Value, XrpcError> {
+    let identifier = identifier.trim();
+    let (did, asked_handle) = if identifier.starts_with("did:") {
+        let did: Did = identifier
+            .parse()
+            .map_err(|_| XrpcError::invalid_request("identifier must be a handle or DID"))?;
+        (did, None)
+    } else {
+        let handle: Handle = identifier
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| XrpcError::invalid_request("identifier must be a handle or DID"))?;
+        let did = handle_target(state, &handle)
+            .await?
+            .ok_or_else(handle_not_found)?;
+        (did, Some(handle))
+    };
+    let doc = state
+        .resolver()
+        .resolve_did(&did)
+        .await
+        .map_err(|e| did_failure(&did, e))?;
+    let claimed = doc.handle();
+    let verified = match (&asked_handle, &claimed) {
+        // Asked by handle: the document must claim it back.
+        (Some(asked), Some(claimed)) if asked == claimed => Some(asked.clone()),
+        (Some(_), _) => return Err(handle_not_found()),
+        (None, Some(claimed)) => (handle_target(state, claimed).await?.as_ref() == Some(&did))
+            .then(|| claimed.clone()),
+        (None, None) => None,
+    };
+    Ok(json!({
+        "did": did.as_str(),
+        "handle": verified.as_ref().map_or(Handle::INVALID, Handle::as_str),
+        "didDoc": doc,
+    }))
+}
+
+/// `GET com.atproto.identity.resolveIdentity?identifier=`, answered here from this
+/// server's resolver (the reference forwards it to the AppView).
+async fn resolve_identity(
+    State(state): State<AppState>,
+    XrpcQuery(params): XrpcQuery<IdentityParams>,
+) -> Result<Json<serde_json::Value>, XrpcError> {
+    let identifier = params.identifier.ok_or_else(|| {
+        XrpcError::invalid_request("Params must have the property \"identifier\"")
+    })?;
+    identity_info(&state, &identifier).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct RefreshIdentityInput {
+    identifier: String,
+}
+
+/// `POST com.atproto.identity.refreshIdentity`: as `resolveIdentity`, after dropping what
+/// the resolver has cached about the identifier.
+async fn refresh_identity(
+    State(state): State<AppState>,
+    XrpcJson(input): XrpcJson<RefreshIdentityInput>,
+) -> Result<Json<serde_json::Value>, XrpcError> {
+    let identifier = input.identifier.trim();
+    if let Ok(did) = identifier.parse::<Did>() {
+        state.resolver().purge_did(&did);
+    } else if let Ok(handle) = identifier.to_ascii_lowercase().parse::<Handle>() {
+        state.resolver().purge_handle(&handle);
+        if let Ok(did) = state.resolver().resolve_handle(&handle).await {
+            state.resolver().purge_did(&did);
+        }
+    }
+    identity_info(&state, identifier).await.map(Json)
 }
 
 #[derive(Deserialize)]
@@ -143,13 +321,33 @@ async fn update_handle(
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<UpdateHandleInput>,
 ) -> Result<Response, XrpcError> {
-    let did = caller.did;
-    let handle = normalize_handle(&input.handle)?;
+    if state.config().rate_limits_enabled {
+        let now = chrono::Utc::now().timestamp();
+        state
+            .handle_limiter()
+            .check(caller.did.as_str(), now)
+            .map_err(|_| XrpcError::rate_limit_exceeded("Rate Limit Exceeded"))?;
+    }
+    change_handle(&state, &caller.did, &input.handle, false).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Gives `did` the handle `input`, as `identity.updateHandle` and (with `allow_reserved`,
+/// which allows reserved names under the service domains) `admin.updateAccountHandle` do.
+/// A handle outside the service domains must resolve to `did`.
+pub(crate) async fn change_handle(
+    state: &AppState,
+    did: &Did,
+    input: &str,
+    allow_reserved: bool,
+) -> Result<Handle, XrpcError> {
+    let handle = normalize_handle(input)?;
     match service_domain(&handle, &state.config().service_handle_domains) {
+        Some(domain) if allow_reserved => check_service_handle_shape(&handle, domain)?,
         Some(domain) => check_service_handle(&handle, domain)?,
         None => {
             let resolved = state.resolver().resolve_handle(&handle).await.ok();
-            if resolved.as_ref() != Some(&did) {
+            if resolved.as_ref() != Some(did) {
                 return Err(XrpcError::invalid_request(
                     "External handle did not resolve to DID",
                 ));
@@ -165,23 +363,22 @@ async fn update_handle(
     let holder = state
         .accounts()
         .get_account(AccountRef::Handle(handle.as_str()))
-        .await
-        .map_err(XrpcError::internal)?;
+        .await?;
     let previous = state
         .accounts()
         .get_account(AccountRef::Did(did.as_str()))
-        .await
-        .map_err(XrpcError::internal)?
-        .and_then(|a| a.handle);
+        .await?
+        .ok_or_else(|| XrpcError::invalid_request("Account not found"))?
+        .handle;
     match holder {
         Some(account) if account.did != did.as_str() => return Err(taken()),
         // Already ours: only the identity event is sent again, as the reference does.
         Some(_) => {}
         None => {
             if did.method() == "plc" {
-                update_plc_handle(&state, &did, &handle).await?;
+                update_plc_handle(state, did, &handle).await?;
             } else {
-                let doc = state.resolver().resolve_did(&did).await.map_err(|_| {
+                let doc = state.resolver().resolve_did(did).await.map_err(|_| {
                     XrpcError::invalid_request("DID is not properly configured for handle")
                 })?;
                 if doc.handle().as_ref() != Some(&handle) {
@@ -196,29 +393,26 @@ async fn update_handle(
                 .await
                 .map_err(|e| match e {
                     crate::accounts::Error::HandleTaken => taken(),
-                    other => XrpcError::internal(other),
+                    other => other.into(),
                 })?;
         }
     }
-    state.resolver().purge_did(&did);
+    state.resolver().purge_did(did);
     state.resolver().purge_handle(&handle);
     if let Some(old) = previous.and_then(|h| h.parse::<Handle>().ok()) {
         state.resolver().purge_handle(&old);
     }
-    if let Err(err) = state.repo().sequence_identity(&did, Some(&handle)).await {
+    if let Err(err) = state.repo().sequence_identity(did, Some(&handle)).await {
         tracing::error!(did = did.as_str(), %err, "failed to sequence handle update");
     }
-    Ok(StatusCode::OK.into_response())
+    Ok(handle)
 }
 
 /// Submits a PLC update replacing the handle in `alsoKnownAs`, chained on the directory's
 /// last operation and signed with the server's rotation key.
 async fn update_plc_handle(state: &AppState, did: &Did, handle: &Handle) -> Result<(), XrpcError> {
     let directory = state.resolver().plc();
-    let last = directory
-        .get_last_op(did)
-        .await
-        .map_err(XrpcError::internal)?;
+    let last = directory.get_last_op(did).await.map_err(XrpcError::from)?;
     let changes = PlcChanges {
         handle: Some(handle.clone()),
         ..PlcChanges::default()
@@ -229,10 +423,31 @@ async fn update_plc_handle(state: &AppState, did: &Did, handle: &Handle) -> Resu
         ),
         other => XrpcError::internal(other),
     })?;
-    directory
-        .submit(did, &op)
-        .await
-        .map_err(XrpcError::internal)
+    directory.submit(did, &op).await.map_err(XrpcError::from)
+}
+
+/// Replaces the `atproto` signing key in `did`'s PLC document
+/// (`admin.updateAccountSigningKey`).
+pub(crate) async fn update_plc_signing_key(
+    state: &AppState,
+    did: &Did,
+    signing_key: &str,
+) -> Result<(), XrpcError> {
+    let directory = state.resolver().plc();
+    let last = directory.get_last_op(did).await.map_err(XrpcError::from)?;
+    let changes = PlcChanges {
+        signing_key: Some(signing_key.to_owned()),
+        ..PlcChanges::default()
+    };
+    let op = plc::update_op(&last, &changes, state.plc_rotation_key()).map_err(|e| match e {
+        plc::OpError::SignerNotRotationKey => XrpcError::invalid_request(
+            "This server's rotation key cannot update this DID's PLC document",
+        ),
+        other => XrpcError::internal(other),
+    })?;
+    directory.submit(did, &op).await.map_err(XrpcError::from)?;
+    state.resolver().purge_did(did);
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -342,5 +557,11 @@ mod tests {
         assert_eq!(msg("ab.test"), "Handle too short");
         assert_eq!(msg("a234567890123456789.test"), "Handle too long");
         assert_eq!(msg("a.bcd.test"), "Invalid characters in handle");
+        let reserved = check_service_handle(&h("admin.test"), ".test").unwrap_err();
+        assert_eq!(
+            (reserved.error, reserved.message.as_str()),
+            (ErrorName::HandleNotAvailable, "Reserved handle")
+        );
+        assert!(check_service_handle_shape(&h("admin.test"), ".test").is_ok());
     }
 }

@@ -4,6 +4,7 @@
 //! their routes in [`routes`].
 
 pub mod admin;
+mod admin_accounts;
 pub mod auth;
 pub mod blob;
 mod error_map;

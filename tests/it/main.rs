@@ -4,6 +4,8 @@
 
 mod support;
 
+mod account_admin;
+mod account_mail;
 mod blobstore_s3;
 mod crawlers;
 mod firehose;

@@ -601,6 +601,7 @@ async fn get_account_info_views_the_account() {
             "email": "info-test@example.com",
             "indexedAt": indexed_at,
             "invitesDisabled": false,
+            "invites": [],
         })
     );
     let (status, out) = env

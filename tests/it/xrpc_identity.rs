@@ -62,7 +62,7 @@ async fn resolve_handle_local_unknown_invalid() {
     assert_eq!(body["did"], did.as_str());
 
     let unknown = get(&pds, &format!("{path}nobody.test"), None).await;
-    assert_error(&unknown, 400, "InvalidRequest", "Unable to resolve handle");
+    assert_error(&unknown, 400, "HandleNotFound", "Unable to resolve handle");
     // Not ours: the resolver is asked (DNS, then well-known), and fails.
     let external = get(
         &pds,
@@ -120,7 +120,7 @@ async fn update_handle_writes_plc_db_and_firehose() {
     let (_, body) = get(&pds, &format!("{path}alice2.test"), None).await;
     assert_eq!(body["did"], did.as_str());
     let old = get(&pds, &format!("{path}alice.test"), None).await;
-    assert_error(&old, 400, "InvalidRequest", "Unable to resolve handle");
+    assert_error(&old, 400, "HandleNotFound", "Unable to resolve handle");
 
     let events = pds
         .state

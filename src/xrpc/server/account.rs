@@ -6,10 +6,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{empty, internal, now};
-use crate::accounts::{AccountRef, EmailTokenPurpose, NewAccount};
-use crate::crypto::{Algorithm, Keypair, PublicKey};
+use crate::account_service::{self, AccountRequest};
+use crate::accounts::{AccountRef, EmailTokenPurpose};
+use crate::crypto::PublicKey;
 use crate::error::{ErrorName, XrpcError};
-use crate::identity::plc;
 use crate::server::AppState;
 use crate::syntax::{Did, Handle};
 use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull};
@@ -75,6 +75,12 @@ pub fn normalize_service_handle(raw: &str, domains: &[String]) -> Result<Handle,
     }
     if front.len() > MAX_HANDLE_FRONT {
         return Err(invalid_handle("Handle too long"));
+    }
+    if crate::identity::reserved::is_reserved(front) {
+        return Err(XrpcError::bad_request(
+            ErrorName::HandleNotAvailable,
+            "Reserved handle",
+        ));
     }
     Ok(handle)
 }
@@ -155,88 +161,34 @@ pub async fn create_account(
         .ok_or_else(|| XrpcError::invalid_request("Password is required"))?;
     check_password(password)?;
     let invite_code = input.invite_code.as_deref().map(str::trim);
-    check_invite(&state, invite_code).await?;
-    let accounts = state.accounts();
-    if accounts
-        .get_account(AccountRef::Handle(handle.as_str()))
-        .await?
-        .is_some()
-    {
-        return Err(XrpcError::bad_request(
-            ErrorName::HandleNotAvailable,
-            format!("Handle already taken: {handle}"),
-        ));
-    }
-    if accounts
-        .get_account(AccountRef::Email(&email))
-        .await?
-        .is_some()
-    {
-        return Err(XrpcError::invalid_request(format!(
-            "Email already taken: {email}"
-        )));
-    }
-
-    let mut rotation_keys = Vec::new();
     if let Some(recovery) = input.recovery_key.as_deref() {
         PublicKey::from_did_key(recovery)
             .map_err(|_| XrpcError::invalid_request("recoveryKey must be a did:key"))?;
-        rotation_keys.push(recovery.to_owned());
     }
-    let server_key = state.plc_rotation_key().public_key().to_did_key();
-    if !rotation_keys.contains(&server_key) {
-        rotation_keys.push(server_key);
-    }
-    let signing_key = Keypair::generate(Algorithm::K256);
-    let (did, op) = plc::create_genesis(
-        &signing_key.public_key().to_did_key(),
-        rotation_keys,
-        &handle,
-        &config.public_url,
-        state.plc_rotation_key(),
-    )
-    .map_err(|e| XrpcError::invalid_request(format!("Cannot build the DID: {e}")))?;
-    state
-        .resolver()
-        .plc()
-        .submit(&did, &op)
-        .await
-        .map_err(|e| XrpcError::upstream_failure(format!("PLC directory: {e}")))?;
-
-    state
-        .repo()
-        .create_repo(&did, &signing_key, Some(&handle))
-        .await
-        .map_err(internal)?;
-    let now = now();
-    let created = accounts
-        .create_account(NewAccount {
-            did: &did,
+    let created = state
+        .account_service()
+        .create_account(AccountRequest {
             handle: &handle,
             email: &email,
             password,
             invite_code,
-            invite_required: config.invite_required,
-            now,
+            recovery_key: input.recovery_key.as_deref(),
         })
-        .await;
-    let session = match created {
-        Ok(_) => {
-            accounts
-                .create_session_tokens(did.as_str(), None, now, state.session())
-                .await
-        }
-        Err(err) => Err(err),
-    };
-    let session = match session {
-        Ok(session) => session,
-        Err(err) => {
-            if let Err(cleanup) = state.repo().destroy_repo(&did).await {
-                tracing::error!(%did, error = %cleanup, "cannot remove the repository of a failed account creation");
+        .await
+        .map_err(|err| match err {
+            // The reference names the value that is taken.
+            account_service::Error::Accounts(crate::accounts::Error::HandleTaken) => {
+                XrpcError::bad_request(
+                    ErrorName::HandleNotAvailable,
+                    format!("Handle already taken: {handle}"),
+                )
             }
-            return Err(err.into());
-        }
-    };
+            account_service::Error::Accounts(crate::accounts::Error::EmailTaken) => {
+                XrpcError::invalid_request(format!("Email already taken: {email}"))
+            }
+            other => other.into(),
+        })?;
+    let (did, session) = (created.did, created.session);
     let did_doc = match state.resolver().resolve_did(&did).await {
         Ok(doc) => serde_json::to_value(doc).ok(),
         Err(_) => None,
@@ -251,28 +203,6 @@ pub async fn create_account(
         obj.insert("didDoc".into(), doc);
     }
     Ok(Json(out))
-}
-
-/// Refuses a missing code when one is required, and a code that cannot be used.
-async fn check_invite(state: &AppState, code: Option<&str>) -> Result<(), XrpcError> {
-    let invalid =
-        |message: &str| XrpcError::bad_request(ErrorName::InvalidInviteCode, message.to_owned());
-    let Some(code) = code else {
-        return if state.config().invite_required {
-            Err(invalid("No invite code provided"))
-        } else {
-            Ok(())
-        };
-    };
-    match state.accounts().get_invite_code(code).await? {
-        Some(found)
-            if !found.disabled
-                && i64::try_from(found.uses.len()).unwrap_or(i64::MAX) < found.available_uses =>
-        {
-            Ok(())
-        }
-        _ => Err(invalid("Provided invite code not available")),
-    }
 }
 
 /// `com.atproto.server.requestAccountDelete`: mails a `delete_account` token.
@@ -363,8 +293,7 @@ pub async fn deactivate_account(
     state
         .repo()
         .sequence_account(&caller.did, false, Some("deactivated"))
-        .await
-        .map_err(internal)?;
+        .await?;
     Ok(empty())
 }
 
@@ -389,13 +318,9 @@ pub async fn activate_account(
         .and_then(|h| h.parse::<Handle>().ok());
     // The reference's order: #account, #identity, #sync.
     let repo = state.repo();
-    repo.sequence_account(did, true, None)
-        .await
-        .map_err(internal)?;
-    repo.sequence_identity(did, handle.as_ref())
-        .await
-        .map_err(internal)?;
-    repo.sequence_sync(did).await.map_err(internal)?;
+    repo.sequence_account(did, true, None).await?;
+    repo.sequence_identity(did, handle.as_ref()).await?;
+    repo.sequence_sync(did).await?;
     Ok(empty())
 }
 
@@ -414,10 +339,14 @@ pub async fn check_account_status(
         .repo()
         .stores()
         .open(did)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or_else(|| XrpcError::repo_not_found(format!("Could not find repo for DID: {did}")))?;
-    let root = state.repo().current_root(did).await.map_err(internal)?;
+    let root = state.repo().current_root(did).await.map_err(|err| match err {
+        crate::actor::Error::RepoNotFound(_) => {
+            XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"))
+        }
+        other => other.into(),
+    })?;
     let pool = actor.pool();
     let count = |sql: &'static str| async move {
         sqlx::query_scalar::<_, i64>(sql)

@@ -7,3 +7,4 @@ pub mod pds;
 pub mod plc;
 pub mod process;
 pub mod s3;
+pub mod smtp;

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use rookery::AppState;
 use rookery::config::{BlobstoreConfig, Config, SecretBytes, ServiceSecrets};
 use rookery::crypto::{Algorithm, Keypair};
-use rookery::identity::plc;
 use rookery::syntax::{Did, Handle};
 use tokio_util::sync::CancellationToken;
 
@@ -89,48 +88,26 @@ impl TestPds {
         format!("http://{}", self.addr)
     }
 
-    /// Creates an account through the library (not the createAccount route): a real did:plc
-    /// registered with the test's PLC directory, the repository, the account row. Returns the
-    /// DID and an access token.
+    /// Creates an account through the accounts service (what createAccount runs, without
+    /// the HTTP layer): a real did:plc registered with the test's PLC directory, the
+    /// repository, the account rows, a session. The address is `{handle with - for .}@example.com`.
+    /// Returns the DID and an access token.
     pub async fn seed_account(&self, handle: &str, password: &str) -> (Did, String) {
-        let state = &self.state;
         let handle: Handle = handle.parse().unwrap();
-        let key = Keypair::generate(Algorithm::K256);
-        let (did, op) = plc::create_genesis(
-            &key.public_key().to_did_key(),
-            vec![state.plc_rotation_key().public_key().to_did_key()],
-            &handle,
-            &state.config().public_url,
-            state.plc_rotation_key(),
-        )
-        .unwrap();
-        state.resolver().plc().submit(&did, &op).await.unwrap();
-        state
-            .repo()
-            .create_repo(&did, &key, Some(&handle))
-            .await
-            .unwrap();
-        let now = chrono::Utc::now().timestamp();
         let email = format!("{}@example.com", handle.as_str().replace('.', "-"));
-        state
-            .accounts()
-            .create_account(rookery::accounts::NewAccount {
-                did: &did,
+        let created = self
+            .state
+            .account_service()
+            .create_account(rookery::account_service::AccountRequest {
                 handle: &handle,
                 email: &email,
                 password,
                 invite_code: None,
-                invite_required: false,
-                now,
+                recovery_key: None,
             })
             .await
             .unwrap();
-        let session = state
-            .accounts()
-            .create_session_tokens(did.as_str(), None, now, state.session())
-            .await
-            .unwrap();
-        (did, session.access_jwt)
+        (created.did, created.session.access_jwt)
     }
 }
 
