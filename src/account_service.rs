@@ -113,6 +113,13 @@ impl AccountService<'_> {
     ) -> Result<(), Error> {
         self.state.mail().ensure_enabled()?;
         let email = account.email.as_deref().ok_or(Error::NoEmail)?;
+        if self.state.config().rate_limits_enabled {
+            let key = format!("{}:{}", purpose.as_str(), account.did);
+            self.state
+                .mail_limiter()
+                .check(&key, now())
+                .map_err(accounts::Error::from)?;
+        }
         let token = self
             .db()
             .create_email_token(&account.did, purpose, now())
@@ -128,8 +135,12 @@ impl AccountService<'_> {
     /// `com.atproto.server.requestEmailConfirmation`.
     pub async fn request_email_confirmation(&self, did: &str) -> Result<(), Error> {
         let account = self.account(did).await?;
-        self.mail_token(&account, EmailTokenPurpose::ConfirmEmail, Template::ConfirmEmail)
-            .await
+        self.mail_token(
+            &account,
+            EmailTokenPurpose::ConfirmEmail,
+            Template::ConfirmEmail,
+        )
+        .await
     }
 
     /// `com.atproto.server.confirmEmail`: `email` must be the account's current address.
@@ -152,8 +163,12 @@ impl AccountService<'_> {
         if account.email_confirmed_at.is_none() {
             return Ok(false);
         }
-        self.mail_token(&account, EmailTokenPurpose::UpdateEmail, Template::UpdateEmail)
-            .await?;
+        self.mail_token(
+            &account,
+            EmailTokenPurpose::UpdateEmail,
+            Template::UpdateEmail,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -188,8 +203,12 @@ impl AccountService<'_> {
             .get_account(AccountRef::Email(email))
             .await?
             .ok_or(Error::NoEmail)?;
-        self.mail_token(&account, EmailTokenPurpose::ResetPassword, Template::ResetPassword)
-            .await
+        self.mail_token(
+            &account,
+            EmailTokenPurpose::ResetPassword,
+            Template::ResetPassword,
+        )
+        .await
     }
 
     /// `com.atproto.server.resetPassword`: the token names the account; every session of
@@ -202,8 +221,12 @@ impl AccountService<'_> {
     /// `com.atproto.server.requestAccountDelete`.
     pub async fn request_account_delete(&self, did: &str) -> Result<(), Error> {
         let account = self.account(did).await?;
-        self.mail_token(&account, EmailTokenPurpose::DeleteAccount, Template::DeleteAccount)
-            .await
+        self.mail_token(
+            &account,
+            EmailTokenPurpose::DeleteAccount,
+            Template::DeleteAccount,
+        )
+        .await
     }
 
     /// The second step of a password login to an account with the email sign-in factor:
@@ -309,11 +332,16 @@ impl AccountService<'_> {
         {
             return Err(accounts::Error::HandleTaken.into());
         }
-        if db.get_account(AccountRef::Email(req.email)).await?.is_some() {
+        if db
+            .get_account(AccountRef::Email(req.email))
+            .await?
+            .is_some()
+        {
             return Err(accounts::Error::EmailTaken.into());
         }
 
-        let mut rotation_keys: Vec<String> = req.recovery_key.map(str::to_owned).into_iter().collect();
+        let mut rotation_keys: Vec<String> =
+            req.recovery_key.map(str::to_owned).into_iter().collect();
         let server_key = self.state.plc_rotation_key().public_key().to_did_key();
         if !rotation_keys.contains(&server_key) {
             rotation_keys.push(server_key);
@@ -329,7 +357,8 @@ impl AccountService<'_> {
         self.state.resolver().plc().submit(&did, &op).await?;
 
         let repo = self.state.repo();
-        repo.create_repo(&did, &signing_key, Some(req.handle)).await?;
+        repo.create_repo(&did, &signing_key, Some(req.handle))
+            .await?;
         let now = now();
         let created = async {
             db.create_account(NewAccount {
@@ -359,10 +388,6 @@ impl AccountService<'_> {
 
     /// The account's handle as a [`Handle`], if it has a valid one.
     pub async fn handle_of(&self, did: &str) -> Result<Option<Handle>, Error> {
-        Ok(self
-            .account(did)
-            .await?
-            .handle
-            .and_then(|h| h.parse().ok()))
+        Ok(self.account(did).await?.handle.and_then(|h| h.parse().ok()))
     }
 }

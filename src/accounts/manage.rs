@@ -121,8 +121,14 @@ impl AccountDb {
             .ok_or(Error::AccountNotFound)?;
         match update.token {
             Some(token) => {
-                email_token::consume(&mut tx, did, EmailTokenPurpose::UpdateEmail, token, update.now)
-                    .await?
+                email_token::consume(
+                    &mut tx,
+                    did,
+                    EmailTokenPurpose::UpdateEmail,
+                    token,
+                    update.now,
+                )
+                .await?
             }
             None if current.email_confirmed_at.is_some() => return Err(Error::TokenRequired),
             None => {}

@@ -91,17 +91,24 @@ async fn invite_codes_page_by_recency_and_usage() {
         .await
         .unwrap();
     let codes = &made[0].codes;
-    let mut used = sqlx::query("INSERT INTO invite_code_use (code, usedBy, usedAt) VALUES (?1, ?2, ?3)");
+    let mut used =
+        sqlx::query("INSERT INTO invite_code_use (code, usedBy, usedAt) VALUES (?1, ?2, ?3)");
     used = used.bind(codes[1].clone()).bind("did:plc:x").bind(NOW);
     used.execute(db.pool()).await.unwrap();
-    let by_usage = db.list_invite_codes(InviteSort::Usage, None, 1).await.unwrap();
+    let by_usage = db
+        .list_invite_codes(InviteSort::Usage, None, 1)
+        .await
+        .unwrap();
     assert_eq!(by_usage.items[0].code, codes[1]);
     assert_eq!(by_usage.items[0].uses.len(), 1);
     let mut seen = vec![by_usage.items[0].code.clone()];
     let mut cursor = by_usage.cursor;
     for _ in 0..5 {
         let Some(c) = cursor else { break };
-        let page = db.list_invite_codes(InviteSort::Usage, Some(&c), 1).await.unwrap();
+        let page = db
+            .list_invite_codes(InviteSort::Usage, Some(&c), 1)
+            .await
+            .unwrap();
         seen.extend(page.items.iter().map(|c| c.code.clone()));
         cursor = page.cursor;
     }
@@ -109,7 +116,10 @@ async fn invite_codes_page_by_recency_and_usage() {
     let mut all = codes.clone();
     all.sort();
     assert_eq!(seen, all);
-    let recent = db.list_invite_codes(InviteSort::Recent, None, 10).await.unwrap();
+    let recent = db
+        .list_invite_codes(InviteSort::Recent, None, 10)
+        .await
+        .unwrap();
     assert_eq!(recent.items.len(), 3);
     assert_eq!(recent.cursor, None);
 }
@@ -123,10 +133,16 @@ async fn reserved_keys_are_taken_once() {
     db.reserve_signing_key("did:key:z2", &[2; 32], Some("did:plc:new"), NOW)
         .await
         .unwrap();
-    assert_eq!(db.take_reserved_signing_key("did:key:z1").await.unwrap(), None);
+    assert_eq!(
+        db.take_reserved_signing_key("did:key:z1").await.unwrap(),
+        None
+    );
     assert_eq!(
         db.take_reserved_signing_key("did:plc:new").await.unwrap(),
         Some(vec![2; 32])
     );
-    assert_eq!(db.take_reserved_signing_key("did:plc:new").await.unwrap(), None);
+    assert_eq!(
+        db.take_reserved_signing_key("did:plc:new").await.unwrap(),
+        None
+    );
 }

@@ -48,14 +48,17 @@ use crate::auth::PasswordError;
 pub use account::{AccountInfo, AccountRef, AccountStatus, NewAccount};
 pub use app_password::{AppPassword, CreatedAppPassword, app_password_hash};
 pub use email_token::{EMAIL_TOKEN_LIFETIME_SECS, EmailTokenPurpose, generate_email_token};
-pub use manage::{EmailUpdate, InviteSort, Page};
-pub use invite::{ADMIN as ADMIN_INVITE_ACCOUNT, AccountCodes, InviteCode, InviteCodeUse, generate_invite_code};
+pub use invite::{
+    ADMIN as ADMIN_INVITE_ACCOUNT, AccountCodes, InviteCode, InviteCodeUse, generate_invite_code,
+};
 pub use login::{
     AppPasswordInfo, LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, LOCKOUT_WINDOW_SECS,
     LOGIN_ATTEMPT_RETENTION_SECS, LoginResult,
 };
+pub use manage::{EmailUpdate, InviteSort, Page};
 pub use rate_limit::{
-    CREATE_SESSION_LIMITS, RateLimit, RateLimited, RateLimiter, UPDATE_HANDLE_LIMITS,
+    CREATE_SESSION_LIMITS, MAIL_TOKEN_LIMITS, RateLimit, RateLimited, RateLimiter,
+    UPDATE_HANDLE_LIMITS,
 };
 pub use repo_root::{ListedRepo, MalformedCursor, RepoCursor, RepoHead};
 pub use session::{REFRESH_REUSE_GRACE_SECS, Session};

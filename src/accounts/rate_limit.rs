@@ -51,6 +51,20 @@ pub const UPDATE_HANDLE_LIMITS: [RateLimit; 2] = [
     },
 ];
 
+/// The reference's limits on the methods that mail a token (`requestEmailConfirmation`,
+/// `requestEmailUpdate`; applied here to every mailed token), per account and kind of
+/// token: 5 per hour and 15 per day.
+pub const MAIL_TOKEN_LIMITS: [RateLimit; 2] = [
+    RateLimit {
+        points: 5,
+        window_secs: 60 * 60,
+    },
+    RateLimit {
+        points: 15,
+        window_secs: 24 * 60 * 60,
+    },
+];
+
 /// A refused request: another will be allowed from `reset` (UNIX seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("rate limit exceeded, resets at {reset}")]

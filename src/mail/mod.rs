@@ -280,6 +280,9 @@ mod tests {
         let outbox = Outbox::new(None, "pds.example.com");
         assert_eq!(outbox.ensure_enabled(), Err(MailError::NotConfigured));
         assert_eq!(outbox.queue(mail(1)), Err(MailError::NotConfigured));
-        assert_eq!(outbox.send_now(mail(1)).await, Err(MailError::NotConfigured));
+        assert_eq!(
+            outbox.send_now(mail(1)).await,
+            Err(MailError::NotConfigured)
+        );
     }
 }

@@ -217,6 +217,9 @@ mod tests {
             text: "t".into(),
             html: None,
         };
-        assert!(matches!(mailer.send(&mail).await, Err(MailError::Address(_))));
+        assert!(matches!(
+            mailer.send(&mail).await,
+            Err(MailError::Address(_))
+        ));
     }
 }

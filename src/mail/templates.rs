@@ -235,14 +235,22 @@ mod tests {
         assert_eq!(mail.subject, "About your <account>");
         assert!(mail.text.starts_with("Hello <b>you</b> {{token}}\n"));
         let html = mail.html.unwrap();
-        assert!(html.contains("Hello &lt;b&gt;you&lt;/b&gt; {{token}}"), "{html}");
-        assert!(html.contains("<title>About your &lt;account&gt;</title>"), "{html}");
+        assert!(
+            html.contains("Hello &lt;b&gt;you&lt;/b&gt; {{token}}"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<title>About your &lt;account&gt;</title>"),
+            "{html}"
+        );
         assert!(!html.contains("ABCDE-23456"));
     }
 
     #[test]
     fn fill_is_one_pass() {
-        let out = fill("a {{x}} b {{y}} c {{", |n| (n == "x").then(|| "{{y}}".into()));
+        let out = fill("a {{x}} b {{y}} c {{", |n| {
+            (n == "x").then(|| "{{y}}".into())
+        });
         assert_eq!(out, "a {{y}} b {{y}} c {{");
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{AccountDb, CREATE_SESSION_LIMITS, RateLimiter, UPDATE_HANDLE_LIMITS};
+use crate::accounts::{
+    AccountDb, CREATE_SESSION_LIMITS, MAIL_TOKEN_LIMITS, RateLimiter, UPDATE_HANDLE_LIMITS,
+};
 use crate::actor::{ActorRepo, ActorStores};
 use crate::auth::SessionSigner;
 use crate::blobs::{self, BlobStore};
@@ -46,6 +48,7 @@ struct Inner {
     moderation_mail: Outbox,
     login_limiter: RateLimiter,
     handle_limiter: RateLimiter,
+    mail_limiter: RateLimiter,
     hub: HubIndex,
 }
 
@@ -186,6 +189,7 @@ impl AppState {
             moderation_mail,
             login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
             handle_limiter: RateLimiter::new(&UPDATE_HANDLE_LIMITS, RATE_LIMIT_KEYS),
+            mail_limiter: RateLimiter::new(&MAIL_TOKEN_LIMITS, RATE_LIMIT_KEYS),
             hub,
             config,
             secrets,
@@ -261,6 +265,11 @@ impl AppState {
     /// The updateHandle limiter (10 per 5 minutes, 50 per day per account).
     pub fn handle_limiter(&self) -> &RateLimiter {
         &self.0.handle_limiter
+    }
+
+    /// The limiter of mailed tokens (5 per hour, 15 per day per account and kind).
+    pub fn mail_limiter(&self) -> &RateLimiter {
+        &self.0.mail_limiter
     }
 
     /// The PocketBase.cn hub index.

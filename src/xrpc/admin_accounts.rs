@@ -30,7 +30,10 @@ pub fn routes() -> Router<AppState> {
         .route(&path("searchAccounts"), get(search_accounts))
         .route(&path("updateAccountEmail"), post(update_account_email))
         .route(&path("updateAccountHandle"), post(update_account_handle))
-        .route(&path("updateAccountPassword"), post(update_account_password))
+        .route(
+            &path("updateAccountPassword"),
+            post(update_account_password),
+        )
         .route(
             &path("updateAccountSigningKey"),
             post(update_account_signing_key),
@@ -38,7 +41,10 @@ pub fn routes() -> Router<AppState> {
         .route(&path("deleteAccount"), post(delete_account))
         .route(&path("getInviteCodes"), get(get_invite_codes))
         .route(&path("disableInviteCodes"), post(disable_invite_codes))
-        .route(&path("disableAccountInvites"), post(disable_account_invites))
+        .route(
+            &path("disableAccountInvites"),
+            post(disable_account_invites),
+        )
         .route(&path("enableAccountInvites"), post(enable_account_invites))
         .route(&path("sendEmail"), post(send_email))
 }
@@ -162,7 +168,11 @@ async fn search_accounts(
     XrpcQuery(params): XrpcQuery<SearchParams>,
 ) -> Result<Json<Value>, XrpcError> {
     let limit = limit(params.limit, 50, 100)?;
-    let prefix = params.email.as_deref().map(str::trim).filter(|p| !p.is_empty());
+    let prefix = params
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
     let page = state
         .accounts()
         .search_accounts(prefix, params.cursor.as_deref(), limit)

@@ -18,8 +18,8 @@ use serde_json::json;
 
 use crate::accounts::AccountRef;
 use crate::error::{ErrorName, XrpcError};
-use crate::identity::resolver::ResolveError;
 use crate::identity::plc::{self, PDS_SERVICE_ID, PDS_SERVICE_TYPE, PlcChanges, PlcError};
+use crate::identity::resolver::ResolveError;
 use crate::server::AppState;
 use crate::syntax::{Did, Handle};
 use crate::xrpc::auth::{AccessAllowDeactivated, AccessStandard};
@@ -262,8 +262,9 @@ async fn identity_info(state: &AppState, identifier: &str) -> Result<serde_json:
         // Asked by handle: the document must claim it back.
         (Some(asked), Some(claimed)) if asked == claimed => Some(asked.clone()),
         (Some(_), _) => return Err(handle_not_found()),
-        (None, Some(claimed)) => (handle_target(state, claimed).await?.as_ref() == Some(&did))
-            .then(|| claimed.clone()),
+        (None, Some(claimed)) => {
+            (handle_target(state, claimed).await?.as_ref() == Some(&did)).then(|| claimed.clone())
+        }
         (None, None) => None,
     };
     Ok(json!({

@@ -70,8 +70,7 @@ async fn resolve_handle_local_unknown_invalid() {
         None,
     )
     .await;
-    assert_eq!(external.0, StatusCode::BAD_REQUEST);
-    assert_eq!(external.1["error"], "InvalidRequest");
+    assert_error(&external, 400, "HandleNotFound", "Unable to resolve handle");
 
     for bad in ["not_a_handle", "nodots", "a..test", "%00"] {
         let reply = get(&pds, &format!("{path}{bad}"), None).await;

@@ -335,18 +335,20 @@ pub async fn check_account_status(
         .get_account(AccountRef::Did(did.as_str()))
         .await?
         .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
-    let actor = state
-        .repo()
-        .stores()
-        .open(did)
-        .await?
-        .ok_or_else(|| XrpcError::repo_not_found(format!("Could not find repo for DID: {did}")))?;
-    let root = state.repo().current_root(did).await.map_err(|err| match err {
-        crate::actor::Error::RepoNotFound(_) => {
+    let actor =
+        state.repo().stores().open(did).await?.ok_or_else(|| {
             XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"))
-        }
-        other => other.into(),
-    })?;
+        })?;
+    let root = state
+        .repo()
+        .current_root(did)
+        .await
+        .map_err(|err| match err {
+            crate::actor::Error::RepoNotFound(_) => {
+                XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"))
+            }
+            other => other.into(),
+        })?;
     let pool = actor.pool();
     let count = |sql: &'static str| async move {
         sqlx::query_scalar::<_, i64>(sql)

@@ -79,7 +79,11 @@ pub async fn update_email(
     XrpcJson(input): XrpcJson<UpdateEmailInput>,
 ) -> Result<Json<Value>, XrpcError> {
     let email = normalize_email(&input.email).ok_or_else(unsupported_email)?;
-    let token = input.token.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let token = input
+        .token
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     state
         .account_service()
         .update_email(caller.did.as_str(), &email, token, input.email_auth_factor)
@@ -159,6 +163,8 @@ pub async fn reserve_signing_key(
 }
 
 /// `com.atproto.temp.checkSignupQueue`: this server has no sign-up queue.
-pub async fn check_signup_queue(AccessAllowDeactivated(_caller): AccessAllowDeactivated) -> Json<Value> {
+pub async fn check_signup_queue(
+    AccessAllowDeactivated(_caller): AccessAllowDeactivated,
+) -> Json<Value> {
     Json(json!({ "activated": true }))
 }
