@@ -42,10 +42,17 @@ pub enum Error {
     Genesis(#[from] plc::OpError),
     #[error(transparent)]
     Plc(#[from] PlcError),
+    /// Boxed: the actor error is large, and this one travels through every flow.
     #[error(transparent)]
-    Actor(#[from] crate::actor::Error),
+    Actor(Box<crate::actor::Error>),
     #[error(transparent)]
     Sequencer(#[from] crate::sequencer::Error),
+}
+
+impl From<crate::actor::Error> for Error {
+    fn from(err: crate::actor::Error) -> Self {
+        Error::Actor(Box::new(err))
+    }
 }
 
 /// The account flows over one server's services. Cheap: a borrowed view of the state.

@@ -96,7 +96,7 @@ impl From<account_service::Error> for XrpcError {
         match err {
             E::Accounts(err) => err.into(),
             E::Mail(err) => err.into(),
-            E::Actor(err) => err.into(),
+            E::Actor(err) => (*err).into(),
             E::NoEmail => XrpcError::invalid_request("account does not have an email address"),
             E::EmailMismatch => XrpcError::bad_request(ErrorName::InvalidEmail, "invalid email"),
             E::AuthFactorTokenRequired => XrpcError::new(

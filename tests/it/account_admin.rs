@@ -30,8 +30,11 @@ async fn login(pds: &TestPds, identifier: &str, password: &str) -> StatusCode {
     .0
 }
 
+/// An admin method, its JSON body (procedures) or its query (queries).
+type AdminCall = (&'static str, Option<Value>, Vec<(&'static str, String)>);
+
 /// Every admin method this PR adds, with a well-formed input.
-fn admin_calls(did: &str) -> Vec<(&'static str, Option<Value>, Vec<(&'static str, String)>)> {
+fn admin_calls(did: &str) -> Vec<AdminCall> {
     vec![
         ("getAccountInfos", None, vec![("dids", did.to_owned())]),
         ("searchAccounts", None, vec![]),
