@@ -1,0 +1,148 @@
+//! A new user's first run: the real `rookery` binary started as `rookery serve` with no
+//! environment at all, in an empty directory, in a network namespace of its own (only a
+//! loopback interface: the public network, plc.directory included, is unreachable). The
+//! official `@atproto/api` client signs up and posts, and `@atproto/identity` resolves the
+//! new DID through the server's embedded PLC directory.
+//!
+//! The server binds its default `0.0.0.0`, which inside the namespace is the loopback
+//! interface alone; the Node client joins the namespace with `nsenter`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long the server may take to announce itself.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The server process; killed and reaped on drop.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Absolute path of a program on this test's PATH (the server gets no PATH).
+fn which(program: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} not found"))
+}
+
+#[test]
+fn serve_with_no_configuration_works_offline_with_official_clients() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node = crate::support::plc::node_binary(repo);
+    let cwd = tempfile::tempdir().unwrap();
+    let rookery = env!("CARGO_BIN_EXE_rookery");
+
+    // unshare → sh (brings loopback up) → env -i → rookery: one process id throughout.
+    let mut child = Command::new(which("unshare"))
+        .args(["--net", "--", "/bin/sh", "-c"])
+        .arg(r#""$0" link set lo up && exec "$1" -i "$2" serve --port 0"#)
+        .arg(which("ip"))
+        .arg(which("env"))
+        .arg(rookery)
+        .env_clear()
+        .current_dir(cwd.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start rookery under unshare");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    let pid = server.0.id();
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    let mut public_url = None;
+    let mut plc_url = None;
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    while public_url.is_none() || plc_url.is_none() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = match rx.recv_timeout(left) {
+            Ok(line) => line,
+            Err(e) => {
+                drop(server);
+                panic!("rookery did not start ({e}):\n{}", log.join().unwrap());
+            }
+        };
+        if let Some(rest) = line.strip_prefix("rookery listening on ") {
+            // "0.0.0.0:PORT (http://localhost:PORT)"
+            let url = rest.split_once(" (").unwrap().1.trim_end_matches(')');
+            public_url = Some(url.to_owned());
+        } else if let Some(url) = line.strip_prefix("embedded PLC directory at ") {
+            plc_url = Some(url.to_owned());
+        }
+    }
+    let public_url = public_url.unwrap();
+    let plc_url = plc_url.unwrap();
+    assert!(public_url.starts_with("http://localhost:"), "{public_url}");
+    assert_ne!(public_url, "http://localhost:0");
+    assert_eq!(plc_url, format!("{public_url}/plc"));
+
+    let output = Command::new(which("nsenter"))
+        .arg(format!("--target={pid}"))
+        .args(["--net", "--"])
+        .arg(&node)
+        .arg(repo.join("tests/js/offline-first-run.mjs"))
+        .args([&public_url, &plc_url, "alice.test"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        drop(server);
+        panic!(
+            "offline-first-run failed:\n{out}\n{}\nserver log:\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            log.join().unwrap()
+        );
+    }
+    let result: Value = serde_json::from_str(out.trim()).unwrap();
+    let did = result["did"].as_str().unwrap();
+    assert!(
+        result["publicDirectory"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreachable"),
+        "{result}"
+    );
+    assert_eq!(result["atproto"]["did"], did);
+    assert_eq!(result["atproto"]["handle"], "alice.test");
+    assert_eq!(result["atproto"]["pds"], public_url.as_str());
+    assert_eq!(result["doc"]["id"], did);
+    assert_eq!(result["doc"]["alsoKnownAs"][0], "at://alice.test");
+
+    // Everything lives in ./data of the empty directory it was started in, the directory
+    // included.
+    let data = cwd.path().join("data");
+    assert!(data.join("plc.sqlite").is_file());
+    assert!(data.join("account.sqlite").is_file());
+    drop(server);
+    let log = log.join().unwrap();
+    assert!(!log.contains("plc.directory"), "{log}");
+}
