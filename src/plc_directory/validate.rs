@@ -8,7 +8,6 @@
 
 use crate::crypto::PublicKey;
 use crate::identity::plc::{PlcOp, SignedOp, UnsignedOp, did_for_genesis};
-use crate::repo::cbor;
 
 use super::Error;
 
@@ -59,7 +58,8 @@ pub struct Accepted {
 /// field limits.
 pub fn parse_incoming(body: &serde_json::Value) -> Result<SignedOp, Error> {
     let json = || serde_json::to_string(body).unwrap_or_default();
-    let size = cbor::encode_serde(body).map(|b| b.len()).unwrap_or(0);
+    // Any JSON has a CBOR form (the checks of our strict encoder do not apply here).
+    let size = serde_ipld_dagcbor::to_vec(body).map_or(usize::MAX, |b| b.len());
     if size > MAX_OP_BYTES {
         return Err(Error::Invalid(format!(
             "Operation too large ({MAX_OP_BYTES} bytes maximum in cbor encoding)"
