@@ -7,26 +7,13 @@
 //! The server binds its default `0.0.0.0`, which inside the namespace is the loopback
 //! interface alone; the Node client joins the namespace with `nsenter`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// How long the server may take to announce itself.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The server process; killed and reaped on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::process::LineProcess;
 
 /// Absolute path of a program on this test's PATH (the server gets no PATH).
 fn which(program: &str) -> PathBuf {
@@ -46,7 +33,8 @@ fn serve_with_no_configuration_works_offline_with_official_clients() {
     let rookery = env!("CARGO_BIN_EXE_rookery");
 
     // unshare → sh (brings loopback up) → env -i → rookery: one process id throughout.
-    let mut child = Command::new(which("unshare"))
+    let mut command = Command::new(which("unshare"));
+    command
         .args(["--net", "--", "/bin/sh", "-c"])
         .arg(r#""$0" link set lo up && exec "$1" -i "$2" serve --port 0"#)
         .arg(which("ip"))
@@ -55,52 +43,32 @@ fn serve_with_no_configuration_works_offline_with_official_clients() {
         .env_clear()
         .current_dir(cwd.path())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start rookery under unshare");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let server = Server(child);
-    let pid = server.0.id();
-
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+        .stderr(Stdio::piped());
+    let mut server = LineProcess::spawn(&mut command);
+    let pid = server.child.id();
+    let mut stderr = server.child.stderr.take().unwrap();
     let log = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = stderr.read_to_string(&mut text);
         text
     });
-
-    let mut public_url = None;
-    let mut plc_url = None;
-    let deadline = std::time::Instant::now() + START_TIMEOUT;
-    while public_url.is_none() || plc_url.is_none() {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = match rx.recv_timeout(left) {
-            Ok(line) => line,
-            Err(e) => {
-                drop(server);
-                panic!("rookery did not start ({e}):\n{}", log.join().unwrap());
-            }
-        };
-        if let Some(rest) = line.strip_prefix("rookery listening on ") {
-            // "0.0.0.0:PORT (http://localhost:PORT)"
-            let url = rest.split_once(" (").unwrap().1.trim_end_matches(')');
-            public_url = Some(url.to_owned());
-        } else if let Some(url) = line.strip_prefix("embedded PLC directory at ") {
-            plc_url = Some(url.to_owned());
+    let started = server
+        .wait_for("rookery listening on ")
+        .and_then(|line| Ok((line, server.wait_for("embedded PLC directory at ")?)));
+    let (listening, plc_url) = match started {
+        Ok(lines) => lines,
+        Err(e) => {
+            drop(server);
+            panic!("rookery did not start: {e}\n{}", log.join().unwrap());
         }
-    }
-    let public_url = public_url.unwrap();
-    let plc_url = plc_url.unwrap();
+    };
+    // "0.0.0.0:PORT (http://localhost:PORT)"
+    let public_url = listening
+        .split_once(" (")
+        .unwrap()
+        .1
+        .trim_end_matches(')')
+        .to_owned();
     assert!(public_url.starts_with("http://localhost:"), "{public_url}");
     assert_ne!(public_url, "http://localhost:0");
     assert_eq!(plc_url, format!("{public_url}/plc"));

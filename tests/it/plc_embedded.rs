@@ -7,17 +7,19 @@
 use crate::support;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use rookery::crypto::{Algorithm, Keypair};
 use rookery::identity::plc::{
-    self, PlcChanges, PlcOp, SignedOp, TombstoneOp, UnsignedOp, create_genesis, tombstone_op,
-    update_op,
+    self, PlcChanges, PlcClient, PlcDirectory, PlcError, PlcOp, SignedOp, TombstoneOp, UnsignedOp,
+    create_genesis, tombstone_op, update_op,
 };
 use rookery::plc_directory::{Directory, http};
+use rookery::syntax::Did;
 use serde_json::{Value, json};
 use support::pds::TestPds;
 use support::plc::PlcServer;
+use support::process::LineProcess;
 use tokio_util::sync::CancellationToken;
 
 /// The two directories side by side.
@@ -563,4 +565,56 @@ async fn pds_registers_accounts_in_its_embedded_directory() {
         py[0]["atproto"],
         json!({"did": did.as_str(), "signing_key": key, "handle": "dora.test", "pds": pds.state.config().public_url})
     );
+}
+
+/// `rookery plc serve` runs the directory alone: our PLC client registers and updates a DID
+/// in it, the official resolver reads it, and a restart on the same data still knows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plc_serve_runs_the_directory_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let start = || {
+        let server = LineProcess::spawn(
+            Command::new(env!("CARGO_BIN_EXE_rookery"))
+                .args(["plc", "serve", "--port", "0", "--data"])
+                .arg(data.path())
+                .stdin(Stdio::null()),
+        );
+        // "http://127.0.0.1:PORT (data in …)"
+        let line = server.wait_for("PLC directory listening on ").unwrap();
+        let url = line.split_once(' ').unwrap().0.to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        (server, url)
+    };
+    let (server, url) = start();
+    let client = PlcClient::new(&url).unwrap();
+    let a = account("erin.test");
+    let did: Did = a.did.parse().unwrap();
+    client.submit(&did, &a.genesis).await.unwrap();
+    let u1 = change(&a.genesis, new_handle("erin2.test"), &a.rotation);
+    client.submit(&did, &u1).await.unwrap();
+    let doc = client.resolve(&did).await.unwrap();
+    assert_eq!(doc.handle(), Some("erin2.test".parse().unwrap()));
+    let forged = forge(&u1, &Keypair::generate(Algorithm::K256));
+    assert!(matches!(
+        client.submit(&did, &forged).await,
+        Err(PlcError::Rejected(m)) if m.starts_with("Invalid signature on op: ")
+    ));
+    drop(server);
+    assert!(data.path().join("plc.sqlite").is_file());
+
+    let (_server, url) = start();
+    let client = PlcClient::new(&url).unwrap();
+    assert_eq!(
+        client.get_log(&did).await.unwrap(),
+        vec![a.genesis.clone(), u1]
+    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node = support::plc::node_binary(repo);
+    let js = run(Command::new(node)
+        .arg(repo.join("tests/js/resolve-did.mjs"))
+        .arg(&url)
+        .arg(did.as_str()))
+    .await;
+    assert_eq!(js[0]["atproto"]["handle"], json!("erin2.test"));
+    assert_eq!(js[0]["atproto"]["pds"], json!("https://pds.example.com"));
 }
