@@ -28,7 +28,7 @@ impl IntoResponse for Error {
         let status = match &self {
             Error::NotRegistered(_) | Error::NotAvailable(_) => StatusCode::NOT_FOUND,
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
-            Error::Database(_) | Error::Store(_) | Error::Corrupt(_) => {
+            Error::Database(_) | Error::Store(_) | Error::Io(_) | Error::Corrupt(_) => {
                 tracing::error!(error = %self, "PLC directory request failed");
                 return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
             }

@@ -62,6 +62,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("directory database: {0}")]
     Store(#[from] crate::store::Error),
+    #[error("directory data directory: {0}")]
+    Io(#[from] std::io::Error),
     #[error("stored operation unreadable: {0}")]
     Corrupt(String),
 }
@@ -87,7 +89,7 @@ impl Directory {
     /// FULL`, as every server database: an accepted operation is the source of truth.
     pub async fn open(path: &Path) -> Result<Directory, Error> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Corrupt(e.to_string()))?;
+            std::fs::create_dir_all(parent)?;
         }
         let opts = OpenOptions {
             idle_timeout: None,
