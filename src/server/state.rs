@@ -15,6 +15,7 @@ use crate::identity::handle::{HandleResolver, HandleResolverConfig};
 use crate::identity::plc::{PlcClient, PlcDirectory};
 use crate::identity::resolver::{IdResolver, IdResolverConfig};
 use crate::lexicon::Catalog;
+use crate::plc_directory::Directory;
 use crate::proxy::{ProxyConfig, ProxyContext};
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
 
@@ -43,6 +44,7 @@ struct Inner {
     mailer: Arc<dyn Mailer>,
     login_limiter: RateLimiter,
     hub: HubIndex,
+    embedded_plc: Option<Directory>,
 }
 
 /// Why the services could not be set up.
@@ -71,6 +73,8 @@ pub enum StateError {
     Blobs(#[from] crate::blobs::Error),
     #[error("hub index: {0}")]
     Hub(#[from] crate::hub::Error),
+    #[error("embedded PLC directory: {0}")]
+    PlcDirectory(#[from] crate::plc_directory::Error),
 }
 
 impl AppState {
@@ -98,10 +102,20 @@ impl AppState {
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
 
-        let plc: Arc<dyn PlcDirectory> = Arc::new(
-            PlcClient::new(config.did_plc_url.as_str())
-                .map_err(|e| StateError::Identity(e.to_string()))?,
-        );
+        let (plc, embedded_plc): (Arc<dyn PlcDirectory>, _) = match &config.did_plc_url {
+            Some(url) => (
+                Arc::new(
+                    PlcClient::new(url.as_str())
+                        .map_err(|e| StateError::Identity(e.to_string()))?,
+                ),
+                None,
+            ),
+            // The embedded directory, used in-process (and served under `/plc`).
+            None => {
+                let directory = Directory::open_in(data).await?;
+                (Arc::new(directory.clone()), Some(directory))
+            }
+        };
         // Dev mode may resolve handles and did:web on private addresses (local test networks).
         let allow_private = config.dev_mode;
         let web = DidWebResolver::new(DidWebConfig {
@@ -145,6 +159,7 @@ impl AppState {
             mailer: Arc::new(LogMailer),
             login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
             hub,
+            embedded_plc,
             config,
             secrets,
         })))
@@ -207,6 +222,12 @@ impl AppState {
     /// The createSession limiter (30 per 5 minutes, 300 per day per identifier and IP).
     pub fn login_limiter(&self) -> &RateLimiter {
         &self.0.login_limiter
+    }
+
+    /// The embedded PLC directory, when the configuration names no other
+    /// (`PDS_DID_PLC_URL` unset on `localhost`).
+    pub fn embedded_plc(&self) -> Option<&Directory> {
+        self.0.embedded_plc.as_ref()
     }
 
     /// The PocketBase.cn hub index.
