@@ -48,6 +48,8 @@ pub enum ServeError {
 /// A server that is accepting connections.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    public_url: String,
+    embedded_plc_url: Option<String>,
     handle: JoinHandle<Result<(), ServeError>>,
 }
 
@@ -55,6 +57,16 @@ impl RunningServer {
     /// The address actually bound (useful with `PDS_PORT=0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The public URL, with the port actually bound.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The embedded PLC directory's URL, when it is in use.
+    pub fn embedded_plc_url(&self) -> Option<&str> {
+        self.embedded_plc_url.as_deref()
     }
 
     /// Waits until the server has shut down: in-flight requests finished, background tasks
@@ -70,14 +82,20 @@ pub async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<RunningServer, ServeError> {
-    let secrets = ServiceSecrets::load_or_generate(&config)?;
-    let state = AppState::build(config, secrets).await?;
-    let config = state.config();
+    let mut config = config;
+    // Bound before the state is built, so that with port 0 the public URL (advertised in
+    // DID documents, and the embedded directory's) names the port really served.
     let addr = SocketAddr::new(config.bind_address, config.port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
+    if config.port == 0 {
+        config.set_port(local_addr.port());
+    }
+    let secrets = ServiceSecrets::load_or_generate(&config)?;
+    let state = AppState::build(config, secrets).await?;
+    let config = state.config();
     tracing::info!(
         address = %local_addr,
         public_url = %config.public_url,
@@ -86,6 +104,17 @@ pub async fn serve(
         "rookery {} listening",
         env!("CARGO_PKG_VERSION"),
     );
+    match config.embedded_plc_url() {
+        Some(url) => tracing::info!(
+            url = %url,
+            database = %config.data_directory.join(crate::plc_directory::DATABASE_FILE).display(),
+            "embedded PLC directory (PDS_DID_PLC_URL unset on localhost)"
+        ),
+        None => tracing::info!(
+            url = %config.did_plc_url.as_ref().map(url::Url::as_str).unwrap_or_default(),
+            "PLC directory"
+        ),
+    }
 
     let mut runner = TaskRunner::new(shutdown.child_token());
     spawn_tasks(&state, &mut runner);
@@ -97,6 +126,8 @@ pub async fn serve(
             crawlers::NOTIFY_INTERVAL,
         )?));
     }
+    let public_url = config.public_url.clone();
+    let embedded_plc_url = config.embedded_plc_url();
     let app = crate::app(state);
 
     let handle = tokio::spawn(async move {
@@ -122,7 +153,12 @@ pub async fn serve(
         tracing::info!("server stopped");
         served.map_err(ServeError::Io)
     });
-    Ok(RunningServer { local_addr, handle })
+    Ok(RunningServer {
+        local_addr,
+        public_url,
+        embedded_plc_url,
+        handle,
+    })
 }
 
 /// Starts the server's background tasks on `runner`: the firehose broadcaster, the

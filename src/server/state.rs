@@ -19,6 +19,7 @@ use crate::identity::resolver::{IdResolver, IdResolverConfig};
 use crate::lexicon::Catalog;
 use crate::mail::smtp::SmtpMailer;
 use crate::mail::{LogMailer, MailError, Mailer, Outbox};
+use crate::plc_directory::Directory;
 use crate::proxy::{ProxyConfig, ProxyContext};
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
 
@@ -50,6 +51,7 @@ struct Inner {
     handle_limiter: RateLimiter,
     mail_limiter: RateLimiter,
     hub: HubIndex,
+    embedded_plc: Option<Directory>,
 }
 
 /// Why the services could not be set up.
@@ -80,6 +82,8 @@ pub enum StateError {
     Hub(#[from] crate::hub::Error),
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    #[error("embedded PLC directory: {0}")]
+    PlcDirectory(#[from] crate::plc_directory::Error),
 }
 
 /// The mailer of one SMTP setting: SMTP when configured, else the log in development mode,
@@ -123,10 +127,20 @@ impl AppState {
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
 
-        let plc: Arc<dyn PlcDirectory> = Arc::new(
-            PlcClient::new(config.did_plc_url.as_str())
-                .map_err(|e| StateError::Identity(e.to_string()))?,
-        );
+        let (plc, embedded_plc): (Arc<dyn PlcDirectory>, _) = match &config.did_plc_url {
+            Some(url) => (
+                Arc::new(
+                    PlcClient::new(url.as_str())
+                        .map_err(|e| StateError::Identity(e.to_string()))?,
+                ),
+                None,
+            ),
+            // The embedded directory, used in-process (and served under `/plc`).
+            None => {
+                let directory = Directory::open_in(data).await?;
+                (Arc::new(directory.clone()), Some(directory))
+            }
+        };
         // Dev mode may resolve handles and did:web on private addresses (local test networks).
         let allow_private = config.dev_mode;
         let web = DidWebResolver::new(DidWebConfig {
@@ -191,6 +205,7 @@ impl AppState {
             handle_limiter: RateLimiter::new(&UPDATE_HANDLE_LIMITS, RATE_LIMIT_KEYS),
             mail_limiter: RateLimiter::new(&MAIL_TOKEN_LIMITS, RATE_LIMIT_KEYS),
             hub,
+            embedded_plc,
             config,
             secrets,
         })))
@@ -270,6 +285,12 @@ impl AppState {
     /// The limiter of mailed tokens (5 per hour, 15 per day per account and kind).
     pub fn mail_limiter(&self) -> &RateLimiter {
         &self.0.mail_limiter
+    }
+
+    /// The embedded PLC directory, when the configuration names no other
+    /// (`PDS_DID_PLC_URL` unset on `localhost`).
+    pub fn embedded_plc(&self) -> Option<&Directory> {
+        self.0.embedded_plc.as_ref()
     }
 
     /// The PocketBase.cn hub index.
