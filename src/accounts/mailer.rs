@@ -26,15 +26,64 @@ pub trait Mailer: Send + Sync {
     fn send<'a>(&'a self, mail: &'a Mail) -> BoxFuture<'a, Result<(), MailError>>;
 }
 
-/// Logs every mail (recipient, subject and body) at `info` instead of sending it.
+/// Logs every mail at `info` instead of sending it: recipient and subject, and the body
+/// (which carries confirmation and reset tokens) only when `show_text` is set, i.e. in
+/// development.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LogMailer;
+pub struct LogMailer {
+    pub show_text: bool,
+}
 
 impl Mailer for LogMailer {
     fn send<'a>(&'a self, mail: &'a Mail) -> BoxFuture<'a, Result<(), MailError>> {
         Box::pin(async move {
-            tracing::info!(to = %mail.to, subject = %mail.subject, text = %mail.text, "mail (not sent: no SMTP configured)");
+            if self.show_text {
+                tracing::info!(to = %mail.to, subject = %mail.subject, text = %mail.text, "mail (not sent: no SMTP configured)");
+            } else {
+                tracing::info!(to = %mail.to, subject = %mail.subject, "mail (not sent: no SMTP configured; its text is logged in development only)");
+            }
             Ok(())
+        })
+    }
+}
+
+/// Counts the mails another [`Mailer`] sent and failed to send (for the metrics).
+pub struct CountingMailer {
+    inner: std::sync::Arc<dyn Mailer>,
+    counts: std::sync::Arc<MailCounts>,
+}
+
+/// Mails sent and failed since start-up.
+#[derive(Debug, Default)]
+pub struct MailCounts {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+impl CountingMailer {
+    pub fn new(inner: std::sync::Arc<dyn Mailer>) -> Self {
+        CountingMailer {
+            inner,
+            counts: Default::default(),
+        }
+    }
+
+    pub fn counts(&self) -> std::sync::Arc<MailCounts> {
+        self.counts.clone()
+    }
+}
+
+impl Mailer for CountingMailer {
+    fn send<'a>(&'a self, mail: &'a Mail) -> BoxFuture<'a, Result<(), MailError>> {
+        Box::pin(async move {
+            let result = self.inner.send(mail).await;
+            let counter = if result.is_ok() {
+                &self.counts.sent
+            } else {
+                &self.counts.failed
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            result
         })
     }
 }
@@ -105,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn log_mailer_accepts() {
-        let mailer: Arc<dyn Mailer> = Arc::new(LogMailer);
+        let mailer: Arc<dyn Mailer> = Arc::new(LogMailer { show_text: true });
         assert_eq!(mailer.send(&mail(1)).await, Ok(()));
     }
 }

@@ -53,8 +53,8 @@ pub use login::{
     AppPasswordInfo, LOCKOUT_DURATION_SECS, LOCKOUT_THRESHOLD, LOCKOUT_WINDOW_SECS,
     LOGIN_ATTEMPT_RETENTION_SECS, LoginResult,
 };
-pub use mailer::{LogMailer, Mail, MailError, Mailer, MemoryMailer};
-pub use rate_limit::{CREATE_SESSION_LIMITS, RateLimit, RateLimited, RateLimiter};
+pub use mailer::{CountingMailer, LogMailer, Mail, MailCounts, MailError, Mailer, MemoryMailer};
+pub use rate_limit::{CREATE_SESSION_LIMITS, LimitStatus, RateLimit, RateLimited, RateLimiter};
 pub use repo_root::{ListedRepo, MalformedCursor, RepoCursor, RepoHead};
 pub use session::{REFRESH_REUSE_GRACE_SECS, Session};
 

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{AccountDb, CREATE_SESSION_LIMITS, LogMailer, Mailer, RateLimiter};
+use crate::accounts::{AccountDb, CountingMailer, LogMailer, MailCounts, Mailer};
 use crate::actor::{ActorRepo, ActorStores};
 use crate::auth::SessionSigner;
-use crate::blobs::{self, BlobStore};
+use crate::blobs::{self, BlobCounter, BlobStore, MeteredBlobStore};
 use crate::config::{Config, ServiceSecrets};
 use crate::crypto::{Algorithm, Keypair};
 use crate::hub::HubIndex;
@@ -17,9 +17,7 @@ use crate::identity::resolver::{IdResolver, IdResolverConfig};
 use crate::lexicon::Catalog;
 use crate::proxy::{ProxyConfig, ProxyContext};
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
-
-/// Most distinct keys a rate limiter tracks before it evicts idle ones.
-const RATE_LIMIT_KEYS: usize = 100_000;
+use crate::telemetry::HttpMetrics;
 
 /// State shared by every request handler. Cheap to clone.
 ///
@@ -41,8 +39,11 @@ struct Inner {
     catalog: Arc<Catalog>,
     blobs: Arc<dyn BlobStore>,
     mailer: Arc<dyn Mailer>,
-    login_limiter: RateLimiter,
+    rate_limits: super::limits::RateLimits,
     hub: HubIndex,
+    http_metrics: Arc<HttpMetrics>,
+    blob_counter: BlobCounter,
+    mail_counts: Arc<MailCounts>,
 }
 
 /// Why the services could not be set up.
@@ -93,7 +94,9 @@ impl AppState {
                 ping_interval: config.firehose_ping_interval,
             },
         );
-        let blobs = blobs::open(&config.blobstore).await?;
+        let metered = MeteredBlobStore::new(blobs::open(&config.blobstore).await?);
+        let blob_counter = metered.counter();
+        let blobs: Arc<dyn BlobStore> = Arc::new(metered);
         let repo = ActorRepo::with_repo_heads(stores, sequencer, blobs.clone(), accounts.clone());
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
@@ -132,6 +135,11 @@ impl AppState {
         );
         let plc_rotation_key =
             Keypair::from_private_bytes(Algorithm::K256, secrets.plc_rotation_key.expose())?;
+        let mailer = CountingMailer::new(Arc::new(LogMailer {
+            show_text: config.is_development(),
+        }));
+        let mail_counts = mailer.counts();
+        let mailer: Arc<dyn Mailer> = Arc::new(mailer);
         Ok(AppState(Arc::new(Inner {
             session,
             plc_rotation_key,
@@ -142,9 +150,12 @@ impl AppState {
             proxy,
             catalog,
             blobs,
-            mailer: Arc::new(LogMailer),
-            login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
+            mailer,
+            mail_counts,
+            rate_limits: super::limits::RateLimits::new(&config),
             hub,
+            http_metrics: Arc::new(HttpMetrics::new()),
+            blob_counter,
             config,
             secrets,
         })))
@@ -204,9 +215,24 @@ impl AppState {
         &self.0.mailer
     }
 
-    /// The createSession limiter (30 per 5 minutes, 300 per day per identifier and IP).
-    pub fn login_limiter(&self) -> &RateLimiter {
-        &self.0.login_limiter
+    /// The request rate limits.
+    pub fn rate_limits(&self) -> &super::limits::RateLimits {
+        &self.0.rate_limits
+    }
+
+    /// Request counters and latencies, filled by [`crate::telemetry::request::observe`].
+    pub fn http_metrics(&self) -> &Arc<HttpMetrics> {
+        &self.0.http_metrics
+    }
+
+    /// Bytes stored and served by the blob store.
+    pub fn blob_counter(&self) -> &BlobCounter {
+        &self.0.blob_counter
+    }
+
+    /// Mails sent and failed.
+    pub fn mail_counts(&self) -> &MailCounts {
+        &self.0.mail_counts
     }
 
     /// The PocketBase.cn hub index.

@@ -20,7 +20,6 @@ use rookery::proxy::{Caller, ProxyConfig, ProxyContext, proxy_request};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-
 mod upstream;
 
 use upstream::{AllLoopback, Docs, TIMELINE_BODY, start_upstream};
