@@ -301,3 +301,66 @@ async fn metrics_match_a_scripted_session() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// `ROOKERY_METRICS_ADDR`: the exposition without authentication on its own address, while
+/// the main port still wants the admin password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_metrics_address_needs_no_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = rookery::config::Config {
+        data_directory: dir.path().to_path_buf(),
+        blobstore: rookery::config::BlobstoreConfig::Disk {
+            location: dir.path().join("blocks"),
+            tmp_location: dir.path().join("tmp"),
+        },
+        bind_address: "127.0.0.1".parse().unwrap(),
+        port: 0,
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+        ..rookery::config::Config::default()
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = rookery::server::serve(config, shutdown.clone())
+        .await
+        .unwrap();
+    let metrics = server.metrics_addr().expect("a metrics address");
+    let http = reqwest::Client::new();
+    let describe = format!(
+        "http://{}/xrpc/com.atproto.server.describeServer",
+        server.local_addr()
+    );
+    assert_eq!(
+        http.get(&describe).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let reply = http
+        .get(format!("http://{}/metrics", server.local_addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    let reply = http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    let samples = parse_exposition(&reply.text().await.unwrap());
+    let requests = "rookery_http_requests_total";
+    let describe = [
+        ("nsid", "com.atproto.server.describeServer"),
+        ("status", "200"),
+    ];
+    assert_eq!(value(&samples, requests, &describe), 1.0);
+    // Only /metrics is served there.
+    let reply = http
+        .get(format!(
+            "http://{metrics}/xrpc/com.atproto.server.describeServer"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::NOT_FOUND);
+    shutdown.cancel();
+    server.wait().await.unwrap();
+}
