@@ -93,7 +93,7 @@ impl RateLimits {
     /// The client of a request with these `headers`, from socket address `peer`.
     pub fn client(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Client {
         let forwarded = self.proxy_header.as_ref().and_then(|name| {
-            let value = headers.get_all(name).iter().last()?.to_str().ok()?;
+            let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
             let last = value.rsplit(',').next()?.trim();
             last.parse::<IpAddr>()
                 .ok()
