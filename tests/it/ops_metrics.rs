@@ -114,7 +114,7 @@ async fn metrics_match_a_scripted_session() {
         tokio::task::yield_now().await;
     }
 
-    // 3 creates, 1 update, 1 delete, 1 failed read, 1 upload, 2 describeServer.
+    // 3 creates, 1 update, 1 delete, 1 failed read, 1 upload, 1 mail, 2 describeServer.
     let mut rkeys = Vec::new();
     for i in 0..3 {
         let reply = http
@@ -173,6 +173,14 @@ async fn metrics_match_a_scripted_session() {
         .await
         .unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
+    // One mail (the deletion code, written to the log: no SMTP is configured).
+    let reply = http
+        .post(xrpc("com.atproto.server.requestAccountDelete"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
     for _ in 0..2 {
         let reply = http
             .get(xrpc("com.atproto.server.describeServer"))
@@ -218,6 +226,7 @@ async fn metrics_match_a_scripted_session() {
         ("com.atproto.repo.getRecord", "400", 1.0),
         ("com.atproto.repo.uploadBlob", "200", 1.0),
         ("com.atproto.server.describeServer", "200", 2.0),
+        ("com.atproto.server.requestAccountDelete", "200", 1.0),
         ("com.atproto.sync.subscribeRepos", "101", 1.0),
         ("_other", "401", 2.0),
     ] {
@@ -276,10 +285,9 @@ async fn metrics_match_a_scripted_session() {
         1000.0
     );
     assert!(value(&samples, "rookery_actor_store_cache_hits_total", &[]) >= 5.0);
-    assert_eq!(
-        value(&samples, "rookery_mails_total", &[("outcome", "sent")]),
-        0.0
-    );
+    let mails = "rookery_mails_total";
+    assert_eq!(value(&samples, mails, &[("outcome", "sent")]), 1.0);
+    assert_eq!(value(&samples, mails, &[("outcome", "failed")]), 0.0);
     for db in ["account", "sequencer", "hub"] {
         assert!(
             value(&samples, "rookery_sqlite_file_bytes", &[("db", db)]) > 0.0,
