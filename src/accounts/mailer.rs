@@ -157,4 +157,42 @@ mod tests {
         let mailer: Arc<dyn Mailer> = Arc::new(LogMailer { show_text: true });
         assert_eq!(mailer.send(&mail(1)).await, Ok(()));
     }
+
+    /// What `mailer` logs when sending `mail(7)`.
+    fn logged(mailer: LogMailer) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            // Another test thread may have cached the callsites' interest while no
+            // subscriber wanted them.
+            tracing::callsite::rebuild_interest_cache();
+            futures::executor::block_on(mailer.send(&mail(7))).unwrap();
+        });
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn mailed_tokens_are_logged_in_development_only() {
+        let dev = logged(LogMailer { show_text: true });
+        assert!(dev.contains("token ABCDE-FGH7J"), "{dev}");
+        let prod = logged(LogMailer { show_text: false });
+        assert!(prod.contains("user7@example.com"), "{prod}");
+        assert!(prod.contains("subject 7"), "{prod}");
+        assert!(!prod.contains("ABCDE"), "{prod}");
+    }
 }
