@@ -201,10 +201,29 @@ pub struct RateLimitPolicy {
     pub repo_write: Vec<RateLimit>,
     /// `createSession`, per identifier and address: 30 per 5 minutes, 300 per day.
     pub create_session: Vec<RateLimit>,
-    /// `createAccount`, per address: 100 per 5 minutes.
-    pub create_account: Vec<RateLimit>,
-    /// `uploadBlob`, per address: 1000 per day.
-    pub upload_blob: Vec<RateLimit>,
+    /// Methods limited per client address, besides the global limit: `createAccount` 100
+    /// per 5 minutes, `uploadBlob` 1000 per day, `requestPasswordReset` 15 per hour and 50
+    /// per day, `resetPassword` and `deleteAccount` 50 per 5 minutes, `sync.getRepo` 6000
+    /// per 5 minutes.
+    pub per_address: Vec<MethodLimit>,
+}
+
+/// The limits of one XRPC method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MethodLimit {
+    pub nsid: String,
+    pub limits: Vec<RateLimit>,
+}
+
+impl RateLimitPolicy {
+    /// Replaces (or adds) the per-address limits of `nsid`.
+    pub fn set_per_address(&mut self, nsid: &str, limits: Vec<RateLimit>) {
+        self.per_address.retain(|m| m.nsid != nsid);
+        self.per_address.push(MethodLimit {
+            nsid: nsid.to_owned(),
+            limits,
+        });
+    }
 }
 
 const MINUTE: i64 = 60;
@@ -221,8 +240,32 @@ impl Default for RateLimitPolicy {
             global_ip: vec![limit(3000, 5 * MINUTE)],
             repo_write: vec![limit(5000, HOUR), limit(35_000, DAY)],
             create_session: vec![limit(30, 5 * MINUTE), limit(300, DAY)],
-            create_account: vec![limit(100, 5 * MINUTE)],
-            upload_blob: vec![limit(1000, DAY)],
+            per_address: [
+                (
+                    "com.atproto.server.createAccount",
+                    vec![limit(100, 5 * MINUTE)],
+                ),
+                ("com.atproto.repo.uploadBlob", vec![limit(1000, DAY)]),
+                (
+                    "com.atproto.server.requestPasswordReset",
+                    vec![limit(15, HOUR), limit(50, DAY)],
+                ),
+                (
+                    "com.atproto.server.resetPassword",
+                    vec![limit(50, 5 * MINUTE)],
+                ),
+                (
+                    "com.atproto.server.deleteAccount",
+                    vec![limit(50, 5 * MINUTE)],
+                ),
+                ("com.atproto.sync.getRepo", vec![limit(6000, 5 * MINUTE)]),
+            ]
+            .into_iter()
+            .map(|(nsid, limits)| MethodLimit {
+                nsid: nsid.to_owned(),
+                limits,
+            })
+            .collect(),
         }
     }
 }

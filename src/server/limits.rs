@@ -1,8 +1,9 @@
 //! Request rate limits, with the reference PDS's names and numbers (see
-//! [`crate::config::RateLimitPolicy`]): every XRPC call per client address, `createAccount`
-//! and `uploadBlob` per address (both checked by [`limit_requests`]), repository writes in
-//! points per account and `createSession` per identifier and address (checked by their
-//! handlers, which know the account and the identifier).
+//! [`crate::config::RateLimitPolicy`]): every XRPC call per client address and some methods
+//! (`createAccount`, `uploadBlob`, password resets, …) per address, checked by
+//! [`limit_requests`]; repository writes in points per account and `createSession` per
+//! identifier and address, checked by their handlers, which know the account and the
+//! identifier.
 //!
 //! A refused call gets 429 `RateLimitExceeded` with the reference's `RateLimit-Limit`,
 //! `RateLimit-Remaining`, `RateLimit-Reset` (UNIX seconds) and `RateLimit-Policy`
@@ -15,6 +16,7 @@
 //! `PDS_RATE_LIMIT_BYPASS_IPS` are not limited, nor is anything when
 //! `PDS_RATE_LIMITS_ENABLED` is off.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -61,8 +63,8 @@ pub struct RateLimits {
     global: RateLimiter,
     repo_write: RateLimiter,
     create_session: RateLimiter,
-    create_account: RateLimiter,
-    upload_blob: RateLimiter,
+    /// By the path of the method (`/xrpc/{nsid}`).
+    per_address: HashMap<String, RateLimiter>,
 }
 
 /// Compares without stopping at the first difference.
@@ -85,8 +87,11 @@ impl RateLimits {
             global: limiter(&policy.global_ip),
             repo_write: limiter(&policy.repo_write),
             create_session: limiter(&policy.create_session),
-            create_account: limiter(&policy.create_account),
-            upload_blob: limiter(&policy.upload_blob),
+            per_address: policy
+                .per_address
+                .iter()
+                .map(|m| (format!("/xrpc/{}", m.nsid), limiter(&m.limits)))
+                .collect(),
         }
     }
 
@@ -169,15 +174,6 @@ pub fn too_many(status: &LimitStatus, message: &str) -> Response {
     response
 }
 
-/// The per-address limits of a path, besides the global one.
-fn route_limiter<'a>(limits: &'a RateLimits, path: &str) -> Option<&'a RateLimiter> {
-    match path.strip_prefix("/xrpc/")? {
-        "com.atproto.server.createAccount" => Some(&limits.create_account),
-        "com.atproto.repo.uploadBlob" => Some(&limits.upload_blob),
-        _ => None,
-    }
-}
-
 /// Middleware: records the [`Client`] in the request and applies the per-address limits to
 /// XRPC calls (not to `/xrpc/_health`).
 pub async fn limit_requests(
@@ -196,7 +192,7 @@ pub async fn limit_requests(
     let mut status: Option<LimitStatus> = None;
     if limited {
         let key = client.key();
-        let route = route_limiter(limits, path);
+        let route = limits.per_address.get(path);
         for limiter in std::iter::once(&limits.global).chain(route) {
             match limits.consume(limiter, &client, &key, 1) {
                 Ok(Some(s)) => status = Some(status.map_or(s, |t| t.tighter(s))),

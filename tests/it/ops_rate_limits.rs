@@ -262,10 +262,12 @@ async fn create_session_is_limited_per_identifier() {
 }
 
 #[tokio::test]
-async fn create_account_and_upload_blob_are_limited_per_address() {
+async fn methods_limited_per_address() {
     let pds = start(|c| {
-        c.rate_limits.create_account = limit(2, 300);
-        c.rate_limits.upload_blob = limit(1, 86_400);
+        let policy = &mut c.rate_limits;
+        policy.set_per_address("com.atproto.server.createAccount", limit(2, 300));
+        policy.set_per_address("com.atproto.repo.uploadBlob", limit(1, 86_400));
+        policy.set_per_address("com.atproto.sync.getRepo", limit(1, 300));
     })
     .await;
     let http = reqwest::Client::new();
@@ -301,6 +303,12 @@ async fn create_account_and_upload_blob_are_limited_per_address() {
     let reply = upload().send().await.unwrap();
     assert_eq!(reply.status(), StatusCode::OK);
     assert_limited(upload().send().await.unwrap(), 1, 86_400).await;
+
+    let (did, _) = pds.seed_account("frank.test", "frank-password-1").await;
+    let get_repo = format!("{}/xrpc/com.atproto.sync.getRepo?did={did}", pds.url());
+    let reply = http.get(&get_repo).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_limited(http.get(&get_repo).send().await.unwrap(), 1, 300).await;
 }
 
 #[tokio::test]
