@@ -2,7 +2,8 @@
 # Installs the real AT Protocol components the interop tests run against
 # (PLC directory, official TypeScript clients) plus a Node 22 binary, all from
 # the npm registry, pinned by tests/js/package-lock.json; then, through
-# scripts/s3-deps.sh, the S3-compatible server of the blob store tests.
+# scripts/s3-deps.sh, the S3-compatible server of the blob store tests, and through
+# scripts/py-deps.sh the Python atproto SDK.
 #
 # Idempotent: the first run installs into the cache dir, later runs only check
 # a stamp (hash of the manifest, the lock and this script) and return at once.
@@ -72,5 +73,9 @@ fi
 # --- S3-compatible server for the blob store tests (moto, from PyPI) -------------------
 # Separate script, cache subdirectory (<cache>/s3) and stamp; see scripts/s3-deps.sh.
 "$repo/scripts/s3-deps.sh" >/dev/null
+
+# --- The Python atproto SDK for the PLC directory tests (from PyPI) ----------------------
+# Separate script, cache subdirectory (<cache>/py) and stamp; see scripts/py-deps.sh.
+"$repo/scripts/py-deps.sh" >/dev/null
 
 cat "$cache/env"

@@ -12,7 +12,8 @@
 //! - [`actor`]: per-account stores and the repository service (writes, reads);
 //! - [`sequencer`]: the firehose event log and the outbox that fills it;
 //! - [`blobs`]: blob storage on local disk or S3;
-//! - [`identity`], [`auth`], [`proxy`]: did:plc and handles, tokens, service proxying.
+//! - [`identity`], [`auth`], [`proxy`]: did:plc and handles, tokens, service proxying;
+//! - [`plc_directory`]: the embedded did:plc directory of the development server.
 
 pub mod accounts;
 pub mod actor;
@@ -27,6 +28,7 @@ pub mod error;
 pub mod hub;
 pub mod identity;
 pub mod lexicon;
+pub mod plc_directory;
 pub mod proxy;
 pub mod repo;
 pub mod sequencer;
@@ -61,14 +63,27 @@ fn cors() -> CorsLayer {
 
 /// The whole HTTP application. `serve` and the tests build the same router.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(server::banner))
         .route("/metrics", get(server::metrics::admin_metrics))
         .merge(xrpc::routes())
         .fallback(xrpc::not_routed)
-        .method_not_allowed_fallback(xrpc::wrong_method)
-        // Innermost first: JSON body limit (routes may raise it), 500 logging, CORS, then
-        // the request id, log line and metrics of every request.
+        .method_not_allowed_fallback(xrpc::wrong_method);
+    if let Some(directory) = state.embedded_plc() {
+        let plc = plc_directory::http::router(directory.clone());
+        router = router
+            .nest_service(plc_directory::MOUNT_PATH, plc.clone())
+            // `/did:…` paths also reach it at the root: `@atproto/identity` resolves
+            // `/{did}` against the directory URL's origin, dropping its `/plc` path.
+            .layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    plc_directory::http::did_paths_at_root(plc.clone(), req, next)
+                },
+            ));
+    }
+    router
+        // Innermost first: JSON body limit (routes may raise it), 500 logging, rate limits,
+        // CORS, then the request id, log line and metrics of every request.
         .layer(xrpc::extract::body_limit(xrpc::extract::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::log_internal_errors))
         .layer(axum::middleware::from_fn_with_state(

@@ -21,7 +21,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the PDS (configured by PDS_* / ROOKERY_* variables and an optional rookery.toml).
-    Serve(ServeArgs),
+    /// On the development defaults (hostname localhost, no PDS_DID_PLC_URL) it also runs
+    /// the embedded PLC directory under /plc.
+    Serve(RunArgs),
+    /// The embedded did:plc directory.
+    #[command(subcommand)]
+    Plc(PlcCommand),
     /// Build a signed demo repository, export it as a CAR file and verify it.
     Demo(DemoArgs),
     /// Work with CAR files.
@@ -35,6 +40,35 @@ enum Command {
     /// Measure this machine (prints a table).
     #[command(subcommand)]
     Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    config: ServeArgs,
+    /// Port to listen on, overriding PDS_PORT; 0 picks a free one (the address is printed).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Subcommand)]
+enum PlcCommand {
+    /// Run the PLC directory alone, for other local tools to share.
+    Serve(PlcServeArgs),
+}
+
+#[derive(Args)]
+struct PlcServeArgs {
+    /// Port to listen on; 0 picks a free one (the address is printed).
+    #[arg(long, default_value_t = 2582)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Data directory: the directory lives in DATA/plc.sqlite (the file `rookery serve`
+    /// uses for its embedded directory).
+    #[arg(long, value_name = "DATA", default_value = "./data")]
+    data: PathBuf,
 }
 
 #[derive(Args)]
@@ -153,6 +187,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Admin(args) => return ExitCode::from(rookery::admin_client::cli::run(args)),
         Command::Serve(args) => serve(args),
+        Command::Plc(PlcCommand::Serve(args)) => plc_serve(args),
         Command::Demo(args) => demo(args),
         Command::Car(CarCommand::Inspect { file, key }) => car_inspect(file, key),
         Command::Bench(BenchArgs::Repo(args)) => bench_repo(args),
@@ -174,8 +209,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = Config::load(args.config.as_deref())?;
+fn serve(args: RunArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.config.as_deref())?;
+    if let Some(port) = args.port {
+        config.set_port(port);
+    }
     init_logging(&config);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -185,7 +223,39 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         rookery::server::cancel_on_signals(shutdown.clone());
         let server = rookery::server::serve(config, shutdown).await?;
+        println!(
+            "rookery listening on {} ({})",
+            server.local_addr(),
+            server.public_url()
+        );
+        if let Some(url) = server.embedded_plc_url() {
+            println!("embedded PLC directory at {url}");
+        }
         server.wait().await?;
+        Ok(())
+    })
+}
+
+fn plc_serve(args: PlcServeArgs) -> anyhow::Result<()> {
+    init_logging(&Config::default());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let directory = rookery::plc_directory::Directory::open_in(&args.data).await?;
+        let addr = std::net::SocketAddr::new(args.bind, args.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let shutdown = CancellationToken::new();
+        rookery::server::cancel_on_signals(shutdown.clone());
+        let server = rookery::plc_directory::http::serve(listener, directory, shutdown)?;
+        println!(
+            "PLC directory listening on http://{} (data in {})",
+            server.local_addr,
+            args.data
+                .join(rookery::plc_directory::DATABASE_FILE)
+                .display()
+        );
+        server.handle.await??;
         Ok(())
     })
 }

@@ -47,6 +47,17 @@ impl KeyedLocks {
         mutex
     }
 
+    /// How many hold or wait for `key`'s lock (each keeps a reference to its mutex).
+    #[cfg(test)]
+    pub(crate) fn users(&self, key: &str) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .locks
+            .get(key)
+            .map_or(0, Weak::strong_count)
+    }
+
     /// Entries in the map, live or not yet swept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -70,18 +81,36 @@ mod tests {
         // Another key is free.
         let b = tokio::time::timeout(Duration::from_millis(100), locks.lock("did:plc:b")).await;
         assert!(b.is_ok());
-        // The same key waits until the first guard is dropped.
-        let waiter = {
-            let locks = locks.clone();
-            tokio::spawn(async move { drop(locks.lock("did:plc:a").await) })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished());
+        // The same key waits until the first guard is dropped: the waiter is queued on the
+        // mutex (it holds a reference to it) and, polled again and again, stays pending.
+        let mut waiter = std::pin::pin!(locks.lock("did:plc:a"));
+        for _ in 0..100 {
+            assert!(futures::poll!(waiter.as_mut()).is_pending());
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(locks.users("did:plc:a"), 2);
         drop(a);
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .unwrap()
-            .unwrap();
+        let taken = tokio::time::timeout(Duration::from_secs(5), waiter).await;
+        drop(taken.expect("the waiter takes the lock once it is free"));
+    }
+
+    #[tokio::test]
+    async fn users_counts_holders_and_waiters() {
+        let locks = KeyedLocks::default();
+        assert_eq!(locks.users("did:plc:k"), 0);
+        let held = locks.lock("did:plc:k").await;
+        assert_eq!(locks.users("did:plc:k"), 1);
+        {
+            let mut waiting = std::pin::pin!(locks.lock("did:plc:k"));
+            // Not yet polled: not yet a user.
+            assert_eq!(locks.users("did:plc:k"), 1);
+            assert!(futures::poll!(waiting.as_mut()).is_pending());
+            assert_eq!(locks.users("did:plc:k"), 2);
+        }
+        // A waiter given up lets go of the mutex.
+        assert_eq!(locks.users("did:plc:k"), 1);
+        drop(held);
+        assert_eq!(locks.users("did:plc:k"), 0);
     }
 
     #[tokio::test]

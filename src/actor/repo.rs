@@ -682,6 +682,12 @@ impl ActorRepo {
         self.0.writers.lock(did.as_str()).await
     }
 
+    /// How many hold or wait for the writer lock of `did`.
+    #[cfg(test)]
+    pub(super) fn writer_lock_users(&self, did: &Did) -> usize {
+        self.0.writers.users(did.as_str())
+    }
+
     #[cfg(test)]
     pub(super) fn writer_locks(&self) -> usize {
         self.0.writers.len()

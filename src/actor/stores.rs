@@ -72,6 +72,8 @@ struct Inner {
     /// Woken when a handle is dropped: an opener waiting for a permit may now find an idle
     /// entry to evict.
     handle_dropped: Arc<Notify>,
+    /// Openers waiting for a permit now.
+    permit_waiters: AtomicUsize,
     /// `open` calls answered from the cache, opens that had to load a store, and entries
     /// evicted to make room (for the metrics).
     hits: AtomicU64,
@@ -290,6 +292,7 @@ impl ActorStores {
             permits: Arc::new(Semaphore::new(capacity)),
             cache: Mutex::new(Cache::default()),
             opening: KeyedLocks::default(),
+            permit_waiters: AtomicUsize::new(0),
             open_pools: Arc::new(AtomicUsize::new(0)),
             handle_dropped: Arc::new(Notify::new()),
             hits: AtomicU64::new(0),
@@ -321,6 +324,11 @@ impl ActorStores {
     /// Pools open right now (never more than the capacity).
     pub fn open_pools(&self) -> usize {
         self.0.open_pools.load(Ordering::Acquire)
+    }
+
+    /// Openers waiting for a permit right now (all `capacity` pools in use).
+    pub fn permit_waiters(&self) -> usize {
+        self.0.permit_waiters.load(Ordering::Acquire)
     }
 
     /// Entries in the LRU.
@@ -447,6 +455,7 @@ impl ActorStores {
             }
             // Dropped outside the cache lock: the last reference starts the close.
             drop(evicted);
+            let _waiting = Counted::new(&self.0.permit_waiters);
             tokio::select! {
                 permit = self.0.permits.clone().acquire_owned() => {
                     return permit.map_err(|_| Error::CacheClosed);
@@ -454,5 +463,37 @@ impl ActorStores {
                 () = &mut dropped => {}
             }
         }
+    }
+}
+
+/// Counts itself in `counter` while it lives (also when its future is cancelled).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(counter: &'a AtomicUsize) -> Counted<'a> {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod counted_tests {
+    use super::*;
+
+    #[test]
+    fn counted_counts_while_alive() {
+        let counter = AtomicUsize::new(0);
+        {
+            let _a = Counted::new(&counter);
+            let _b = Counted::new(&counter);
+            assert_eq!(counter.load(Ordering::Acquire), 2);
+        }
+        assert_eq!(counter.load(Ordering::Acquire), 0);
     }
 }

@@ -110,7 +110,6 @@ pub fn is_app_password_format(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     /// The format `generate_app_password` promises: `^[a-z2-7]{4}(-[a-z2-7]{4}){3}$`.
     fn matches_generated_format(s: &str) -> bool {
@@ -127,10 +126,7 @@ mod tests {
 
     #[test]
     fn hash_and_verify() {
-        let start = Instant::now();
         let phc = hash_password("correct horse battery staple").expect("hash");
-        let elapsed = start.elapsed();
-        eprintln!("argon2id m=19MiB t=2 p=1 hash took {elapsed:?}");
         assert!(
             phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "unexpected PHC prefix: {phc}"

@@ -410,7 +410,8 @@ impl fmt::Display for Report {
     }
 }
 
-#[cfg(test)]
+// Small runs of the whole benchmark, checking its counts: `cargo test --features bench-tests`.
+#[cfg(all(test, feature = "bench-tests"))]
 mod tests {
     use super::*;
 

@@ -668,7 +668,8 @@ async fn single_writes(
     })
 }
 
-#[cfg(test)]
+// Small runs of the whole benchmark, checking its counts: `cargo test --features bench-tests`.
+#[cfg(all(test, feature = "bench-tests"))]
 mod tests {
     use super::*;
 

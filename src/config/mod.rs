@@ -125,8 +125,12 @@ pub struct Config {
     /// `ROOKERY_ACTOR_STORE_CACHE_SIZE` — how many per-account SQLite stores stay open (the
     /// bound of their LRU). Default `1000`; at least 1.
     pub actor_store_cache_size: usize,
-    /// `PDS_DID_PLC_URL` — the PLC directory. Default `https://plc.directory`.
-    pub did_plc_url: url::Url,
+    /// `PDS_DID_PLC_URL` — the PLC directory. `None` runs the embedded directory (see
+    /// [`crate::plc_directory`]) in-process, mounted at `{public_url}/plc` and stored in
+    /// `{data}/plc.sqlite`: the default for hostname `localhost`, so a development server
+    /// works offline and publishes nothing on the public network. Default for any other
+    /// hostname: `https://plc.directory`.
+    pub did_plc_url: Option<url::Url>,
     /// `PDS_JWT_SECRET` — secret from which the session-token signing key is derived. When
     /// unset, a key is generated on first start and kept in the data directory.
     pub jwt_secret: Option<Secret>,
@@ -501,7 +505,8 @@ impl Default for Config {
             blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
             blob_grace_period: DEFAULT_BLOB_GRACE_PERIOD,
             actor_store_cache_size: DEFAULT_ACTOR_STORE_CACHE_SIZE,
-            did_plc_url: default_plc_url(),
+            // The default hostname is `localhost`: the embedded directory.
+            did_plc_url: None,
             jwt_secret: None,
             admin_password: None,
             plc_rotation_key: None,
@@ -702,6 +707,11 @@ impl Config {
                 }
             })?
             .unwrap_or(defaults.log_format);
+        let did_plc_url = match src.url("PDS_DID_PLC_URL")? {
+            Some(url) => Some(url),
+            None if hostname == DEFAULT_HOSTNAME => None,
+            None => Some(default_plc_url()),
+        };
         Ok(Config {
             public_url: public_url_for(&hostname, port),
             hostname,
@@ -723,7 +733,7 @@ impl Config {
             blob_upload_limit,
             blob_grace_period,
             actor_store_cache_size,
-            did_plc_url: src.url("PDS_DID_PLC_URL")?.unwrap_or(defaults.did_plc_url),
+            did_plc_url,
             jwt_secret: src.string("PDS_JWT_SECRET").map(Secret::new),
             admin_password: src.string("PDS_ADMIN_PASSWORD").map(Secret::new),
             plc_rotation_key,
@@ -750,6 +760,20 @@ impl Config {
             log_format,
             warnings,
         })
+    }
+
+    /// Sets the listening port and the public URL derived from it (`rookery serve --port`,
+    /// and the port actually bound when `0` was asked for).
+    pub fn set_port(&mut self, port: u16) {
+        self.port = port;
+        self.public_url = public_url_for(&self.hostname, port);
+    }
+
+    /// The embedded PLC directory's public URL, when it is the one in use.
+    pub fn embedded_plc_url(&self) -> Option<String> {
+        self.did_plc_url
+            .is_none()
+            .then(|| format!("{}{}", self.public_url, crate::plc_directory::MOUNT_PATH))
     }
 
     /// Reads the process environment and the configuration file: `path` if given (it must

@@ -53,7 +53,12 @@ fn defaults_without_any_configuration() {
     assert_eq!(config.blob_upload_limit, 104_857_600);
     assert_eq!(config.blob_grace_period, Duration::from_secs(6 * 60 * 60));
     assert_eq!(config.actor_store_cache_size, 1000);
-    assert_eq!(config.did_plc_url.as_str(), "https://plc.directory/");
+    // Offline by default on localhost: the embedded directory, mounted on this server.
+    assert_eq!(config.did_plc_url, None);
+    assert_eq!(
+        config.embedded_plc_url().as_deref(),
+        Some("http://localhost:2583/plc")
+    );
     assert_eq!(config.jwt_secret, None);
     assert_eq!(config.admin_password, None);
     assert_eq!(config.plc_rotation_key, None);
@@ -149,7 +154,7 @@ fn every_variable_is_read() {
     assert_eq!(config.actor_store_cache_size, 250);
     assert_eq!(config.max_subscription_buffer, 64);
     assert_eq!(config.firehose_ping_interval, Duration::from_millis(1500));
-    assert_eq!(config.did_plc_url, url("http://127.0.0.1:2582"));
+    assert_eq!(config.did_plc_url, Some(url("http://127.0.0.1:2582")));
     assert_eq!(
         config.jwt_secret.as_ref().map(Secret::expose),
         Some("f475b5267b5e71b0d6973e8895c24bd8")
@@ -429,7 +434,12 @@ fn reference_installer_pds_env_parses() {
         }
     );
     assert_eq!(config.blob_upload_limit, 104_857_600);
-    assert_eq!(config.did_plc_url.as_str(), "https://plc.directory/");
+    // A real hostname uses the public directory.
+    assert_eq!(
+        config.did_plc_url.as_ref().map(url::Url::as_str),
+        Some("https://plc.directory/")
+    );
+    assert_eq!(config.embedded_plc_url(), None);
     assert_eq!(
         config.bsky_app_view.as_ref().map(|e| e.did.as_str()),
         Some("did:web:api.bsky.app")
@@ -712,4 +722,33 @@ fn operator_settings() {
         let err = from_env(&[(name, value)]).unwrap_err();
         assert!(err.to_string().contains(name), "{name}={value}: {err}");
     }
+}
+
+#[test]
+fn plc_directory_default_follows_the_hostname() {
+    // localhost: the embedded directory, under the public URL (port included).
+    let config = from_env(&[("PDS_PORT", "3000")]).unwrap();
+    assert_eq!(config.did_plc_url, None);
+    assert_eq!(
+        config.embedded_plc_url().as_deref(),
+        Some("http://localhost:3000/plc")
+    );
+    // A real hostname: the public directory, unless configured.
+    let config = from_env(&[("PDS_HOSTNAME", "pds.example.com")]).unwrap();
+    assert_eq!(
+        config.did_plc_url.as_ref().map(url::Url::as_str),
+        Some("https://plc.directory/")
+    );
+    // An explicit URL wins on localhost too.
+    let config = from_env(&[("PDS_DID_PLC_URL", "http://127.0.0.1:2582")]).unwrap();
+    assert_eq!(config.did_plc_url, Some(url("http://127.0.0.1:2582")));
+    assert_eq!(config.embedded_plc_url(), None);
+    // --port / the bound port move the public URL and the directory with it.
+    let mut config = Config::default();
+    config.set_port(4100);
+    assert_eq!(config.public_url, "http://localhost:4100");
+    assert_eq!(
+        config.embedded_plc_url().as_deref(),
+        Some("http://localhost:4100/plc")
+    );
 }

@@ -145,7 +145,7 @@ impl DidWebResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::test_server::{Reply, StaticHosts, TestServer};
+    use crate::identity::test_server::{Reply, StaticHosts, TestServer, within};
 
     fn did(s: &str) -> Did {
         s.parse().unwrap()
@@ -281,11 +281,9 @@ mod tests {
         assert_eq!(r.resolve(&nowhere).await, Err(WebError::NotFound));
 
         server.route("/.well-known/did.json", Reply::Hang);
-        let start = std::time::Instant::now();
         assert_eq!(
-            r.resolve(&did).await,
+            within(r.resolve(&did)).await,
             Err(WebError::Fetch(FetchError::Timeout))
         );
-        assert!(start.elapsed() < Duration::from_secs(2));
     }
 }

@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock (the system clock unless a test pauses it), so tests step over a TTL.
+use tokio::time::Instant;
 
 use crate::identity::did_doc::DidDocument;
 use crate::identity::did_web::{DidWebResolver, WebError};

@@ -13,6 +13,19 @@ use tokio::net::{TcpListener, TcpStream};
 use super::handle::{DnsError, TxtLookup};
 use super::net::HostLookup;
 
+/// How long a test waits for a call that a resolver deadline (at most a few hundred
+/// milliseconds in these tests) must end: far beyond those deadlines, far below the 30 s that
+/// [`Reply::Hang`] and [`StaticTxt::slow`] stall for.
+const TEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Awaits `call`, failing the test only if it has not finished by [`TEST_DEADLINE`]: proof that
+/// a deadline inside it fired, without measuring wall-clock time.
+pub(crate) async fn within<F: std::future::Future>(call: F) -> F::Output {
+    tokio::time::timeout(TEST_DEADLINE, call)
+        .await
+        .expect("still running at the test deadline: a resolver deadline did not fire")
+}
+
 /// What the server answers on a path.
 #[derive(Debug, Clone)]
 pub(crate) enum Reply {

@@ -52,6 +52,8 @@ pub enum ServeError {
 pub struct RunningServer {
     local_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    public_url: String,
+    embedded_plc_url: Option<String>,
     handle: JoinHandle<Result<(), ServeError>>,
 }
 
@@ -64,6 +66,16 @@ impl RunningServer {
     /// The address of the separate metrics listener (`ROOKERY_METRICS_ADDR`), if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The public URL, with the port actually bound.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The embedded PLC directory's URL, when it is in use.
+    pub fn embedded_plc_url(&self) -> Option<&str> {
+        self.embedded_plc_url.as_deref()
     }
 
     /// Waits until the server has shut down: in-flight requests finished, background tasks
@@ -79,14 +91,20 @@ pub async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<RunningServer, ServeError> {
-    let secrets = ServiceSecrets::load_or_generate(&config)?;
-    let state = AppState::build(config, secrets).await?;
-    let config = state.config();
+    let mut config = config;
+    // Bound before the state is built, so that with port 0 the public URL (advertised in
+    // DID documents, and the embedded directory's) names the port really served.
     let addr = SocketAddr::new(config.bind_address, config.port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let local_addr = listener.local_addr()?;
+    if config.port == 0 {
+        config.set_port(local_addr.port());
+    }
+    let secrets = ServiceSecrets::load_or_generate(&config)?;
+    let state = AppState::build(config, secrets).await?;
+    let config = state.config();
     tracing::info!(
         address = %local_addr,
         public_url = %config.public_url,
@@ -95,6 +113,17 @@ pub async fn serve(
         "rookery {} listening",
         env!("CARGO_PKG_VERSION"),
     );
+    match config.embedded_plc_url() {
+        Some(url) => tracing::info!(
+            url = %url,
+            database = %config.data_directory.join(crate::plc_directory::DATABASE_FILE).display(),
+            "embedded PLC directory (PDS_DID_PLC_URL unset on localhost)"
+        ),
+        None => tracing::info!(
+            url = %config.did_plc_url.as_ref().map(url::Url::as_str).unwrap_or_default(),
+            "PLC directory"
+        ),
+    }
 
     let mut runner = TaskRunner::new(shutdown.child_token());
     spawn_tasks(&state, &mut runner);
@@ -128,6 +157,8 @@ pub async fn serve(
         }
         None => None,
     };
+    let public_url = config.public_url.clone();
+    let embedded_plc_url = config.embedded_plc_url();
     let app = crate::app(state);
 
     let handle = tokio::spawn(async move {
@@ -159,6 +190,8 @@ pub async fn serve(
     Ok(RunningServer {
         local_addr,
         metrics_addr,
+        public_url,
+        embedded_plc_url,
         handle,
     })
 }

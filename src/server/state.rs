@@ -15,6 +15,7 @@ use crate::identity::handle::{HandleResolver, HandleResolverConfig};
 use crate::identity::plc::{PlcClient, PlcDirectory};
 use crate::identity::resolver::{IdResolver, IdResolverConfig};
 use crate::lexicon::Catalog;
+use crate::plc_directory::Directory;
 use crate::proxy::{ProxyConfig, ProxyContext};
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
 use crate::telemetry::HttpMetrics;
@@ -44,6 +45,7 @@ struct Inner {
     http_metrics: Arc<HttpMetrics>,
     blob_counter: BlobCounter,
     mail_counts: Arc<MailCounts>,
+    embedded_plc: Option<Directory>,
 }
 
 /// Why the services could not be set up.
@@ -72,6 +74,8 @@ pub enum StateError {
     Blobs(#[from] crate::blobs::Error),
     #[error("hub index: {0}")]
     Hub(#[from] crate::hub::Error),
+    #[error("embedded PLC directory: {0}")]
+    PlcDirectory(#[from] crate::plc_directory::Error),
 }
 
 impl AppState {
@@ -101,10 +105,20 @@ impl AppState {
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
 
-        let plc: Arc<dyn PlcDirectory> = Arc::new(
-            PlcClient::new(config.did_plc_url.as_str())
-                .map_err(|e| StateError::Identity(e.to_string()))?,
-        );
+        let (plc, embedded_plc): (Arc<dyn PlcDirectory>, _) = match &config.did_plc_url {
+            Some(url) => (
+                Arc::new(
+                    PlcClient::new(url.as_str())
+                        .map_err(|e| StateError::Identity(e.to_string()))?,
+                ),
+                None,
+            ),
+            // The embedded directory, used in-process (and served under `/plc`).
+            None => {
+                let directory = Directory::open_in(data).await?;
+                (Arc::new(directory.clone()), Some(directory))
+            }
+        };
         // Dev mode may resolve handles and did:web on private addresses (local test networks).
         let allow_private = config.dev_mode;
         let web = DidWebResolver::new(DidWebConfig {
@@ -156,6 +170,7 @@ impl AppState {
             hub,
             http_metrics: Arc::new(HttpMetrics::new()),
             blob_counter,
+            embedded_plc,
             config,
             secrets,
         })))
@@ -233,6 +248,12 @@ impl AppState {
     /// Mails sent and failed.
     pub fn mail_counts(&self) -> &MailCounts {
         &self.0.mail_counts
+    }
+
+    /// The embedded PLC directory, when the configuration names no other
+    /// (`PDS_DID_PLC_URL` unset on `localhost`).
+    pub fn embedded_plc(&self) -> Option<&Directory> {
+        self.0.embedded_plc.as_ref()
     }
 
     /// The PocketBase.cn hub index.

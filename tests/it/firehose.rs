@@ -22,6 +22,7 @@ use support::pds::TestPds;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -669,16 +670,29 @@ async fn pings_keep_readers_and_drop_silent_peers() {
     let mut reader = connect(&pds, None).await;
     let silent = connect(&pds, None).await;
     until_subscribers(&pds, 2).await;
-    // The reader keeps reading (answering pings) until its first event.
-    let reading = tokio::spawn(async move {
-        let mut pings = 0;
-        loop {
-            match tokio::time::timeout(DEADLINE, reader.next()).await.unwrap() {
-                Some(Ok(Message::Ping(_))) => pings += 1,
-                Some(Ok(Message::Binary(bytes))) => {
-                    return (pings, parse(&bytes).unwrap(), reader);
+    // The reader keeps reading (answering pings) until told to stop, handing over its first
+    // event; it never stops reading while the test still counts on it being connected.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let stop = CancellationToken::new();
+    let reading = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let mut pings = 0;
+            let mut first_tx = Some(first_tx);
+            loop {
+                let next = tokio::select! {
+                    () = stop.cancelled() => return (pings, reader),
+                    next = tokio::time::timeout(DEADLINE, reader.next()) => next,
+                };
+                match next.unwrap() {
+                    Some(Ok(Message::Ping(_))) => pings += 1,
+                    Some(Ok(Message::Binary(bytes))) => {
+                        if let Some(tx) = first_tx.take() {
+                            tx.send(parse(&bytes).unwrap()).unwrap();
+                        }
+                    }
+                    other => panic!("unexpected {other:?}"),
                 }
-                other => panic!("unexpected {other:?}"),
             }
         }
     });
@@ -686,12 +700,14 @@ async fn pings_keep_readers_and_drop_silent_peers() {
     until_subscribers(&pds, 1).await;
     let client = reqwest::Client::new();
     create_account(&client, &pds, "alice.test").await;
-    let (pings, frame, _reader) = reading.await.unwrap();
-    assert!(pings >= 2, "{pings} pings");
+    let frame = first_rx.await.unwrap();
     assert_eq!(
         (frame.t.as_deref(), frame.seq()),
         (Some("#identity"), Some(1))
     );
     assert_eq!(pds.state.repo().sequencer().subscriber_count(), 1);
+    stop.cancel();
+    let (pings, _reader) = reading.await.unwrap();
+    assert!(pings >= 2, "{pings} pings");
     drop(silent);
 }

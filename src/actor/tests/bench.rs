@@ -1,8 +1,9 @@
-//! Throughput of sequential single-record creates on one account. Ignored by default:
+//! Throughput of sequential single-record creates on one account. Built with the
+//! `bench-tests` feature only, and ignored even then:
 //!
 //! ```text
-//! cargo test --release --lib actor::tests::bench -- --ignored --nocapture
-//! ROOKERY_BENCH_DIR=/dev/shm cargo test --release --lib actor::tests::bench -- --ignored --nocapture
+//! cargo test --release --features bench-tests --lib actor::tests::bench -- --ignored --nocapture
+//! ROOKERY_BENCH_DIR=/dev/shm cargo test --release --features bench-tests --lib actor::tests::bench -- --ignored --nocapture
 //! ```
 //!
 //! The second run puts the databases on tmpfs, where fsync costs nothing: the difference is

@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 use crate::sequencer::events::tests::decode_commit;
@@ -76,7 +76,14 @@ async fn writers_on_different_accounts_do_not_wait_for_each_other() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait for the event itself: the write queued on alice's writer lock (guard + waiter).
+    wait_until("alice's write is queued on her lock", || {
+        env.repo.writer_lock_users(&alice) == 2
+    })
+    .await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
     assert!(!waiting.is_finished());
     drop(guard);
     tokio::time::timeout(Duration::from_secs(10), waiting)
@@ -93,40 +100,36 @@ async fn writers_on_ten_accounts_overlap_in_time() {
     for d in &dids {
         env.account(d).await;
     }
-    let start = Instant::now();
+    // Every account's writer lock is held while its first write starts: all ten writes are
+    // in flight at once (each queued on its own account's lock, none on another's).
+    let mut guards = Vec::new();
+    for d in &dids {
+        guards.push(env.repo.lock_writer(d).await);
+    }
     let tasks: Vec<_> = dids
         .iter()
         .map(|d| {
             let repo = env.repo.clone();
             let d = d.clone();
             tokio::spawn(async move {
-                let mut spans = Vec::new();
                 for i in 0..5u8 {
                     let rk = format!("3kaaaaaaaaaa{}", char::from(b'a' + i));
-                    let begin = start.elapsed();
                     repo.apply_writes(&d, vec![post_write(&rk, &rk)], None)
                         .await
                         .unwrap();
-                    spans.push((begin, start.elapsed()));
                 }
-                spans
             })
         })
         .collect();
-    let mut spans = Vec::new();
-    for (i, task) in tasks.into_iter().enumerate() {
-        spans.extend(task.await.unwrap().into_iter().map(|s| (i, s)));
+    wait_until("all ten first writes are queued", || {
+        dids.iter().all(|d| env.repo.writer_lock_users(d) == 2)
+    })
+    .await;
+    // Released together, the writes of the ten accounts go on concurrently.
+    drop(guards);
+    for task in tasks {
+        task.await.unwrap();
     }
-    let overlapping = spans
-        .iter()
-        .enumerate()
-        .flat_map(|(n, a)| spans[n + 1..].iter().map(move |b| (a, b)))
-        .filter(|((da, (a0, a1)), (db, (b0, b1)))| da != db && a0 < b1 && b0 < a1)
-        .count();
-    assert!(
-        overlapping > 0,
-        "writes of different accounts should run concurrently"
-    );
     for d in &dids {
         assert_eq!(env.commit_revs(d).await.len(), 5);
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the actor stores and the repository service on temporary file
 //! databases.
 
+#[cfg(feature = "bench-tests")]
 mod bench;
 mod blobs;
 mod concurrency;
@@ -18,6 +19,17 @@ use crate::repo::cbor::Ipld;
 use crate::repo::repository::Write;
 use crate::sequencer::{SeqEvent, Sequencer};
 use crate::syntax::{Did, Handle, Nsid, RecordKey};
+
+/// Polls `cond` until it holds; fails the test only if it still does not after 5 s.
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
 
 /// A data directory with a repository service over it.
 struct Env {

@@ -5,16 +5,6 @@ use sha2::{Digest, Sha256};
 use super::*;
 use crate::actor::keyfile::KEY_FILE;
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
 #[tokio::test]
 async fn layout_create_open_exists_destroy() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,11 +91,18 @@ async fn destroy_waits_for_users_and_closes_the_pool() {
         let alice = alice.clone();
         tokio::spawn(async move { stores.destroy(&alice).await.unwrap() })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Destroy has begun closing the pool (the event); it cannot finish, nor remove the files,
+    // while the connection is in use.
+    let pool = handle.pool().clone();
+    wait_until("destroy closes the pool", || pool.is_closed()).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
     assert!(
         !destroy.is_finished(),
         "destroy must wait for the connection in use"
     );
+    assert!(stores.dir(&alice).exists());
     drop(conn);
     assert!(
         tokio::time::timeout(Duration::from_secs(5), destroy)
@@ -189,7 +186,13 @@ async fn lru_bounds_open_pools() {
         let d = dids[2 * BOUND].clone();
         tokio::spawn(async move { stores.open(&d).await.unwrap().unwrap().did().clone() })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_until("the opener waits for a permit", || {
+        stores.permit_waiters() == 1
+    })
+    .await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
     assert!(!waiting.is_finished(), "must wait for a permit");
     assert!(stores.open_pools() <= BOUND);
     // An evicted entry in use is found again, not opened twice.

@@ -1,8 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
 
 use super::*;
-use crate::identity::test_server::{Reply, StaticHosts, StaticTxt, TestServer};
+use crate::identity::test_server::{Reply, StaticHosts, StaticTxt, TestServer, within};
 
 const DID_A: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
 const DID_B: &str = "did:plc:hezjmhcxiopucpa4ixrqyhe3";
@@ -77,9 +76,8 @@ async fn dns_records() {
         dns("fail.test").await,
         Err(HandleError::Dns("SERVFAIL".into()))
     );
-    let start = Instant::now();
-    assert_eq!(dns("slow.test").await, Err(HandleError::DnsTimeout));
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // The fake answers after 30 s: only the 300 ms resolver deadline ends this in time.
+    assert_eq!(within(dns("slow.test")).await, Err(HandleError::DnsTimeout));
 }
 
 #[tokio::test]
@@ -143,12 +141,10 @@ async fn well_known_bad_answers() {
 
     // A server that accepts and never answers: bounded by the 300 ms deadline.
     server.route(WELL_KNOWN, Reply::Hang);
-    let start = Instant::now();
     assert_eq!(
-        r.resolve_http(&alice).await,
+        within(r.resolve_http(&alice)).await,
         Err(HandleError::Http(FetchError::Timeout))
     );
-    assert!(start.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test]
@@ -228,13 +224,12 @@ async fn dns_answer_cancels_a_hanging_well_known() {
     let server = TestServer::start().await;
     server.route(WELL_KNOWN, Reply::Hang);
     let txt = StaticTxt::default().with("_atproto.alice.test", &format!("did={DID_A}"));
-    let r = resolver(txt, Some(server.port()), true, 5000);
-    let start = Instant::now();
-    assert_eq!(r.resolve(&handle("alice.test")).await, Ok(did(DID_A)));
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
+    // The HTTPS deadline (60 s) and the hang (30 s) both lie beyond the test deadline: only
+    // cancelling the well-known request on the DNS answer finishes in time.
+    let r = resolver(txt, Some(server.port()), true, 60_000);
+    assert_eq!(
+        within(r.resolve(&handle("alice.test"))).await,
+        Ok(did(DID_A))
     );
 }
 
@@ -247,8 +242,10 @@ async fn slow_dns_falls_back_to_well_known_after_its_deadline() {
         ..StaticTxt::default()
     };
     let r = resolver(txt, Some(server.port()), true, 300);
-    let start = Instant::now();
-    assert_eq!(r.resolve(&handle("alice.test")).await, Ok(did(DID_B)));
-    let elapsed = start.elapsed();
-    assert!(elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2));
+    // The DNS fake hangs for 30 s: the answer comes from the well-known method once the
+    // 300 ms DNS deadline has passed.
+    assert_eq!(
+        within(r.resolve(&handle("alice.test"))).await,
+        Ok(did(DID_B))
+    );
 }

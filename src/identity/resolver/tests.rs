@@ -195,7 +195,10 @@ async fn documents_and_handles_are_cached_until_ttl_or_purge() {
     s.resolver.purge_did(&a);
     s.resolver.resolve_did(&a).await.unwrap();
     assert_eq!(s.plc.resolves.load(Ordering::SeqCst), 2);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Past the TTL on tokio's paused clock (no waiting); real time resumes for the sockets.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(250)).await;
+    tokio::time::resume();
     s.resolver.resolve_did(&a).await.unwrap();
     assert_eq!(s.plc.resolves.load(Ordering::SeqCst), 3);
 
@@ -228,13 +231,13 @@ async fn did_web_through_the_resolver() {
     assert_eq!(id.handle, None);
 }
 
-#[test]
-fn ttl_cache_evicts_oldest_when_full() {
+#[tokio::test(start_paused = true)]
+async fn ttl_cache_evicts_oldest_when_full() {
     let cache = TtlCache::new(Duration::from_secs(60), 2);
     cache.insert(1, "one");
-    std::thread::sleep(Duration::from_millis(2));
+    tokio::time::advance(Duration::from_millis(2)).await;
     cache.insert(2, "two");
-    std::thread::sleep(Duration::from_millis(2));
+    tokio::time::advance(Duration::from_millis(2)).await;
     cache.insert(3, "three");
     assert_eq!(cache.get(&1), None);
     assert_eq!(cache.get(&2), Some("two"));
@@ -246,4 +249,16 @@ fn ttl_cache_evicts_oldest_when_full() {
     let off = TtlCache::new(Duration::from_secs(60), 0);
     off.insert(1, "one");
     assert_eq!(off.get(&1), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ttl_cache_entries_expire_at_their_ttl() {
+    let cache = TtlCache::new(Duration::from_secs(60), 10);
+    cache.insert("a", 1);
+    tokio::time::advance(Duration::from_secs(59)).await;
+    cache.insert("b", 2);
+    assert_eq!(cache.get(&"a"), Some(1));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(cache.get(&"a"), None);
+    assert_eq!(cache.get(&"b"), Some(2));
 }

@@ -394,42 +394,6 @@ proptest! {
     }
 }
 
-/// Rough timing of large trees; run with `cargo test --release --lib mst::tests::timing --
-/// --ignored --nocapture`.
-#[tokio::test]
-#[ignore]
-async fn timing_100k() {
-    let keys: Vec<String> = (0..100_000u32)
-        .map(|i| {
-            format!(
-                "app.bsky.feed.post/{:013}",
-                u64::from(i).wrapping_mul(2_654_435_761) % 10_000_000_000_000
-            )
-        })
-        .collect();
-    let start = std::time::Instant::now();
-    let mut tree = Mst::create(MemoryBlockStore::new());
-    for (i, key) in keys.iter().enumerate() {
-        tree = tree.add(key, value(i as u32)).await.unwrap();
-    }
-    let inserted = start.elapsed();
-    let root = tree.root_cid();
-    let hashed = start.elapsed();
-    let mut sorted: Vec<(String, Cid)> = keys.iter().cloned().zip((0..).map(value)).collect();
-    sorted.sort();
-    let start_bulk = std::time::Instant::now();
-    let bulk = Mst::from_sorted(MemoryBlockStore::new(), sorted).unwrap();
-    assert_eq!(bulk.root_cid(), root);
-    let bulk_time = start_bulk.elapsed();
-    let blocks = tree.collect_new_blocks().await.unwrap();
-    println!(
-        "100k keys: insert {inserted:?}, + root CID {:?} (total {hashed:?}); from_sorted + root {bulk_time:?}; {} nodes, layer {}",
-        hashed - inserted,
-        blocks.len(),
-        tree.layer()
-    );
-}
-
 /// Commit messages captured from the network (indigo test data): partial trees of unusual
 /// shape. `4623075231` must invert; the other three are robustness inputs.
 #[tokio::test]

@@ -23,6 +23,9 @@ use rookery::syntax::Did;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+/// How long the slow and stalling routes wait before answering.
+const STALL: Duration = Duration::from_secs(30);
+
 /// The body of every successful timeline answer.
 pub const TIMELINE_BODY: &str = r#"{"feed":[],"cursor":"1700000000000::bafyabc"}"#;
 
@@ -122,8 +125,9 @@ async fn upstream_handler(State(upstream): State<Upstream>, req: Request) -> Res
             Bytes::from_static(b"\x1f\x8b\x08\x00not-really-gzip"),
         )
             .into_response(),
+        // Both stall for STALL, longer than any test waits (see `TEST_DEADLINE`).
         "/xrpc/app.bsky.unspecced.slow" => {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            tokio::time::sleep(STALL).await;
             "{}".into_response()
         }
         "/xrpc/app.bsky.unspecced.big" => vec![b'x'; 4096].into_response(),
@@ -135,7 +139,7 @@ async fn upstream_handler(State(upstream): State<Upstream>, req: Request) -> Res
         "/xrpc/app.bsky.unspecced.stall" => {
             let first = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from("{")) });
             let rest = futures::stream::once(async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::time::sleep(STALL).await;
                 Ok::<_, std::io::Error>(Bytes::from("}"))
             });
             Body::from_stream(first.chain(rest)).into_response()

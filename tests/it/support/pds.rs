@@ -35,7 +35,7 @@ impl TestPds {
             data_directory: dir.path().to_path_buf(),
             dev_mode: true,
             invite_required: false,
-            did_plc_url: plc.url().parse().unwrap(),
+            did_plc_url: Some(plc.url().parse().unwrap()),
             service_handle_domains: vec![".test".to_owned()],
             port: addr.port(),
             public_url: format!("http://{addr}"),

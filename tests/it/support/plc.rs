@@ -75,3 +75,25 @@ pub fn node_binary(repo: &Path) -> PathBuf {
         .unwrap_or_else(|| panic!("no ROOKERY_NODE in {}", env_file.display()));
     PathBuf::from(node)
 }
+
+/// `ROOKERY_ATPROTO_PYTHON` from `<cache>/py/env`: a Python with the pinned atproto SDK,
+/// installing it first (`scripts/py-deps.sh`) if needed.
+pub fn atproto_python(repo: &Path) -> PathBuf {
+    let env_file = cache_dir().join("py/env");
+    if !env_file.exists() {
+        let status = Command::new("bash")
+            .arg(repo.join("scripts/py-deps.sh"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("cannot run scripts/py-deps.sh");
+        assert!(status.success(), "scripts/py-deps.sh failed: {status}");
+    }
+    let text = std::fs::read_to_string(&env_file)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", env_file.display()));
+    let python = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ROOKERY_ATPROTO_PYTHON="))
+        .unwrap_or_else(|| panic!("no ROOKERY_ATPROTO_PYTHON in {}", env_file.display()));
+    PathBuf::from(python)
+}

@@ -78,3 +78,54 @@ impl Drop for ChildServer {
         let _ = self.child.wait();
     }
 }
+
+/// A process whose stdout is read line by line on a thread; killed (and reaped) on drop.
+pub struct LineProcess {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl LineProcess {
+    /// Spawns `command` with stdout piped (stdin and stderr as the command sets them).
+    pub fn spawn(command: &mut Command) -> LineProcess {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LineProcess { child, lines }
+    }
+
+    /// The rest of the first stdout line starting with `prefix`, waiting up to the start
+    /// timeout; `Err` with the lines seen if the process ends or the time runs out first.
+    pub fn wait_for(&self, prefix: &str) -> Result<String, String> {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => match line.strip_prefix(prefix) {
+                    Some(rest) => return Ok(rest.to_owned()),
+                    None => seen.push(line),
+                },
+                Err(e) => return Err(format!("no line {prefix:?} ({e}); stdout: {seen:?}")),
+            }
+        }
+    }
+}
+
+impl Drop for LineProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
