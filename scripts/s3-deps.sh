@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the S3-compatible server the blob store tests run against: moto (its S3
-# service) in a Python virtualenv, pinned by tests/s3/requirements.txt, from PyPI.
+# Installs the Python test tools in a virtualenv, pinned by tests/s3/requirements.txt, from
+# PyPI: the S3-compatible server the blob store tests run against (moto's S3 service) and
+# the Prometheus text parser of the metrics test (prometheus-client).
 #
 # Idempotent: the first run installs into the cache dir, later runs only check a stamp
 # (hash of the requirements and this script) and return at once.
@@ -32,7 +33,8 @@ installed_ok() {
   [[ -x "$python" && -f "$cache/env" ]] || return 1
   # Cheap check (no Python start-up): the packages are still on disk.
   compgen -G "$venv/lib/python*/site-packages/moto/server.py" >/dev/null \
-    && compgen -G "$venv/lib/python*/site-packages/flask/__init__.py" >/dev/null
+    && compgen -G "$venv/lib/python*/site-packages/flask/__init__.py" >/dev/null \
+    && compgen -G "$venv/lib/python*/site-packages/prometheus_client/parser.py" >/dev/null
 }
 
 # Serialise concurrent callers (several test binaries starting at once).
@@ -47,8 +49,8 @@ if ! installed_ok; then
   "$python" -m pip install \
     --quiet --disable-pip-version-check --no-input --only-binary=:all: \
     --requirement "$reqs" </dev/null >&2
-  "$python" -c 'import moto.server, flask' \
-    || { log "moto did not import after install"; exit 1; }
+  "$python" -c 'import moto.server, flask, prometheus_client.parser' \
+    || { log "moto or prometheus_client did not import after install"; exit 1; }
   tmp="$(mktemp "$cache/env.XXXXXX")"
   printf 'ROOKERY_S3_PYTHON=%s\n' "$python" >"$tmp"
   mv "$tmp" "$cache/env"

@@ -18,6 +18,7 @@
 pub mod account_service;
 pub mod accounts;
 pub mod actor;
+pub mod admin_client;
 pub mod auth;
 pub mod bench;
 pub mod blobs;
@@ -36,6 +37,7 @@ pub mod sequencer;
 pub mod server;
 pub mod store;
 pub mod syntax;
+pub mod telemetry;
 pub mod xrpc;
 
 use std::time::Duration;
@@ -43,7 +45,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use tower_http::cors::{AllowHeaders, AllowMethods, Any, CorsLayer};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use server::AppState;
 
@@ -66,6 +67,7 @@ fn cors() -> CorsLayer {
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/", get(server::banner))
+        .route("/metrics", get(server::metrics::admin_metrics))
         .merge(xrpc::routes())
         .fallback(xrpc::not_routed)
         .method_not_allowed_fallback(xrpc::wrong_method);
@@ -82,15 +84,18 @@ pub fn app(state: AppState) -> Router {
             ));
     }
     router
-        // Innermost first: JSON body limit (routes may raise it), 500 logging, CORS, tracing.
+        // Innermost first: JSON body limit (routes may raise it), 500 logging, rate limits,
+        // CORS, then the request id, log line and metrics of every request.
         .layer(xrpc::extract::body_limit(xrpc::extract::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn(error::log_internal_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            server::limits::limit_requests,
+        ))
         .layer(cors())
-        // 5xx worth an operator's attention are logged with detail by `log_internal_errors`;
-        // the trace layer's own failure line (also fired by every 501) stays at debug.
-        .layer(
-            TraceLayer::new_for_http()
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.http_metrics().clone(),
+            telemetry::request::observe,
+        ))
         .with_state(state)
 }

@@ -1,6 +1,5 @@
 //! The `rookery` command line: loads the configuration and calls the library.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,6 +35,8 @@ enum Command {
     /// Rebuild the PocketBase.cn hub index ({data}/hub.sqlite) from the repositories. Run it
     /// with the server stopped.
     Reindex(ServeArgs),
+    /// Operate a running server over its admin API (accounts, invites, exports).
+    Admin(rookery::admin_client::cli::AdminArgs),
     /// Measure this machine (prints a table).
     #[command(subcommand)]
     Bench(BenchArgs),
@@ -184,6 +185,7 @@ struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Admin(args) => return ExitCode::from(rookery::admin_client::cli::run(args)),
         Command::Serve(args) => serve(args),
         Command::Plc(PlcCommand::Serve(args)) => plc_serve(args),
         Command::Demo(args) => demo(args),
@@ -356,15 +358,7 @@ fn reindex(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn init_logging(config: &Config) {
-    let Some(filter) = config.log_filter() else {
-        return;
-    };
-    // `log_filter` only returns directives that `Config` validated.
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    if let Some(filter) = config.log_filter() {
+        rookery::telemetry::logging::init(&filter, config.log_format);
+    }
 }

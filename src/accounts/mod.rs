@@ -57,7 +57,7 @@ pub use login::{
 };
 pub use manage::{EmailUpdate, InviteSort, Page};
 pub use rate_limit::{
-    CREATE_SESSION_LIMITS, MAIL_TOKEN_LIMITS, RateLimit, RateLimited, RateLimiter,
+    CREATE_SESSION_LIMITS, LimitStatus, MAIL_TOKEN_LIMITS, RateLimit, RateLimited, RateLimiter,
     UPDATE_HANDLE_LIMITS,
 };
 pub use repo_root::{ListedRepo, MalformedCursor, RepoCursor, RepoHead};

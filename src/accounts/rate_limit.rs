@@ -18,6 +18,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+/// The current time, UNIX seconds (the limiters' clock).
+pub fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 /// One limit: at most `points` requests per `window_secs` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -65,6 +70,29 @@ pub const MAIL_TOKEN_LIMITS: [RateLimit; 2] = [
     },
 ];
 
+/// Where a key stands against one limit after a request: what the `RateLimit-*` response
+/// headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitStatus {
+    /// The limit (the most restrictive one, when several apply).
+    pub limit: RateLimit,
+    /// Points left in its window.
+    pub remaining: u32,
+    /// When (UNIX seconds) a point next frees up.
+    pub reset: i64,
+}
+
+impl LimitStatus {
+    /// Of two statuses, the one with fewer points left (the later reset on a tie).
+    pub fn tighter(self, other: LimitStatus) -> LimitStatus {
+        if (other.remaining, -other.reset) < (self.remaining, -self.reset) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// A refused request: another will be allowed from `reset` (UNIX seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("rate limit exceeded, resets at {reset}")]
@@ -91,16 +119,24 @@ impl Log {
         }
     }
 
-    /// If `limit` is exhausted at `now`, when it frees a point.
-    fn exhausted_until(&self, limit: RateLimit, now: i64) -> Option<i64> {
+    /// Points used within `limit`'s window at `now`, and the oldest second among them.
+    fn used(&self, limit: RateLimit, now: i64) -> (u64, Option<i64>) {
+        let horizon = now.saturating_sub(limit.window_secs);
+        let mut in_window = self.hits.iter().filter(|&&(at, _)| at > horizon).peekable();
+        let oldest = in_window.peek().map(|&&(at, _)| at);
+        (in_window.map(|&(_, n)| u64::from(n)).sum(), oldest)
+    }
+
+    /// If `limit` cannot take `cost` more points at `now`, when enough of them free up.
+    fn exhausted_until(&self, limit: RateLimit, now: i64, cost: u32) -> Option<i64> {
         let horizon = now.saturating_sub(limit.window_secs);
         let in_window = self.hits.iter().filter(|&&(at, _)| at > horizon);
         let used: u64 = in_window.clone().map(|&(_, n)| u64::from(n)).sum();
-        if used < u64::from(limit.points) {
+        if used + u64::from(cost) <= u64::from(limit.points) {
             return None;
         }
-        // One point is free once `used - points + 1` of the oldest requests have left.
-        let mut to_leave = used - u64::from(limit.points) + 1;
+        // The request fits once `used + cost - points` of the oldest points have left.
+        let mut to_leave = (used + u64::from(cost)).saturating_sub(u64::from(limit.points));
         for &(at, n) in in_window {
             to_leave = to_leave.saturating_sub(u64::from(n));
             if to_leave == 0 {
@@ -111,11 +147,11 @@ impl Log {
         Some(now.saturating_add(limit.window_secs))
     }
 
-    fn record(&mut self, now: i64) {
+    fn record(&mut self, now: i64, cost: u32) {
         match self.hits.back_mut() {
             // Same second (or a clock that stepped back): count it with the newest entry.
-            Some((at, n)) if *at >= now => *n = n.saturating_add(1),
-            _ => self.hits.push_back((now, 1)),
+            Some((at, n)) if *at >= now => *n = n.saturating_add(cost),
+            _ => self.hits.push_back((now, cost)),
         }
     }
 }
@@ -149,6 +185,23 @@ impl RateLimiter {
     /// Counts a request for `key` at `now` if every limit allows it; otherwise refuses it
     /// with the earliest time at which all limits would allow one.
     pub fn check(&self, key: &str, now: i64) -> Result<(), RateLimited> {
+        self.consume(key, now, 1)
+            .map(|_| ())
+            .map_err(|refused| RateLimited {
+                reset: refused.reset,
+            })
+    }
+
+    /// Counts a request worth `cost` points for `key` at `now` if every limit can take
+    /// it, answering with the tightest limit's status; otherwise refuses it with the status
+    /// of the limit that frees up last (`remaining` 0, `reset` when the request would fit).
+    /// A limiter without limits allows everything and answers `None`.
+    pub fn consume(
+        &self,
+        key: &str,
+        now: i64,
+        cost: u32,
+    ) -> Result<Option<LimitStatus>, LimitStatus> {
         let mut logs = self
             .logs
             .lock()
@@ -158,16 +211,36 @@ impl RateLimiter {
         }
         let log = logs.entry(key.to_owned()).or_default();
         log.trim(now, self.longest);
-        let reset = self
+        let refused = self
             .limits
             .iter()
-            .filter_map(|&limit| log.exhausted_until(limit, now))
-            .max();
-        if let Some(reset) = reset {
-            return Err(RateLimited { reset });
+            .filter_map(|&limit| {
+                log.exhausted_until(limit, now, cost)
+                    .map(|reset| LimitStatus {
+                        limit,
+                        remaining: 0,
+                        reset,
+                    })
+            })
+            .max_by_key(|status| status.reset);
+        if let Some(refused) = refused {
+            return Err(refused);
         }
-        log.record(now);
-        Ok(())
+        let status = self
+            .limits
+            .iter()
+            .map(|&limit| {
+                let (used, oldest) = log.used(limit, now);
+                let left = u64::from(limit.points).saturating_sub(used + u64::from(cost));
+                LimitStatus {
+                    limit,
+                    remaining: u32::try_from(left).unwrap_or(u32::MAX),
+                    reset: oldest.unwrap_or(now).saturating_add(limit.window_secs),
+                }
+            })
+            .reduce(LimitStatus::tighter);
+        log.record(now, cost);
+        Ok(status)
     }
 
     /// How many keys are tracked.

@@ -156,3 +156,46 @@ fn memory_is_bounded() {
     let logs = limiter.logs.lock().unwrap();
     assert_eq!(logs["k"].hits.len(), 5);
 }
+
+#[test]
+fn weighted_points_and_status() {
+    let limiter = RateLimiter::new(
+        &[
+            RateLimit {
+                points: 10,
+                window_secs: 60,
+            },
+            RateLimit {
+                points: 12,
+                window_secs: 600,
+            },
+        ],
+        100,
+    );
+    let ok = |now, cost| limiter.consume("did", now, cost).unwrap().unwrap();
+    // 3 + 2 + 1 points: the minute window has 4 left, resetting a minute after the first.
+    assert_eq!(ok(0, 3).remaining, 7);
+    assert_eq!(ok(1, 2).remaining, 5);
+    let status = ok(2, 1);
+    assert_eq!(
+        (status.limit.points, status.remaining, status.reset),
+        (10, 4, 60)
+    );
+    assert_eq!(ok(3, 3).remaining, 1);
+    // 9 of 10 used: 3 more fit once 2 points leave, i.e. with the request made at 0.
+    let refused = limiter.consume("did", 4, 3).unwrap_err();
+    assert_eq!(
+        (refused.remaining, refused.reset, refused.limit.points),
+        (0, 60, 10)
+    );
+    // The refused request was not counted: 1 point still fits.
+    assert_eq!(ok(4, 1).remaining, 0);
+    // After a minute the 10-minute window (12 points, 10 used) is the tighter one.
+    let status = ok(61, 2);
+    assert_eq!(
+        (status.limit.points, status.remaining, status.reset),
+        (12, 0, 600)
+    );
+    let refused = limiter.consume("did", 62, 1).unwrap_err();
+    assert_eq!((refused.limit.points, refused.reset), (12, 600));
+}

@@ -26,10 +26,12 @@ use cid::Cid;
 pub use blobs::{BlobGcReport, GC_BATCH, PENDING_DIR};
 pub use read::{RecordEntry, RecordPage};
 pub use repo::{
-    ActorRepo, CommitResult, MAX_RECORD_LEN, MAX_WRITES, RecordWrite, RecoveryReport, WriteResult,
+    ActorRepo, CommitResult, MAX_RECORD_LEN, MAX_WRITES, RecordWrite, RecoveryReport, WriteCounts,
+    WriteResult,
 };
 pub use stores::{
-    ACTORS_DIR, ActorHandle, ActorStores, POOL_CONNECTIONS, POOL_IDLE_TIMEOUT, STORE_FILE,
+    ACTORS_DIR, ActorHandle, ActorStores, CacheCounts, POOL_CONNECTIONS, POOL_IDLE_TIMEOUT,
+    STORE_FILE,
 };
 
 /// What a compare-and-swap expected and what it found.

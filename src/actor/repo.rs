@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cid::Cid;
 
@@ -97,6 +97,17 @@ struct Inner {
     writers: KeyedLocks,
     /// Where each commit's new head is copied (`listRepos`), if anywhere; see [`heads`].
     heads: Option<AccountDb>,
+    /// Commits and record writes made by [`ActorRepo::apply_writes`] (for the metrics).
+    counts: [AtomicU64; 4],
+}
+
+/// Commits and record writes since start-up; see [`ActorRepo::write_counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub commits: u64,
+    pub creates: u64,
+    pub updates: u64,
+    pub deletes: u64,
 }
 
 /// A records-index change of one write.
@@ -126,6 +137,7 @@ impl ActorRepo {
             clock: TidClock::default(),
             writers: KeyedLocks::default(),
             heads,
+            counts: Default::default(),
         }))
     }
 
@@ -142,6 +154,18 @@ impl ActorRepo {
 
     pub fn stores(&self) -> &ActorStores {
         &self.0.stores
+    }
+
+    /// Commits and record writes applied since start-up.
+    pub fn write_counts(&self) -> WriteCounts {
+        let [commits, creates, updates, deletes] =
+            std::array::from_fn(|i| self.0.counts[i].load(Ordering::Relaxed));
+        WriteCounts {
+            commits,
+            creates,
+            updates,
+            deletes,
+        }
     }
 
     pub fn sequencer(&self) -> &Sequencer {
@@ -267,9 +291,21 @@ impl ActorRepo {
                 max: MAX_WRITES,
             });
         }
+        let mut kinds = [0u64; 3];
+        for w in &writes {
+            kinds[match w.write {
+                Write::Create { .. } => 0,
+                Write::Update { .. } => 1,
+                Write::Delete { .. } => 2,
+            }] += 1;
+        }
         let _writer = self.0.writers.lock(did.as_str()).await;
         let handle = self.open_required(did).await?;
         let result = self.commit_writes(&handle, writes, swap_commit).await?;
+        self.0.counts[0].fetch_add(1, Ordering::Relaxed);
+        for (i, n) in kinds.into_iter().enumerate() {
+            self.0.counts[i + 1].fetch_add(n, Ordering::Relaxed);
+        }
         self.publish_logged(&handle).await;
         Ok(result)
     }

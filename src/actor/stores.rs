@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -74,6 +74,19 @@ struct Inner {
     handle_dropped: Arc<Notify>,
     /// Openers waiting for a permit now.
     permit_waiters: AtomicUsize,
+    /// `open` calls answered from the cache, opens that had to load a store, and entries
+    /// evicted to make room (for the metrics).
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+}
+
+/// Cache counters since start-up; see [`ActorStores::cache_counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -282,6 +295,9 @@ impl ActorStores {
             permit_waiters: AtomicUsize::new(0),
             open_pools: Arc::new(AtomicUsize::new(0)),
             handle_dropped: Arc::new(Notify::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
         }))
     }
 
@@ -324,6 +340,15 @@ impl ActorStores {
         self.0.capacity
     }
 
+    /// Cache hits, misses (stores loaded) and evictions since start-up.
+    pub fn cache_counts(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.0.hits.load(Ordering::Relaxed),
+            misses: self.0.misses.load(Ordering::Relaxed),
+            evictions: self.0.evictions.load(Ordering::Relaxed),
+        }
+    }
+
     fn cache(&self) -> MutexGuard<'_, Cache> {
         // Every critical section leaves the cache consistent; a panic inside one (none is
         // expected) must not disable the server.
@@ -349,10 +374,12 @@ impl ActorStores {
     /// Opens `did`'s store, or `None` if it has none. Never creates anything.
     pub async fn open(&self, did: &Did) -> Result<Option<ActorHandle>, Error> {
         if let Some(handle) = self.cache().lookup(did.as_str()) {
+            self.0.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(handle));
         }
         let _guard = self.0.opening.lock(did.as_str()).await;
         if let Some(handle) = self.cache().lookup(did.as_str()) {
+            self.0.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(handle));
         }
         // Checked under the account's lock, so a concurrent destroy cannot delete the file
@@ -361,6 +388,7 @@ impl ActorStores {
             return Ok(None);
         }
         let entry = self.load(did, self.dir(did)).await?;
+        self.0.misses.fetch_add(1, Ordering::Relaxed);
         Ok(Some(self.cache().insert(entry)))
     }
 
@@ -422,6 +450,9 @@ impl ActorStores {
                 return Ok(permit);
             }
             let evicted = self.cache().evict();
+            if evicted.is_some() {
+                self.0.evictions.fetch_add(1, Ordering::Relaxed);
+            }
             // Dropped outside the cache lock: the last reference starts the close.
             drop(evicted);
             let _waiting = Counted::new(&self.0.permit_waiters);

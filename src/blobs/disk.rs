@@ -216,6 +216,34 @@ impl DiskBlobStore {
 }
 
 impl BlobStore for DiskBlobStore {
+    fn probe(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            // Directories are created on first write: a missing one is fine as long as its
+            // nearest existing ancestor is a writable directory.
+            for dir in [&self.location, &self.tmp_location] {
+                let mut path: &Path = dir;
+                let meta = loop {
+                    match fs::metadata(path).await {
+                        Ok(meta) => break meta,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => match path.parent() {
+                            Some(parent) if !parent.as_os_str().is_empty() => path = parent,
+                            _ => break fs::metadata(".").await.map_err(Error::Io)?,
+                        },
+                        Err(e) => return Err(Error::Io(e)),
+                    }
+                };
+                if !meta.is_dir() || meta.permissions().readonly() {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        format!("{} is not a writable directory", path.display()),
+                    )));
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn put_temp<'a>(
         &'a self,
         did: &'a Did,

@@ -20,6 +20,7 @@
 
 pub mod disk;
 mod ingest;
+pub mod metered;
 pub mod s3;
 pub mod sniff;
 
@@ -38,6 +39,7 @@ use crate::config::BlobstoreConfig;
 use crate::syntax::Did;
 
 pub use disk::DiskBlobStore;
+pub use metered::{BlobCounter, BlobCounts, MeteredBlobStore};
 pub use s3::S3BlobStore;
 pub use sniff::Sniffed;
 
@@ -252,6 +254,11 @@ pub trait BlobStore: Send + Sync {
     /// Deletes everything of one account: permanent, temp and quarantined (account
     /// deletion).
     fn delete_all<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<()>>;
+
+    /// A cheap check that the store can be used (the health check): on disk, that its
+    /// directories (or, before the first upload, their nearest existing ancestors) are
+    /// writable directories; on S3, that the bucket answers.
+    fn probe(&self) -> BoxFuture<'_, Result<()>>;
 }
 
 /// Opens the configured store. For disk, the directories are created when first written.

@@ -21,7 +21,7 @@ mod sources;
 mod tests;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub use secrets::{
 pub use sources::SettingName;
 
 use sources::{Sources, parse_http_url};
+
+use crate::accounts::RateLimit;
 
 /// Default `PDS_PORT`.
 pub const DEFAULT_PORT: u16 = 2583;
@@ -84,8 +86,27 @@ pub struct Config {
     /// `true`, as the reference, except on the embedded development defaults (hostname
     /// `localhost`), where no admin exists to issue codes and sign-up would be impossible.
     pub invite_required: bool,
-    /// `PDS_RATE_LIMITS_ENABLED` — whether request rate limits apply. Default `false`.
+    /// `PDS_RATE_LIMITS_ENABLED` — whether request rate limits apply. Default `true`,
+    /// except in development: with `PDS_DEV_MODE=true` or on the embedded development
+    /// defaults (hostname `localhost`).
     pub rate_limits_enabled: bool,
+    /// `PDS_RATE_LIMIT_BYPASS_KEY` — requests carrying it in an `x-ratelimit-bypass` header
+    /// are not rate-limited. Default: none.
+    pub rate_limit_bypass_key: Option<Secret>,
+    /// `PDS_RATE_LIMIT_BYPASS_IPS` — comma list of client addresses or CIDR blocks
+    /// (`10.0.0.0/8`) that are not rate-limited. Default: none.
+    pub rate_limit_bypass_ips: Vec<IpBlock>,
+    /// `ROOKERY_TRUSTED_PROXY_HEADER` — the request header in which a reverse proxy in front
+    /// of Rookery passes the client address (e.g. `x-forwarded-for`, `x-real-ip`,
+    /// `cf-connecting-ip`); its last address is used. Set it only behind such a proxy, which
+    /// must overwrite or append to the header. Default: none (the socket's peer address).
+    pub trusted_proxy_header: Option<String>,
+    /// The limits themselves: the reference PDS's numbers. Not settable (tests lower them).
+    pub rate_limits: RateLimitPolicy,
+    /// `ROOKERY_METRICS_ADDR` — an extra `host:port` serving only `GET /metrics` without
+    /// authentication (for a Prometheus on a private network). Default: none; `/metrics` on
+    /// the main port always needs the admin password.
+    pub metrics_addr: Option<SocketAddr>,
     /// `PDS_SERVICE_HANDLE_DOMAINS` — comma list of handle suffixes this server hands out,
     /// each starting with `.`. Default `.test` for `localhost`, else `.{hostname}`.
     pub service_handle_domains: Vec<String>,
@@ -162,9 +183,158 @@ pub struct Config {
     /// `fatal`, `silent`) or a tracing filter directive such as `rookery=debug,info`.
     /// Default `info`.
     pub log_level: String,
+    /// `ROOKERY_LOG_FORMAT` — `text` (human-readable lines) or `json` (one JSON object per
+    /// line, with the request id of the request being handled). Default `text`.
+    pub log_format: LogFormat,
     /// Diagnostics found while reading the sources (unknown or unused variables). Logged by
     /// `main` once logging is set up; never fatal.
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The request rate limits (each a list of windows that all apply). The defaults are the
+/// reference PDS's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimitPolicy {
+    /// Every request, per client address: 3000 per 5 minutes.
+    pub global_ip: Vec<RateLimit>,
+    /// Repository writes, in points per account (create 3, update 2, delete 1): 5000 per
+    /// hour and 35000 per day.
+    pub repo_write: Vec<RateLimit>,
+    /// `createSession`, per identifier and address: 30 per 5 minutes, 300 per day.
+    pub create_session: Vec<RateLimit>,
+    /// Methods limited per client address, besides the global limit: `createAccount` 100
+    /// per 5 minutes, `uploadBlob` 1000 per day, `requestPasswordReset` 15 per hour and 50
+    /// per day, `resetPassword` and `deleteAccount` 50 per 5 minutes, `sync.getRepo` 6000
+    /// per 5 minutes.
+    pub per_address: Vec<MethodLimit>,
+}
+
+/// The limits of one XRPC method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MethodLimit {
+    pub nsid: String,
+    pub limits: Vec<RateLimit>,
+}
+
+impl RateLimitPolicy {
+    /// Replaces (or adds) the per-address limits of `nsid`.
+    pub fn set_per_address(&mut self, nsid: &str, limits: Vec<RateLimit>) {
+        self.per_address.retain(|m| m.nsid != nsid);
+        self.per_address.push(MethodLimit {
+            nsid: nsid.to_owned(),
+            limits,
+        });
+    }
+}
+
+const MINUTE: i64 = 60;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+impl Default for RateLimitPolicy {
+    fn default() -> Self {
+        let limit = |points, window_secs| RateLimit {
+            points,
+            window_secs,
+        };
+        RateLimitPolicy {
+            global_ip: vec![limit(3000, 5 * MINUTE)],
+            repo_write: vec![limit(5000, HOUR), limit(35_000, DAY)],
+            create_session: vec![limit(30, 5 * MINUTE), limit(300, DAY)],
+            per_address: [
+                (
+                    "com.atproto.server.createAccount",
+                    vec![limit(100, 5 * MINUTE)],
+                ),
+                ("com.atproto.repo.uploadBlob", vec![limit(1000, DAY)]),
+                (
+                    "com.atproto.server.requestPasswordReset",
+                    vec![limit(15, HOUR), limit(50, DAY)],
+                ),
+                (
+                    "com.atproto.server.resetPassword",
+                    vec![limit(50, 5 * MINUTE)],
+                ),
+                (
+                    "com.atproto.server.deleteAccount",
+                    vec![limit(50, 5 * MINUTE)],
+                ),
+                ("com.atproto.sync.getRepo", vec![limit(6000, 5 * MINUTE)]),
+            ]
+            .into_iter()
+            .map(|(nsid, limits)| MethodLimit {
+                nsid: nsid.to_owned(),
+                limits,
+            })
+            .collect(),
+        }
+    }
+}
+
+/// An address block: one address, or a CIDR network such as `10.0.0.0/8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpBlock {
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpBlock {
+    /// Whether `ip` lies in the block (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpBlock {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR block"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(IpBlock { network, prefix })
+    }
 }
 
 /// Where blobs are stored.
@@ -326,6 +496,11 @@ impl Default for Config {
             // The default hostname is `localhost`: see the field's documentation.
             invite_required: false,
             rate_limits_enabled: false,
+            rate_limit_bypass_key: None,
+            rate_limit_bypass_ips: Vec::new(),
+            trusted_proxy_header: None,
+            rate_limits: RateLimitPolicy::default(),
+            metrics_addr: None,
             service_handle_domains: default_handle_domains(DEFAULT_HOSTNAME),
             blobstore: BlobstoreConfig::Disk {
                 location: data_directory.join("blocks"),
@@ -352,6 +527,7 @@ impl Default for Config {
             hub_rate_limits: true,
             log_enabled: true,
             log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
             warnings: Vec::new(),
         }
     }
@@ -501,6 +677,35 @@ impl Config {
         let invite_required = src
             .bool("PDS_INVITE_REQUIRED")?
             .unwrap_or(hostname != DEFAULT_HOSTNAME);
+        let dev_mode = src.bool("PDS_DEV_MODE")?.unwrap_or(defaults.dev_mode);
+        let rate_limits_enabled = src
+            .bool("PDS_RATE_LIMITS_ENABLED")?
+            .unwrap_or(!dev_mode && hostname != DEFAULT_HOSTNAME);
+        let mut rate_limit_bypass_ips = Vec::new();
+        for item in src.list("PDS_RATE_LIMIT_BYPASS_IPS") {
+            let block = item
+                .parse::<IpBlock>()
+                .map_err(|reason| src.invalid("PDS_RATE_LIMIT_BYPASS_IPS", reason))?;
+            rate_limit_bypass_ips.push(block);
+        }
+        let trusted_proxy_header = src.parse("ROOKERY_TRUSTED_PROXY_HEADER", |s| {
+            axum::http::HeaderName::from_bytes(s.trim().as_bytes())
+                .map(|h| h.as_str().to_owned())
+                .map_err(|_| "expected an HTTP header name such as x-forwarded-for".to_owned())
+        })?;
+        let metrics_addr = src.parse("ROOKERY_METRICS_ADDR", |s| {
+            s.parse::<SocketAddr>()
+                .map_err(|_| "expected an address and port such as 127.0.0.1:9090".to_owned())
+        })?;
+        let log_format = src
+            .parse("ROOKERY_LOG_FORMAT", |s| {
+                match s.to_ascii_lowercase().as_str() {
+                    "text" => Ok(LogFormat::Text),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err("expected text or json".to_owned()),
+                }
+            })?
+            .unwrap_or(defaults.log_format);
         let did_plc_url = match src.url("PDS_DID_PLC_URL")? {
             Some(url) => Some(url),
             None if hostname == DEFAULT_HOSTNAME => None,
@@ -513,11 +718,14 @@ impl Config {
             bind_address,
             service_did,
             version: src.string("PDS_VERSION").unwrap_or(defaults.version),
-            dev_mode: src.bool("PDS_DEV_MODE")?.unwrap_or(defaults.dev_mode),
+            dev_mode,
             invite_required,
-            rate_limits_enabled: src
-                .bool("PDS_RATE_LIMITS_ENABLED")?
-                .unwrap_or(defaults.rate_limits_enabled),
+            rate_limits_enabled,
+            rate_limit_bypass_key: src.string("PDS_RATE_LIMIT_BYPASS_KEY").map(Secret::new),
+            rate_limit_bypass_ips,
+            trusted_proxy_header,
+            rate_limits: RateLimitPolicy::default(),
+            metrics_addr,
             service_handle_domains,
             data_directory,
             blobstore,
@@ -549,6 +757,7 @@ impl Config {
                 .unwrap_or(defaults.hub_rate_limits),
             log_enabled: src.bool("LOG_ENABLED")?.unwrap_or(defaults.log_enabled),
             log_level,
+            log_format,
             warnings,
         })
     }

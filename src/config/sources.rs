@@ -21,6 +21,10 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::plain("PDS_DEV_MODE"),
     Setting::plain("PDS_INVITE_REQUIRED"),
     Setting::plain("PDS_RATE_LIMITS_ENABLED"),
+    Setting::secret("PDS_RATE_LIMIT_BYPASS_KEY"),
+    Setting::plain("PDS_RATE_LIMIT_BYPASS_IPS"),
+    Setting::plain("ROOKERY_TRUSTED_PROXY_HEADER"),
+    Setting::plain("ROOKERY_METRICS_ADDR"),
     Setting::plain("PDS_SERVICE_HANDLE_DOMAINS"),
     Setting::plain("PDS_DATA_DIRECTORY"),
     Setting::plain("PDS_BLOBSTORE_DISK_LOCATION"),
@@ -54,6 +58,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::plain("ROOKERY_HUB_RATE_LIMITS"),
     Setting::plain("LOG_ENABLED"),
     Setting::plain("LOG_LEVEL"),
+    Setting::plain("ROOKERY_LOG_FORMAT"),
 ];
 
 /// Variables the reference TypeScript PDS reads (now or in earlier releases) that Rookery
@@ -112,8 +117,6 @@ pub(crate) const REFERENCE_ONLY: &[&str] = &[
     "PDS_BSKY_APP_VIEW_MODERATION",
     "PDS_MOD_SERVICE_URL",
     "PDS_MOD_SERVICE_DID",
-    "PDS_RATE_LIMIT_BYPASS_KEY",
-    "PDS_RATE_LIMIT_BYPASS_IPS",
     "PDS_REDIS_SCRATCH_ADDRESS",
     "PDS_REDIS_SCRATCH_PASSWORD",
     "PDS_DPOP_SECRET",

@@ -670,6 +670,75 @@ fn invites_are_required_on_a_real_hostname_unless_opened() {
 }
 
 #[test]
+fn operator_settings() {
+    // Rate limits: on for a real hostname, off in development.
+    let config = from_env(&[("PDS_HOSTNAME", "pds.example.com")]).unwrap();
+    assert!(config.rate_limits_enabled);
+    assert_eq!(config.log_format, LogFormat::Text);
+    assert_eq!(config.rate_limits, RateLimitPolicy::default());
+    assert_eq!(config.rate_limits.global_ip[0].points, 3000);
+    assert_eq!(config.rate_limits.repo_write[1].points, 35_000);
+    assert!(!config.is_development());
+    let dev = from_env(&[
+        ("PDS_HOSTNAME", "pds.example.com"),
+        ("PDS_DEV_MODE", "true"),
+    ])
+    .unwrap();
+    assert!(!dev.rate_limits_enabled);
+    assert!(dev.is_development());
+    assert!(!from_env(&[]).unwrap().rate_limits_enabled);
+    assert!(
+        from_env(&[("PDS_RATE_LIMITS_ENABLED", "true")])
+            .unwrap()
+            .rate_limits_enabled
+    );
+
+    let config = from_env(&[
+        ("ROOKERY_LOG_FORMAT", "JSON"),
+        ("PDS_RATE_LIMIT_BYPASS_KEY", "k"),
+        (
+            "PDS_RATE_LIMIT_BYPASS_IPS",
+            "10.0.0.0/8, 192.0.2.1,2001:db8::/32",
+        ),
+        ("ROOKERY_TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+        ("ROOKERY_METRICS_ADDR", "127.0.0.1:9090"),
+    ])
+    .unwrap();
+    assert_eq!(config.log_format, LogFormat::Json);
+    assert_eq!(
+        config.rate_limit_bypass_key.as_ref().map(Secret::expose),
+        Some("k")
+    );
+    let ips = &config.rate_limit_bypass_ips;
+    assert_eq!(ips.len(), 3);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert!(ips[0].contains(ip("10.200.3.4")));
+    assert!(ips[0].contains(ip("::ffff:10.0.0.1")));
+    assert!(!ips[0].contains(ip("11.0.0.1")));
+    assert!(ips[1].contains(ip("192.0.2.1")));
+    assert!(!ips[1].contains(ip("192.0.2.2")));
+    assert!(ips[2].contains(ip("2001:db8:1::5")));
+    assert!(!ips[2].contains(ip("2001:db9::1")));
+    assert_eq!(
+        config.trusted_proxy_header.as_deref(),
+        Some("x-forwarded-for")
+    );
+    assert_eq!(config.metrics_addr, Some("127.0.0.1:9090".parse().unwrap()));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    for (name, value) in [
+        ("ROOKERY_LOG_FORMAT", "xml"),
+        ("PDS_RATE_LIMIT_BYPASS_IPS", "10.0.0.0/33"),
+        ("PDS_RATE_LIMIT_BYPASS_IPS", "example.com"),
+        ("ROOKERY_TRUSTED_PROXY_HEADER", "bad header"),
+        ("ROOKERY_METRICS_ADDR", "9090"),
+    ] {
+        let err = from_env(&[(name, value)]).unwrap_err();
+        assert!(err.to_string().contains(name), "{name}={value}: {err}");
+    }
+}
+
+#[test]
 fn plc_directory_default_follows_the_hostname() {
     // localhost: the embedded directory, under the public URL (port included).
     let config = from_env(&[("PDS_PORT", "3000")]).unwrap();

@@ -101,6 +101,40 @@ impl Mailer for MemoryMailer {
     }
 }
 
+/// Mails sent and failed since start-up (for the metrics).
+#[derive(Debug, Default)]
+pub struct MailCounts {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// Counts the mails another [`Mailer`] sent and failed to send (each attempt).
+pub struct CountingMailer {
+    inner: Arc<dyn Mailer>,
+    counts: Arc<MailCounts>,
+}
+
+impl CountingMailer {
+    pub fn new(inner: Arc<dyn Mailer>, counts: Arc<MailCounts>) -> Self {
+        CountingMailer { inner, counts }
+    }
+}
+
+impl Mailer for CountingMailer {
+    fn send<'a>(&'a self, mail: &'a Mail) -> BoxFuture<'a, Result<(), MailError>> {
+        Box::pin(async move {
+            let result = self.inner.send(mail).await;
+            let counter = if result.is_ok() {
+                &self.counts.sent
+            } else {
+                &self.counts.failed
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            result
+        })
+    }
+}
+
 /// How many times the [`Outbox`] tries one mail, and the pause before the first retry
 /// (doubled before each later one): 1 + 2 + 4 + 8 s.
 pub const SEND_ATTEMPTS: u32 = 5;

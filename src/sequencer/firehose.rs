@@ -23,6 +23,7 @@
 //! consumers do.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -62,6 +63,31 @@ struct Inner {
     sequencer: Sequencer,
     settings: FirehoseSettings,
     hub: Mutex<Hub>,
+    /// Subscribers dropped for falling more than their buffer behind.
+    too_slow: AtomicU64,
+    /// Subscriptions ended, for any reason.
+    ended: AtomicU64,
+    /// Frames fanned out by the broadcaster.
+    published: AtomicU64,
+}
+
+/// The fan-out's state, for the metrics; see [`Firehose::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FirehoseStats {
+    /// Subscribers receiving live frames.
+    pub live: usize,
+    /// Frames waiting in the fullest live subscriber's queue (how far it lags).
+    pub max_queued: usize,
+    /// Frames waiting in all live queues together.
+    pub queued: usize,
+    /// The last `seq` fanned out (0 before the broadcaster started).
+    pub published_seq: i64,
+    /// Frames fanned out since start-up.
+    pub frames: u64,
+    /// Subscribers disconnected with `ConsumerTooSlow` since start-up.
+    pub too_slow: u64,
+    /// Subscriptions ended since start-up (closed by either side, or too slow).
+    pub ended: u64,
 }
 
 #[derive(Debug, Default)]
@@ -109,7 +135,29 @@ impl Firehose {
                 ..settings
             },
             hub: Mutex::new(Hub::default()),
+            too_slow: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            published: AtomicU64::new(0),
         }))
+    }
+
+    /// Subscriber counts, queue depths and disconnects (takes the fan-out lock briefly).
+    pub fn stats(&self) -> FirehoseStats {
+        let hub = self.hub();
+        let depths = hub
+            .slots
+            .values()
+            .map(|slot| slot.tx.max_capacity() - slot.tx.capacity());
+        let (max_queued, queued) = depths.fold((0, 0), |(max, sum), d| (max.max(d), sum + d));
+        FirehoseStats {
+            live: hub.slots.len(),
+            max_queued,
+            queued,
+            published_seq: hub.published.unwrap_or(0),
+            frames: self.0.published.load(Ordering::Relaxed),
+            too_slow: self.0.too_slow.load(Ordering::Relaxed),
+            ended: self.0.ended.load(Ordering::Relaxed),
+        }
     }
 
     pub fn sequencer(&self) -> &Sequencer {
@@ -191,6 +239,7 @@ impl Firehose {
     /// Hands `frame` to every live subscriber; those whose queue is full are dropped as too
     /// slow, those gone are forgotten.
     fn publish(&self, frame: Frame) {
+        self.0.published.fetch_add(1, Ordering::Relaxed);
         let mut hub = self.hub();
         hub.published = Some(frame.seq);
         hub.slots
@@ -198,6 +247,7 @@ impl Firehose {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     slot.too_slow.cancel();
+                    self.0.too_slow.fetch_add(1, Ordering::Relaxed);
                     false
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -409,6 +459,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        self.firehose.0.ended.fetch_add(1, Ordering::Relaxed);
         if let Some(live) = &self.live {
             self.firehose.unregister(live.id);
         }

@@ -63,7 +63,7 @@ use tokio::sync::Notify;
 
 use crate::store::outbox::OutboxRow;
 pub use events::{Event, EventType};
-pub use firehose::{Firehose, FirehoseSettings, Subscription};
+pub use firehose::{Firehose, FirehoseSettings, FirehoseStats, Subscription};
 pub use frame::Frame;
 
 /// The sequencer schema, embedded at compile time from `migrations/sequencer/`.

@@ -2,6 +2,9 @@
 
 pub mod blob_gc;
 pub mod crawlers;
+pub mod health;
+pub mod limits;
+pub mod metrics;
 mod state;
 pub mod tasks;
 
@@ -48,6 +51,7 @@ pub enum ServeError {
 /// A server that is accepting connections.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     public_url: String,
     embedded_plc_url: Option<String>,
     handle: JoinHandle<Result<(), ServeError>>,
@@ -57,6 +61,11 @@ impl RunningServer {
     /// The address actually bound (useful with `PDS_PORT=0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the separate metrics listener (`ROOKERY_METRICS_ADDR`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The public URL, with the port actually bound.
@@ -126,6 +135,28 @@ pub async fn serve(
             crawlers::NOTIFY_INTERVAL,
         )?));
     }
+    let mut metrics_addr = None;
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let bound = listener.local_addr()?;
+            metrics_addr = Some(bound);
+            tracing::info!(address = %bound, "metrics served at /metrics");
+            let app = metrics::router(state.clone());
+            let stop = shutdown.clone();
+            Some(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
+                    tracing::error!(error = %err, "metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
     let public_url = config.public_url.clone();
     let embedded_plc_url = config.embedded_plc_url();
     let app = crate::app(state);
@@ -150,11 +181,15 @@ pub async fn serve(
         if supervisor.await.is_err() {
             tracing::error!("background task supervisor panicked");
         }
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         tracing::info!("server stopped");
         served.map_err(ServeError::Io)
     });
     Ok(RunningServer {
         local_addr,
+        metrics_addr,
         public_url,
         embedded_plc_url,
         handle,

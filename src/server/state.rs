@@ -3,12 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{
-    AccountDb, CREATE_SESSION_LIMITS, MAIL_TOKEN_LIMITS, RateLimiter, UPDATE_HANDLE_LIMITS,
-};
+use crate::accounts::{AccountDb, MAIL_TOKEN_LIMITS, RateLimiter, UPDATE_HANDLE_LIMITS};
 use crate::actor::{ActorRepo, ActorStores};
 use crate::auth::SessionSigner;
-use crate::blobs::{self, BlobStore};
+use crate::blobs::{self, BlobCounter, BlobStore, MeteredBlobStore};
 use crate::config::{Config, EmailConfig, ServiceSecrets};
 use crate::crypto::{Algorithm, Keypair};
 use crate::hub::HubIndex;
@@ -18,10 +16,11 @@ use crate::identity::plc::{PlcClient, PlcDirectory};
 use crate::identity::resolver::{IdResolver, IdResolverConfig};
 use crate::lexicon::Catalog;
 use crate::mail::smtp::SmtpMailer;
-use crate::mail::{LogMailer, MailError, Mailer, Outbox};
+use crate::mail::{CountingMailer, LogMailer, MailCounts, MailError, Mailer, Outbox};
 use crate::plc_directory::Directory;
 use crate::proxy::{ProxyConfig, ProxyContext};
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
+use crate::telemetry::HttpMetrics;
 
 /// Most distinct keys a rate limiter tracks before it evicts idle ones.
 const RATE_LIMIT_KEYS: usize = 100_000;
@@ -47,10 +46,13 @@ struct Inner {
     blobs: Arc<dyn BlobStore>,
     mail: Outbox,
     moderation_mail: Outbox,
-    login_limiter: RateLimiter,
     handle_limiter: RateLimiter,
     mail_limiter: RateLimiter,
+    rate_limits: super::limits::RateLimits,
     hub: HubIndex,
+    http_metrics: Arc<HttpMetrics>,
+    blob_counter: BlobCounter,
+    mail_counts: Arc<MailCounts>,
     embedded_plc: Option<Directory>,
 }
 
@@ -122,7 +124,9 @@ impl AppState {
                 ping_interval: config.firehose_ping_interval,
             },
         );
-        let blobs = blobs::open(&config.blobstore).await?;
+        let metered = MeteredBlobStore::new(blobs::open(&config.blobstore).await?);
+        let blob_counter = metered.counter();
+        let blobs: Arc<dyn BlobStore> = Arc::new(metered);
         let repo = ActorRepo::with_repo_heads(stores, sequencer, blobs.clone(), accounts.clone());
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
@@ -187,8 +191,15 @@ impl AppState {
             Some(email) => select_mailer(Some(email), development)?,
             None => mailer.clone(),
         };
-        let mail = Outbox::new(mailer, config.hostname.clone());
-        let moderation_mail = Outbox::new(moderation_mailer, config.hostname.clone());
+        // Every mail that leaves, account or moderation, is counted for the metrics.
+        let mail_counts = Arc::new(MailCounts::default());
+        let counted = |mailer: Option<Arc<dyn Mailer>>| {
+            mailer.map(|inner| {
+                Arc::new(CountingMailer::new(inner, mail_counts.clone())) as Arc<dyn Mailer>
+            })
+        };
+        let mail = Outbox::new(counted(mailer), config.hostname.clone());
+        let moderation_mail = Outbox::new(counted(moderation_mailer), config.hostname.clone());
         Ok(AppState(Arc::new(Inner {
             session,
             plc_rotation_key,
@@ -201,10 +212,13 @@ impl AppState {
             blobs,
             mail,
             moderation_mail,
-            login_limiter: RateLimiter::new(&CREATE_SESSION_LIMITS, RATE_LIMIT_KEYS),
             handle_limiter: RateLimiter::new(&UPDATE_HANDLE_LIMITS, RATE_LIMIT_KEYS),
             mail_limiter: RateLimiter::new(&MAIL_TOKEN_LIMITS, RATE_LIMIT_KEYS),
+            mail_counts,
+            rate_limits: super::limits::RateLimits::new(&config),
             hub,
+            http_metrics: Arc::new(HttpMetrics::new()),
+            blob_counter,
             embedded_plc,
             config,
             secrets,
@@ -272,9 +286,24 @@ impl AppState {
         &self.0.moderation_mail
     }
 
-    /// The createSession limiter (30 per 5 minutes, 300 per day per identifier and IP).
-    pub fn login_limiter(&self) -> &RateLimiter {
-        &self.0.login_limiter
+    /// The request rate limits.
+    pub fn rate_limits(&self) -> &super::limits::RateLimits {
+        &self.0.rate_limits
+    }
+
+    /// Request counters and latencies, filled by [`crate::telemetry::request::observe`].
+    pub fn http_metrics(&self) -> &Arc<HttpMetrics> {
+        &self.0.http_metrics
+    }
+
+    /// Bytes stored and served by the blob store.
+    pub fn blob_counter(&self) -> &BlobCounter {
+        &self.0.blob_counter
+    }
+
+    /// Mails sent and failed.
+    pub fn mail_counts(&self) -> &MailCounts {
+        &self.0.mail_counts
     }
 
     /// The updateHandle limiter (10 per 5 minutes, 50 per day per account).

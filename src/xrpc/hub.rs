@@ -48,7 +48,12 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug)]
 pub enum WriteRejection {
     Xrpc(XrpcError),
-    RateLimited { message: String, reset: i64 },
+    RateLimited {
+        message: String,
+        reset: i64,
+    },
+    /// Refused by the repository-write rate limit.
+    Limited(crate::accounts::LimitStatus),
 }
 
 impl From<XrpcError> for WriteRejection {
@@ -79,6 +84,9 @@ impl IntoResponse for WriteRejection {
     fn into_response(self) -> Response {
         match self {
             WriteRejection::Xrpc(e) => e.into_response(),
+            WriteRejection::Limited(status) => {
+                crate::server::limits::too_many(&status, "Rate Limit Exceeded")
+            }
             WriteRejection::RateLimited { message, reset } => {
                 let mut response = XrpcError::rate_limit_exceeded(message).into_response();
                 let headers = response.headers_mut();
@@ -316,7 +324,12 @@ pub struct TrackInput {
     uri: String,
 }
 
+/// The caller's IP address: the one the rate-limit middleware settled on (which honours a
+/// trusted proxy header), else the socket's peer.
 fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    if let Some(client) = extensions.get::<crate::server::limits::Client>() {
+        return client.ip;
+    }
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())

@@ -45,9 +45,26 @@ pub fn routes() -> Router<AppState> {
         .merge(admin::routes())
 }
 
-/// `GET /xrpc/_health`: `{"version": …}`.
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "version": state.config().version }))
+/// `GET /xrpc/_health`: `{"version": …}` when the databases and the blob store answer;
+/// else 503 with `error` (the reference's `Service Unavailable`) and a `message` naming the
+/// component that is down (the cause is logged, not sent).
+async fn health(State(state): State<AppState>) -> Response {
+    let version = &state.config().version;
+    match crate::server::health::check(&state).await {
+        Ok(()) => Json(json!({ "version": version })).into_response(),
+        Err(unhealthy) => {
+            tracing::warn!(component = unhealthy.component, detail = %unhealthy.detail, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "version": version,
+                    "error": "Service Unavailable",
+                    "message": format!("{} unavailable", unhealthy.component),
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The method name in an `/xrpc/…` path, checked as the reference does before answering

@@ -245,3 +245,41 @@ async fn concurrent_opens_of_one_account_share_one_pool() {
     );
     assert!(stores.open_pools() <= 2);
 }
+
+/// The metrics' cache counters: a cached open is a hit, a load a miss, and making room for
+/// a store beyond the capacity an eviction.
+#[tokio::test]
+async fn cache_counts_hits_misses_and_evictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = ActorStores::new(dir.path(), 1);
+    let (alice, bob) = (did(1), did(2));
+    for who in [&alice, &bob] {
+        drop(
+            stores
+                .create(who, &Keypair::generate(Algorithm::K256))
+                .await
+                .unwrap(),
+        );
+    }
+    // Creating bob evicted alice (capacity 1); creations are neither hits nor misses.
+    assert_eq!(
+        stores.cache_counts(),
+        CacheCounts {
+            hits: 0,
+            misses: 0,
+            evictions: 1
+        }
+    );
+    drop(stores.open(&bob).await.unwrap().unwrap());
+    drop(stores.open(&alice).await.unwrap().unwrap());
+    assert_eq!(
+        stores.cache_counts(),
+        CacheCounts {
+            hits: 1,
+            misses: 1,
+            evictions: 2
+        }
+    );
+    assert!(stores.open(&did(3)).await.unwrap().is_none());
+    assert_eq!(stores.cache_counts().misses, 1);
+}

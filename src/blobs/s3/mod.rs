@@ -529,6 +529,19 @@ impl S3BlobStore {
 }
 
 impl BlobStore for S3BlobStore {
+    fn probe(&self) -> BoxFuture<'_, Result<()>> {
+        async move {
+            self.client
+                .head_bucket()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(|e| s3_error("HeadBucket", e))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn put_temp<'a>(
         &'a self,
         did: &'a Did,

@@ -231,6 +231,15 @@ async fn a_full_queue_drops_the_subscriber_as_too_slow() {
         let seq = append(&env.sequencer, 1).await[0];
         assert_eq!(next_frame(&mut fast).await.1, Some(seq));
         fast_seen.push(seq);
+        if seq == 3 {
+            // The slow reader lags by its whole buffer; the fast one by nothing.
+            let stats = env.firehose.stats();
+            assert_eq!((stats.live, stats.max_queued, stats.queued), (2, 3, 3));
+            assert_eq!(
+                (stats.published_seq, stats.frames, stats.too_slow),
+                (3, 3, 0)
+            );
+        }
         if seq == 4 {
             // 3 queued frames fill the slow queue; the 4th overflows it.
             until(|| too_slow.is_cancelled()).await;
@@ -244,6 +253,9 @@ async fn a_full_queue_drops_the_subscriber_as_too_slow() {
     assert_eq!(env.sequencer.subscriber_count(), 2);
     drop(slow);
     assert_eq!(env.sequencer.subscriber_count(), 1);
+    let stats = env.firehose.stats();
+    assert_eq!((stats.live, stats.too_slow, stats.ended), (1, 1, 1));
+    assert_eq!((stats.published_seq, stats.frames), (10, 10));
 }
 
 #[tokio::test]

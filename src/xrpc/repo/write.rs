@@ -7,7 +7,7 @@
 //! `true`; with `validate: false` nothing is checked and no status is returned.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use cid::Cid;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value as Json_;
@@ -19,6 +19,7 @@ use crate::lexicon::{Catalog, ValidationErrorKind};
 use crate::repo::cbor::{self, Ipld, json_to_record};
 use crate::repo::repository::Write;
 use crate::server::AppState;
+use crate::server::limits::Client;
 use crate::syntax::{Did, Nsid, RecordKey, TidClock};
 use crate::xrpc::auth::AccessStandard;
 use crate::xrpc::extract::XrpcJson;
@@ -249,13 +250,29 @@ fn only_result(commit: &CommitResult) -> Result<(String, Cid), XrpcError> {
     Ok((result.uri.to_string(), cid))
 }
 
+/// Rate-limit points of a write, as the reference counts them.
+const CREATE_POINTS: u32 = 3;
+const UPDATE_POINTS: u32 = 2;
+const DELETE_POINTS: u32 = 1;
+
+/// Counts `points` against the account's repository-write limits.
+fn charge(state: &AppState, client: &Client, did: &Did, points: u32) -> Result<(), WriteRejection> {
+    state
+        .rate_limits()
+        .repo_write(client, did, points)
+        .map(|_| ())
+        .map_err(WriteRejection::Limited)
+}
+
 /// `POST com.atproto.repo.createRecord`
 pub async fn create_record(
     State(state): State<AppState>,
+    Extension(client): Extension<Client>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<CreateInput>,
 ) -> Result<Json<WriteOutput>, WriteRejection> {
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
+    charge(&state, &client, &did, CREATE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
     let rkey = create_rkey(&TidClock::default(), input.rkey.as_deref())?;
@@ -278,10 +295,12 @@ pub async fn create_record(
 /// commit (and the output has no `commit`).
 pub async fn put_record(
     State(state): State<AppState>,
+    Extension(client): Extension<Client>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<PutInput>,
 ) -> Result<Json<WriteOutput>, WriteRejection> {
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
+    charge(&state, &client, &did, UPDATE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let rkey: RecordKey = parse_field("rkey", &input.rkey)?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
@@ -359,10 +378,12 @@ async fn write_one(
 /// without `commit`.
 pub async fn delete_record(
     State(state): State<AppState>,
+    Extension(client): Extension<Client>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<DeleteInput>,
 ) -> Result<Json<DeleteOutput>, WriteRejection> {
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
+    charge(&state, &client, &did, DELETE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let rkey: RecordKey = parse_field("rkey", &input.rkey)?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
@@ -390,6 +411,7 @@ pub async fn delete_record(
 /// `POST com.atproto.repo.applyWrites`: at most [`MAX_WRITES`] writes in one commit.
 pub async fn apply_writes(
     State(state): State<AppState>,
+    Extension(client): Extension<Client>,
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<ApplyInput>,
 ) -> Result<Json<ApplyOutput>, WriteRejection> {
@@ -416,6 +438,15 @@ pub async fn apply_writes(
             Write::Delete { .. } => "com.atproto.repo.applyWrites#deleteResult",
         })
         .collect();
+    let points = writes
+        .iter()
+        .map(|w| match w.write {
+            Write::Create { .. } => CREATE_POINTS,
+            Write::Update { .. } => UPDATE_POINTS,
+            Write::Delete { .. } => DELETE_POINTS,
+        })
+        .sum();
+    charge(&state, &client, &did, points)?;
     let commit =
         crate::hub::apply_writes(state.repo(), state.hub(), &did, writes, swap_commit).await?;
     let results = commit

@@ -99,8 +99,12 @@ pub(crate) fn datetime(secs: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// The caller's IP address, when the server was started with connection info.
+/// The caller's IP address: the one the rate-limit middleware settled on (which honours a
+/// trusted proxy header), else the socket's peer.
 fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    if let Some(client) = extensions.get::<crate::server::limits::Client>() {
+        return client.ip;
+    }
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())

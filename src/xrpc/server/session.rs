@@ -2,15 +2,16 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Extensions, HeaderValue};
+use axum::http::Extensions;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{account_view, client_ip, empty, now};
-use crate::accounts::{AccountRef, CREATE_SESSION_LIMITS, RateLimiter, Session};
+use crate::accounts::{AccountRef, LimitStatus, RateLimit, Session};
 use crate::error::XrpcError;
 use crate::server::AppState;
+use crate::server::limits::{Client, too_many};
 use crate::xrpc::auth::{AccessAllowDeactivated, RefreshAuth};
 use crate::xrpc::extract::XrpcJson;
 
@@ -20,28 +21,6 @@ pub struct CreateSessionInput {
     identifier: String,
     password: String,
     auth_factor_token: Option<String>,
-}
-
-/// A 429 with the `ratelimit-*` headers of the createSession limit, resetting at `reset`.
-fn rate_limited(message: &str, reset: i64) -> Response {
-    let mut response = XrpcError::rate_limit_exceeded(message).into_response();
-    let limit = CREATE_SESSION_LIMITS.first().copied();
-    let headers = response.headers_mut();
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    };
-    if let Some(limit) = limit {
-        put("ratelimit-limit", limit.points.to_string());
-        put(
-            "ratelimit-policy",
-            format!("{};w={}", limit.points, limit.window_secs),
-        );
-    }
-    put("ratelimit-remaining", "0".to_owned());
-    put("ratelimit-reset", reset.to_string());
-    response
 }
 
 /// The session output: the account view plus the two tokens.
@@ -76,13 +55,14 @@ pub async fn create_session(
     } else {
         identifier.to_lowercase()
     };
-    if state.config().rate_limits_enabled {
-        let ip_text = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        let key = RateLimiter::create_session_key(&identifier, &ip_text);
-        if let Err(limited) = state.login_limiter().check(&key, now) {
-            return Ok(rate_limited("Rate Limit Exceeded", limited.reset));
-        }
-    }
+    let client = extensions.get::<Client>().cloned().unwrap_or(Client {
+        ip,
+        exempt: !state.config().rate_limits_enabled,
+    });
+    let limit_status = match state.rate_limits().create_session(&client, &identifier) {
+        Ok(status) => status,
+        Err(refused) => return Ok(too_many(&refused, "Rate Limit Exceeded")),
+    };
     let login = match state
         .accounts()
         .login(&identifier, &input.password, ip, now)
@@ -90,9 +70,25 @@ pub async fn create_session(
     {
         Ok(login) => login,
         Err(crate::accounts::Error::AccountLocked { until }) => {
-            return Ok(rate_limited(
+            // The lockout is its own rule (failed attempts per account), reported with the
+            // createSession limit's shape.
+            let status = LimitStatus {
+                limit: state
+                    .config()
+                    .rate_limits
+                    .create_session
+                    .first()
+                    .copied()
+                    .unwrap_or(RateLimit {
+                        points: 0,
+                        window_secs: 0,
+                    }),
+                remaining: 0,
+                reset: until,
+            };
+            return Ok(too_many(
+                &status,
                 "Too many failed login attempts; try again later",
-                until,
             ));
         }
         Err(err) => return Err(err.into()),
@@ -114,9 +110,13 @@ pub async fn create_session(
             state.session(),
         )
         .await?;
-    Ok(session_output(&state, &login.account.did, &session)
+    let mut response = session_output(&state, &login.account.did, &session)
         .await?
-        .into_response())
+        .into_response();
+    if let Some(status) = limit_status {
+        crate::server::limits::set_headers(response.headers_mut(), &status);
+    }
+    Ok(response)
 }
 
 /// `com.atproto.server.getSession`.

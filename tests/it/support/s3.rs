@@ -153,8 +153,8 @@ impl S3Server {
 }
 
 /// `ROOKERY_S3_PYTHON` as printed by `scripts/s3-deps.sh` (a quick stamp check after the
-/// first install).
-fn python_binary(repo: &Path) -> PathBuf {
+/// first install): the virtualenv Python of the test tools.
+pub fn python_binary(repo: &Path) -> PathBuf {
     let out = Command::new("bash")
         .arg(repo.join("scripts/s3-deps.sh"))
         .stdin(Stdio::null())
