@@ -24,7 +24,10 @@ const LIMIT: u64 = 100 * 1024 * 1024;
 
 enum Backend {
     Disk(tempfile::TempDir),
-    S3 { server: S3Server, bucket: String },
+    S3 {
+        server: &'static S3Server,
+        bucket: String,
+    },
 }
 
 impl Backend {
@@ -432,9 +435,8 @@ async fn disk_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_backend() {
-    let server = S3Server::start();
-    let bucket = "rookery-blobs".to_owned();
-    server.create_bucket(&bucket).await;
+    let server = S3Server::shared();
+    let bucket = server.new_bucket("rookery-blobs").await;
     let store = S3BlobStore::new(&server.config(&bucket)).await;
     let backend = Backend::S3 { server, bucket };
     suite("s3", &store, &backend).await;
@@ -442,9 +444,9 @@ async fn s3_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_dropped_multipart_upload_is_aborted() {
-    let server = S3Server::start();
-    server.create_bucket("drop-test").await;
-    let store = S3BlobStore::new(&server.config("drop-test")).await;
+    let server = S3Server::shared();
+    let bucket = server.new_bucket("drop-test").await;
+    let store = S3BlobStore::new(&server.config(&bucket)).await;
     let alice = did(ALICE);
     // One full part, then a body that never ends: the upload is cancelled by a timeout.
     let body = stream(&data(9 * MIB, 4))
@@ -457,13 +459,13 @@ async fn s3_dropped_multipart_upload_is_aborted() {
             .is_err()
     );
     // The abort runs in a spawned task; give it a bounded number of short waits.
-    let mut left = server.inventory("drop-test").await;
+    let mut left = server.inventory(&bucket).await;
     for _ in 0..50 {
         if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        left = server.inventory("drop-test").await;
+        left = server.inventory(&bucket).await;
     }
     assert_eq!(left, Vec::<String>::new());
 }

@@ -19,6 +19,7 @@ use support::pds::TestPds;
 use support::s3::S3Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// Each S3 test's bucket is `rookery-blobs-{n}`.
 const BUCKET: &str = "rookery-blobs";
 const POST: &str = "app.bsky.feed.post";
 
@@ -30,7 +31,8 @@ enum Kind {
 
 struct Env {
     pds: TestPds,
-    s3: Option<S3Server>,
+    /// The shared S3 server and this test's own bucket on it.
+    s3: Option<(&'static S3Server, String)>,
     data: PathBuf,
     http: reqwest::Client,
 }
@@ -40,12 +42,13 @@ impl Env {
         let s3 = match kind {
             Kind::Disk => None,
             Kind::S3 => {
-                let server = S3Server::start();
-                server.create_bucket(BUCKET).await;
-                Some(server)
+                let server = S3Server::shared();
+                Some((server, server.new_bucket(BUCKET).await))
             }
         };
-        let store = s3.as_ref().map(|s| BlobstoreConfig::S3(s.config(BUCKET)));
+        let store = s3
+            .as_ref()
+            .map(|(s, bucket)| BlobstoreConfig::S3(s.config(bucket)));
         let pds = TestPds::start_with(|config| {
             config.blobstore = store.unwrap_or_else(|| BlobstoreConfig::Disk {
                 location: config.data_directory.join("blocks"),
@@ -67,7 +70,7 @@ impl Env {
     /// random), sorted.
     async fn inventory(&self) -> Vec<String> {
         let mut found = match &self.s3 {
-            Some(server) => server.inventory(BUCKET).await,
+            Some((server, bucket)) => server.inventory(bucket).await,
             None => {
                 let mut found = Vec::new();
                 for area in ["blocks", "tmp"] {

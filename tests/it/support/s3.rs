@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use aws_sdk_s3::Client;
@@ -24,7 +26,27 @@ const REGION: &str = "us-east-1";
 /// A running server; killed (and reaped) on drop.
 pub struct S3Server(ChildServer);
 
+/// The test binary's one server, see [`S3Server::shared`].
+static SHARED: OnceLock<S3Server> = OnceLock::new();
+
+/// Numbers the buckets of [`S3Server::new_bucket`].
+static BUCKETS: AtomicUsize = AtomicUsize::new(0);
+
 impl S3Server {
+    /// The server shared by every test of this binary, started by the first test that asks;
+    /// tests keep apart by each using buckets of its own ([`S3Server::new_bucket`]). Like the
+    /// shared PLC directory, it exits when this process ends and closes its stdin.
+    pub fn shared() -> &'static S3Server {
+        SHARED.get_or_init(S3Server::start)
+    }
+
+    /// Creates a bucket no other test of this process uses: `{prefix}-{n}`.
+    pub async fn new_bucket(&self, prefix: &str) -> String {
+        let bucket = format!("{prefix}-{}", BUCKETS.fetch_add(1, Ordering::Relaxed));
+        self.create_bucket(&bucket).await;
+        bucket
+    }
+
     /// Installs (first time only) and starts the server; panics if it cannot. Prints the
     /// install check and start-up times to stderr.
     pub fn start() -> S3Server {
