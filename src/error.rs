@@ -27,7 +27,8 @@ macro_rules! error_names {
 
         impl ErrorName {
             /// Every name, in declaration order.
-            pub const ALL: &'static [ErrorName] = &[$(ErrorName::$name),*];
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [ErrorName] = &[$(ErrorName::$name),*];
 
             /// The name as it appears on the wire.
             pub fn as_str(self) -> &'static str {
@@ -113,7 +114,7 @@ impl fmt::Display for ErrorName {
 }
 
 /// The message of every 500 response, whatever went wrong.
-pub const INTERNAL_ERROR_MESSAGE: &str = "Internal Server Error";
+pub(crate) const INTERNAL_ERROR_MESSAGE: &str = "Internal Server Error";
 
 /// An error answered to an XRPC client.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -129,7 +130,7 @@ pub struct XrpcError {
 /// The internal detail of a 5xx response, carried in its extensions for
 /// [`log_internal_errors`]. Never serialised into the body.
 #[derive(Clone, Debug)]
-pub struct InternalErrorDetail(pub Arc<str>);
+pub(crate) struct InternalErrorDetail(pub Arc<str>);
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -166,7 +167,8 @@ impl XrpcError {
     }
 
     /// 401 `AuthMissing`: no credentials were sent.
-    pub fn auth_missing() -> Self {
+    #[cfg(test)]
+    pub(crate) fn auth_missing() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             ErrorName::AuthMissing,
@@ -261,7 +263,8 @@ impl XrpcError {
     }
 
     /// The internal detail, if any.
-    pub fn detail(&self) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
     }
 }

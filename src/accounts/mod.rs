@@ -77,7 +77,7 @@ impl From<crate::store::Error> for Error {
 pub static ACCOUNT_MIGRATOR: Migrator = sqlx::migrate!("./migrations/account");
 
 /// The file name of the account database inside the data directory.
-pub const ACCOUNT_DB_FILE: &str = "account.sqlite";
+pub(crate) const ACCOUNT_DB_FILE: &str = "account.sqlite";
 
 /// Pooled connections to the file database. Every request that authenticates reads here,
 /// and WAL lets those reads run beside the one writer; writes are short.

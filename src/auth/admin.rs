@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
 /// The only user name admin requests may use.
-pub const ADMIN_USER: &str = "admin";
+pub(crate) const ADMIN_USER: &str = "admin";
 
 /// Whether an `Authorization` header value grants admin access: `Basic ` followed by the
 /// standard, padded base64 of `admin:<admin_password>`. The scheme name is matched without

@@ -40,7 +40,7 @@ pub(super) struct Header {
 impl<'a> Compact<'a> {
     /// Splits `token` and decodes its header and signature (not the payload: that is only
     /// parsed once the signature has been checked).
-    pub fn parse(token: &'a str) -> Result<Self, InvalidReason> {
+    pub(crate) fn parse(token: &'a str) -> Result<Self, InvalidReason> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(InvalidReason::Malformed(MALFORMED_TOO_LONG));
         }
@@ -70,7 +70,7 @@ impl<'a> Compact<'a> {
     }
 
     /// Decodes the claims. Call only after the signature has been verified.
-    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, InvalidReason> {
+    pub(crate) fn claims<T: DeserializeOwned>(&self) -> Result<T, InvalidReason> {
         decode_json(self.payload_b64, MALFORMED_CLAIMS)
     }
 }

@@ -24,7 +24,7 @@ pub use password::{
 };
 pub use service::{
     ServiceClaims, ServiceExpiryError, ServiceJwtParams, check_requested_expiry,
-    create_service_jwt, peek_service_issuer, verify_service_jwt,
+    create_service_jwt, verify_service_jwt,
 };
 pub use session::{AccessClaims, AccessScope, RefreshClaims, SessionSigner, new_refresh_jti};
 
@@ -33,7 +33,7 @@ pub use session::{AccessClaims, AccessScope, RefreshClaims, SessionSigner, new_r
 ///
 /// `exp` gets no allowance, as in the reference implementation: a lenient `exp` would only
 /// extend the life of a bearer credential.
-pub const CLOCK_SKEW_SECS: i64 = 30;
+pub(crate) const CLOCK_SKEW_SECS: i64 = 30;
 
 /// Why a token was refused. Maps to the XRPC error names `InvalidToken` and `ExpiredToken`
 /// ([`AuthError::error_name`]); service-auth endpoints use the finer names of

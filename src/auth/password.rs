@@ -19,13 +19,13 @@ use rand::RngCore;
 use rand::rngs::OsRng;
 
 /// Memory cost in KiB (19 MiB).
-pub const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
+pub(crate) const ARGON2_MEMORY_KIB: u32 = 19 * 1024;
 /// Number of passes over memory.
-pub const ARGON2_ITERATIONS: u32 = 2;
+pub(crate) const ARGON2_ITERATIONS: u32 = 2;
 /// Degree of parallelism (lanes).
-pub const ARGON2_PARALLELISM: u32 = 1;
+pub(crate) const ARGON2_PARALLELISM: u32 = 1;
 /// Hash output length in bytes.
-pub const ARGON2_OUTPUT_LEN: usize = 32;
+pub(crate) const ARGON2_OUTPUT_LEN: usize = 32;
 /// Salt length in bytes.
 const SALT_LEN: usize = 16;
 

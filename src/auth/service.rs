@@ -20,13 +20,13 @@ use super::{AuthError, InvalidReason, check_times};
 use crate::crypto::{Keypair, PublicKey};
 
 /// The `typ` header of service JWTs (the specification may move to a more specific value).
-pub const TYP: &str = "JWT";
+pub(crate) const TYP: &str = "JWT";
 /// Default lifetime of a service JWT: the specification's "60 seconds is a good lifetime".
-pub const DEFAULT_LIFETIME_SECS: i64 = 60;
+pub(crate) const DEFAULT_LIFETIME_SECS: i64 = 60;
 /// Longest lifetime `getServiceAuth` grants for a token bound to a method (`lxm`).
-pub const MAX_LIFETIME_SECS: i64 = 60 * 60;
+pub(crate) const MAX_LIFETIME_SECS: i64 = 60 * 60;
 /// Longest lifetime `getServiceAuth` grants for a token not bound to a method.
-pub const MAX_METHODLESS_LIFETIME_SECS: i64 = 60;
+pub(crate) const MAX_METHODLESS_LIFETIME_SECS: i64 = 60;
 
 /// `typ` values of other kinds of tokens, which must never pass as service JWTs: OAuth
 /// access tokens (RFC 9068), our refresh tokens, and DPoP proofs (RFC 9449).
@@ -49,7 +49,7 @@ pub struct ServiceJwtParams {
 
 impl ServiceJwtParams {
     /// Parameters for a token issued `now`, expiring after [`DEFAULT_LIFETIME_SECS`].
-    pub fn new(iss: String, aud: String, lxm: Option<String>, now: i64) -> Self {
+    pub(crate) fn new(iss: String, aud: String, lxm: Option<String>, now: i64) -> Self {
         ServiceJwtParams {
             iss,
             aud,
@@ -79,12 +79,13 @@ pub struct ServiceClaims {
 
 impl ServiceClaims {
     /// The issuer's DID, without any `#service` suffix: whose DID document holds the key.
-    pub fn issuer_did(&self) -> &str {
+    pub(crate) fn issuer_did(&self) -> &str {
         split_issuer(&self.iss).0
     }
 
     /// The service identifier after `#` in `iss` (e.g. `atproto_labeler`), if any.
-    pub fn issuer_service(&self) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn issuer_service(&self) -> Option<&str> {
         split_issuer(&self.iss).1
     }
 }
@@ -112,13 +113,6 @@ pub fn create_service_jwt(keypair: &Keypair, params: ServiceJwtParams) -> String
     let input = jws::signing_input(&header, &Value::Object(claims));
     let signature = keypair.sign(input.as_bytes());
     jws::finish(input, &signature)
-}
-
-/// Reads `iss` from a service JWT **without verifying anything**, so that the caller can
-/// resolve the issuer's DID document and fetch the key to call [`verify_service_jwt`] with.
-pub fn peek_service_issuer(token: &str) -> Result<String, AuthError> {
-    let claims = Compact::parse(token)?.claims::<ServiceClaims>()?;
-    Ok(claims.iss)
 }
 
 /// Verifies a service JWT against the issuer's signing key: `typ` (not another token kind),

@@ -24,17 +24,17 @@ use super::{AuthError, InvalidReason, check_issued, check_times};
 use crate::crypto;
 
 /// The JOSE algorithm name of Ed25519 signatures (RFC 8037).
-pub const ALG: &str = "EdDSA";
+pub(crate) const ALG: &str = "EdDSA";
 /// `typ` header of access tokens ("access token", RFC 9068; not "atproto").
-pub const ACCESS_TYP: &str = "at+jwt";
+pub(crate) const ACCESS_TYP: &str = "at+jwt";
 /// `typ` header of refresh tokens (a non-standard type the reference PDS uses).
-pub const REFRESH_TYP: &str = "refresh+jwt";
+pub(crate) const REFRESH_TYP: &str = "refresh+jwt";
 /// `scope` of every refresh token.
-pub const REFRESH_SCOPE: &str = "com.atproto.refresh";
+pub(crate) const REFRESH_SCOPE: &str = "com.atproto.refresh";
 /// Lifetime of an access token: two hours.
-pub const ACCESS_LIFETIME_SECS: i64 = 2 * 60 * 60;
+pub(crate) const ACCESS_LIFETIME_SECS: i64 = 2 * 60 * 60;
 /// Lifetime of a refresh token: ninety days.
-pub const REFRESH_LIFETIME_SECS: i64 = 90 * 24 * 60 * 60;
+pub(crate) const REFRESH_LIFETIME_SECS: i64 = 90 * 24 * 60 * 60;
 
 /// What an access token allows, carried in its `scope` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -22,12 +22,12 @@ use crate::config::{BlobstoreConfig, Config, S3Config};
 
 const MIB: usize = 1024 * 1024;
 /// The blob sizes measured.
-pub const SIZES: [usize; 2] = [MIB, 50 * MIB];
+pub(crate) const SIZES: [usize; 2] = [MIB, 50 * MIB];
 /// The collection of the record that references the blobs (no lexicon: not validated).
 const COLLECTION: &str = "dev.rookery.bench.blobs";
 
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Bytes moved per size and direction, in MiB: a size is uploaded (and read)
     /// `max(3, volume / size)` times.
     pub volume_mib: usize,
@@ -49,7 +49,7 @@ impl Default for Options {
 
 /// One store and blob size.
 #[derive(Debug)]
-pub struct Row {
+pub(crate) struct Row {
     pub store: &'static str,
     pub size: usize,
     pub upload: Latency,
@@ -59,13 +59,13 @@ pub struct Row {
 }
 
 #[derive(Debug)]
-pub struct Report {
+pub(crate) struct Report {
     pub machine: super::Machine,
     pub rows: Vec<Row>,
 }
 
 /// Runs the benchmark (disk, then S3 if configured) and removes its data directories.
-pub async fn run(opts: &Options) -> Result<Report, Error> {
+pub(crate) async fn run(opts: &Options) -> Result<Report, Error> {
     let mut rows = Vec::new();
     let mut stores: Vec<(&'static str, Option<&S3Config>)> = vec![("disk", None)];
     if let Some(s3) = &opts.s3 {

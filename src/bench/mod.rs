@@ -173,18 +173,18 @@ impl Latency {
 }
 
 /// Items per second; 0 for an empty interval.
-pub fn per_second(count: u64, elapsed: Duration) -> f64 {
+pub(crate) fn per_second(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
     if secs > 0.0 { count as f64 / secs } else { 0.0 }
 }
 
 /// Megabytes (10⁶ bytes) per second.
-pub fn mb_per_second(bytes: u64, elapsed: Duration) -> f64 {
+pub(crate) fn mb_per_second(bytes: u64, elapsed: Duration) -> f64 {
     per_second(bytes, elapsed) / 1e6
 }
 
 /// `1234567.8` → `"1,234,568"`.
-pub fn grouped(value: f64) -> String {
+pub(crate) fn grouped(value: f64) -> String {
     let rounded = value.round();
     if !rounded.is_finite() || rounded.abs() >= 1e18 {
         return format!("{value:.0}");
@@ -204,7 +204,7 @@ pub fn grouped(value: f64) -> String {
 }
 
 /// A duration in the unit that suits it: `"1.234 s"`, `"12.3 ms"`, `"456 µs"`.
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs >= 1.0 {
         format!("{secs:.3} s")
@@ -216,27 +216,27 @@ pub fn human(d: Duration) -> String {
 }
 
 /// Microseconds, for latency columns.
-pub fn micros(d: Duration) -> String {
+pub(crate) fn micros(d: Duration) -> String {
     grouped(d.as_secs_f64() * 1e6)
 }
 
 /// An [`AsyncWrite`] that counts the bytes its inner writer accepted.
 #[derive(Debug)]
-pub struct CountingWriter<W> {
+pub(crate) struct CountingWriter<W> {
     inner: W,
     bytes: u64,
 }
 
 impl<W> CountingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         CountingWriter { inner, bytes: 0 }
     }
 
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
-    pub fn into_inner(self) -> W {
+    pub(crate) fn into_inner(self) -> W {
         self.inner
     }
 }

@@ -92,7 +92,7 @@ impl Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A freshly uploaded blob, not yet referenced by any record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -262,7 +262,7 @@ pub trait BlobStore: Send + Sync {
 }
 
 /// Opens the configured store. For disk, the directories are created when first written.
-pub async fn open(config: &BlobstoreConfig) -> Result<Arc<dyn BlobStore>> {
+pub(crate) async fn open(config: &BlobstoreConfig) -> Result<Arc<dyn BlobStore>> {
     Ok(match config {
         BlobstoreConfig::Disk {
             location,
@@ -288,7 +288,7 @@ fn new_temp_key() -> String {
 
 /// Accepts only what a store ever hands out as a temp key: 1 to 128 lowercase ASCII
 /// letters and digits. Anything else (`..`, `/`, `%2e`, NUL, …) is [`Error::InvalidKey`].
-pub fn check_temp_key(key: &str) -> Result<()> {
+pub(crate) fn check_temp_key(key: &str) -> Result<()> {
     if key.is_empty() || key.len() > TEMP_KEY_MAX {
         return Err(Error::InvalidKey("temp key must be 1 to 128 characters"));
     }

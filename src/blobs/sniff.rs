@@ -7,12 +7,12 @@
 //! refuses uploads whose declared type the bytes contradict ([`resolve_mime`]).
 
 /// How many leading bytes [`sniff`] looks at.
-pub const HEAD_LEN: usize = 512;
+pub(crate) const HEAD_LEN: usize = 512;
 
 /// `application/octet-stream`: what unrecognised binary is stored as.
-pub const OCTET_STREAM: &str = "application/octet-stream";
+pub(crate) const OCTET_STREAM: &str = "application/octet-stream";
 /// `text/plain`: what unrecognised text is stored as.
-pub const TEXT_PLAIN: &str = "text/plain";
+pub(crate) const TEXT_PLAIN: &str = "text/plain";
 
 /// What the first bytes of an upload look like.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +39,7 @@ impl Sniffed {
 }
 
 /// Classifies an upload by its first bytes (at most [`HEAD_LEN`] are looked at).
-pub fn sniff(bytes: &[u8]) -> Sniffed {
+pub(crate) fn sniff(bytes: &[u8]) -> Sniffed {
     let head = bytes.get(..HEAD_LEN).unwrap_or(bytes);
     if head.is_empty() {
         Sniffed::Empty
@@ -55,7 +55,7 @@ pub fn sniff(bytes: &[u8]) -> Sniffed {
 /// The declared type contradicts the bytes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("declared content type {declared} does not match the uploaded bytes ({detected})")]
-pub struct MimeMismatch {
+pub(crate) struct MimeMismatch {
     /// The declared type, normalised (lowercase, without parameters).
     pub declared: String,
     /// What the bytes look like ([`Sniffed::mime`]).
@@ -83,7 +83,10 @@ pub struct MimeMismatch {
 ///    signature is mandatory at offset 0 (PNG, JPEG, GIF, WebP, …): then refused.
 ///    `application/*` gives `application/octet-stream`.
 /// 5. No bytes → the declared type unless it is such a mandatory-signature format.
-pub fn resolve_mime(declared: Option<&str>, sniffed: Sniffed) -> Result<String, MimeMismatch> {
+pub(crate) fn resolve_mime(
+    declared: Option<&str>,
+    sniffed: Sniffed,
+) -> Result<String, MimeMismatch> {
     let declared = Declared::parse(declared);
     let mismatch = |d: &str| MimeMismatch {
         declared: d.to_owned(),

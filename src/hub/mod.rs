@@ -43,15 +43,15 @@ use crate::config::Config;
 use crate::lexicon::Catalog;
 
 /// The index schema, embedded at compile time from `migrations/hub/`.
-pub static HUB_MIGRATOR: Migrator = sqlx::migrate!("./migrations/hub");
+pub(crate) static HUB_MIGRATOR: Migrator = sqlx::migrate!("./migrations/hub");
 
 /// File name of the index database inside the data directory.
-pub const DATABASE_FILE: &str = "hub.sqlite";
+pub(crate) const DATABASE_FILE: &str = "hub.sqlite";
 
 /// Plugin records an account may create per hour (when rate limits are enabled).
-pub const PLUGIN_CREATES_PER_HOUR: i64 = 10;
+pub(crate) const PLUGIN_CREATES_PER_HOUR: i64 = 10;
 /// Case records an account may create per hour (when rate limits are enabled).
-pub const CASE_CREATES_PER_HOUR: i64 = 5;
+pub(crate) const CASE_CREATES_PER_HOUR: i64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -83,7 +83,7 @@ impl From<crate::actor::Error> for Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The hub index. Cheap to clone.
 #[derive(Clone)]
@@ -109,7 +109,7 @@ impl HubIndex {
     /// failure leaves an account marked pending or is redone by `rookery reindex`.
     pub async fn open(config: &Config, catalog: Arc<Catalog>) -> Result<HubIndex> {
         let data = &config.data_directory;
-        let accounts = data.join("account.sqlite");
+        let accounts = data.join(crate::accounts::ACCOUNT_DB_FILE);
         let pool = open_pool(&data.join(DATABASE_FILE), &accounts).await?;
         Ok(HubIndex(Arc::new(Inner {
             pool,
@@ -141,7 +141,7 @@ impl HubIndex {
 pub async fn reindex_data_directory(config: &Config) -> Result<(usize, usize)> {
     let data = &config.data_directory;
     let open = |what: &str, e: &dyn std::fmt::Display| Error::Open(format!("{what}: {e}"));
-    let accounts = crate::accounts::AccountDb::open(&data.join("account.sqlite"))
+    let accounts = crate::accounts::AccountDb::open(&data.join(crate::accounts::ACCOUNT_DB_FILE))
         .await
         .map_err(|e| open("account database", &e))?;
     let sequencer = crate::sequencer::Sequencer::open_in(data)
@@ -187,7 +187,7 @@ async fn open_pool(path: &Path, accounts: &Path) -> Result<SqlitePool> {
 }
 
 /// UNIX seconds now.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 

@@ -11,17 +11,17 @@ pub const CASE: &str = "cn.pocketbase.hub.case";
 pub const REVIEW: &str = "cn.pocketbase.hub.review";
 
 /// The plugin categories the lexicon knows; others are listed as `other`.
-pub const PLUGIN_CATEGORIES: [&str; 5] = ["auth", "storage", "api", "ui", "utils"];
+pub(crate) const PLUGIN_CATEGORIES: [&str; 5] = ["auth", "storage", "api", "ui", "utils"];
 /// The case-study categories the lexicon knows.
-pub const CASE_CATEGORIES: [&str; 5] = ["saas", "mobile", "iot", "internal", "other"];
+pub(crate) const CASE_CATEGORIES: [&str; 5] = ["saas", "mobile", "iot", "internal", "other"];
 
 /// Whether `collection` is one of the hub's.
-pub fn is_hub_collection(collection: &str) -> bool {
+pub(crate) fn is_hub_collection(collection: &str) -> bool {
     matches!(collection, PLUGIN | CASE | REVIEW)
 }
 
 /// A plugin slug: lowercase ASCII letters, digits and `-`, 2 to 64 characters.
-pub fn is_slug(rkey: &str) -> bool {
+pub(crate) fn is_slug(rkey: &str) -> bool {
     (2..=64).contains(&rkey.len())
         && rkey
             .bytes()
@@ -31,7 +31,7 @@ pub fn is_slug(rkey: &str) -> bool {
 /// `https://github.com/OWNER/REPO` (optionally ending in `/` or `.git`): an owner of
 /// letters, digits and single inner `-` (at most 39), a repository of letters, digits,
 /// `.`, `_` and `-` (at most 100, not `.` or `..`).
-pub fn is_github_repo_url(url: &str) -> bool {
+pub(crate) fn is_github_repo_url(url: &str) -> bool {
     let Some(path) = url.strip_prefix("https://github.com/") else {
         return false;
     };
@@ -58,7 +58,7 @@ pub fn is_github_repo_url(url: &str) -> bool {
 
 /// Checks the hub rules of a record about to be written to `collection` under `rkey`;
 /// `Err` is the message of an `InvalidRequest`. Other collections pass.
-pub fn check_write(collection: &str, rkey: &str, value: &Ipld) -> Result<(), String> {
+pub(crate) fn check_write(collection: &str, rkey: &str, value: &Ipld) -> Result<(), String> {
     match collection {
         PLUGIN => {
             if !is_slug(rkey) {
@@ -126,7 +126,7 @@ fn blob_cids(value: &Ipld, name: &str) -> Vec<String> {
 
 /// A datetime normalised to UTC with milliseconds, so that it sorts as text; unparseable
 /// text (the lexicon admits a few forms chrono does not) is kept as written.
-pub fn normalize_datetime(text: &str) -> String {
+pub(crate) fn normalize_datetime(text: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| {
             t.with_timezone(&chrono::Utc)
@@ -145,7 +145,7 @@ fn category(value: &Ipld, known: &[&str]) -> String {
 
 /// What the index keeps of a plugin or case record.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Submission {
+pub(crate) struct Submission {
     /// The name (plugin) or title (case), lowercased: the `name` sort key.
     pub name_key: String,
     pub category: String,
@@ -163,7 +163,7 @@ pub struct Submission {
 impl Submission {
     /// Reads a plugin (`is_plugin`) or case record; `indexed_at` stands in for a missing
     /// `createdAt`.
-    pub fn read(value: &Ipld, is_plugin: bool, indexed_at: &str) -> Submission {
+    pub(crate) fn read(value: &Ipld, is_plugin: bool, indexed_at: &str) -> Submission {
         let (name, known, image, text_fields): (_, &[&str], _, &[&str]) = if is_plugin {
             (
                 "name",
@@ -206,7 +206,7 @@ impl Submission {
 
 /// What the index keeps of a review.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Review {
+pub(crate) struct Review {
     /// The AT-URI of the reviewed plugin or case.
     pub subject: String,
     /// `approved` or `rejected`.
@@ -217,7 +217,7 @@ pub struct Review {
 
 impl Review {
     /// `None` unless the subject is a plugin or case URI and the status one of the two.
-    pub fn read(value: &Ipld) -> Option<Review> {
+    pub(crate) fn read(value: &Ipld) -> Option<Review> {
         let subject = match field(value, "subject") {
             Some(subject) => string(subject, "uri")?,
             None => return None,

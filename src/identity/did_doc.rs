@@ -9,11 +9,11 @@ use crate::crypto::{Algorithm, PublicKey};
 use crate::syntax::{Did, Handle};
 
 /// Fragment of the repo signing key's verification method id.
-pub const ATPROTO_KEY_FRAGMENT: &str = "#atproto";
+pub(crate) const ATPROTO_KEY_FRAGMENT: &str = "#atproto";
 /// Fragment of the PDS service id.
-pub const PDS_SERVICE_FRAGMENT: &str = "#atproto_pds";
+pub(crate) const PDS_SERVICE_FRAGMENT: &str = "#atproto_pds";
 /// Type of the PDS service.
-pub const PDS_SERVICE_TYPE: &str = "AtprotoPersonalDataServer";
+pub(crate) const PDS_SERVICE_TYPE: &str = "AtprotoPersonalDataServer";
 
 /// Why the atproto signing key could not be read from a document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

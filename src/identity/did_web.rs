@@ -57,7 +57,7 @@ pub enum WebError {
 }
 
 /// The URL of the document of a `did:web`, or why there is none.
-pub fn did_web_url(did: &Did, allow_localhost: bool) -> Result<String, WebError> {
+pub(crate) fn did_web_url(did: &Did, allow_localhost: bool) -> Result<String, WebError> {
     if did.method() != "web" {
         return Err(WebError::NotWeb);
     }

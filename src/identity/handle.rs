@@ -33,13 +33,13 @@ pub enum DnsError {
 
 /// TXT lookups through hickory-resolver with the system's DNS configuration.
 #[derive(Clone)]
-pub struct HickoryTxtLookup {
+pub(crate) struct HickoryTxtLookup {
     resolver: hickory_resolver::TokioResolver,
 }
 
 impl HickoryTxtLookup {
     /// Reads `/etc/resolv.conf`; each query attempt is bounded by `timeout`.
-    pub fn from_system_conf(timeout: Duration) -> Result<Self, DnsError> {
+    pub(crate) fn from_system_conf(timeout: Duration) -> Result<Self, DnsError> {
         let mut builder = hickory_resolver::TokioResolver::builder_tokio()
             .map_err(|e| DnsError::Failed(e.to_string()))?;
         builder.options_mut().timeout = timeout;

@@ -20,7 +20,7 @@ pub trait HostLookup: Send + Sync {
 
 /// The operating system's resolver (`getaddrinfo`, through tokio).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemHostLookup;
+pub(crate) struct SystemHostLookup;
 
 impl HostLookup for SystemHostLookup {
     fn lookup_ip<'a>(&'a self, host: &'a str) -> BoxFuture<'a, std::io::Result<Vec<IpAddr>>> {
@@ -35,7 +35,7 @@ impl HostLookup for SystemHostLookup {
 /// Refuses loopback, private (RFC 1918), shared (CGNAT), link-local, unique-local (ULA),
 /// multicast, broadcast, unspecified, documentation, benchmarking and reserved ranges, and
 /// looks inside IPv4-mapped, NAT64 and 6to4 IPv6 addresses.
-pub fn is_public_ip(ip: IpAddr) -> bool {
+pub(crate) fn is_public_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => is_public_v6(v6),
@@ -88,7 +88,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 
 /// Settings of a [`GuardedHttp`].
 #[derive(Debug, Clone)]
-pub struct GuardedConfig {
+pub(crate) struct GuardedConfig {
     /// Deadline for a whole request, body included.
     pub timeout: Duration,
     /// Largest body read; longer answers are an error.
@@ -118,14 +118,14 @@ pub enum FetchError {
 
 /// A successful exchange (any status; callers decide what a status means).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
 /// An HTTP client for user-named hosts: SSRF-guarded, no redirects, deadlines, size caps.
 #[derive(Clone)]
-pub struct GuardedHttp {
+pub(crate) struct GuardedHttp {
     client: reqwest::Client,
     config: GuardedConfig,
 }
@@ -139,7 +139,10 @@ impl std::fmt::Debug for GuardedHttp {
 }
 
 impl GuardedHttp {
-    pub fn new(config: GuardedConfig, hosts: Arc<dyn HostLookup>) -> Result<Self, FetchError> {
+    pub(crate) fn new(
+        config: GuardedConfig,
+        hosts: Arc<dyn HostLookup>,
+    ) -> Result<Self, FetchError> {
         let resolver = GuardedResolver {
             hosts,
             allow_private: config.allow_private,
@@ -156,12 +159,12 @@ impl GuardedHttp {
         Ok(GuardedHttp { client, config })
     }
 
-    pub fn config(&self) -> &GuardedConfig {
+    pub(crate) fn config(&self) -> &GuardedConfig {
         &self.config
     }
 
     /// GETs `url` with the given `Accept` header, within the deadline and body cap.
-    pub async fn get(&self, url: &str, accept: &str) -> Result<Fetched, FetchError> {
+    pub(crate) async fn get(&self, url: &str, accept: &str) -> Result<Fetched, FetchError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| FetchError::BadUrl)?;
         // IP literals never reach the resolver, so check them here.
         let host = parsed.host_str().ok_or(FetchError::BadUrl)?;

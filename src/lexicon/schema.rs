@@ -508,11 +508,11 @@ fn expect<T: Variant, E: serde::de::Error>(def: Def) -> Result<T, E> {
 mod typed {
     use super::*;
 
-    pub fn serialize<T: Variant, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<T: Variant, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
         v.to_def().serialize(s)
     }
 
-    pub fn deserialize<'de, T: Variant, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    pub(crate) fn deserialize<'de, T: Variant, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
         expect(Def::deserialize(d)?)
     }
 }
@@ -521,11 +521,16 @@ mod typed {
 mod typed_opt {
     use super::*;
 
-    pub fn serialize<T: Variant, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<T: Variant, S: Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         v.as_ref().map(Variant::to_def).serialize(s)
     }
 
-    pub fn deserialize<'de, T: Variant, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    pub(crate) fn deserialize<'de, T: Variant, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
         Option::<Def>::deserialize(d)?.map(expect).transpose()
     }
 }
@@ -534,11 +539,13 @@ mod typed_opt {
 mod typed_vec {
     use super::*;
 
-    pub fn serialize<T: Variant, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<T: Variant, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(Variant::to_def))
     }
 
-    pub fn deserialize<'de, T: Variant, D: Deserializer<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    pub(crate) fn deserialize<'de, T: Variant, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
         Vec::<Def>::deserialize(d)?
             .into_iter()
             .map(expect)

@@ -36,14 +36,14 @@ use store::ExportFrom;
 use validate::IndexedOp;
 
 /// The directory schema, embedded at compile time from `migrations/plc/`.
-pub static PLC_MIGRATOR: Migrator = sqlx::migrate!("./migrations/plc");
+pub(crate) static PLC_MIGRATOR: Migrator = sqlx::migrate!("./migrations/plc");
 
 /// File name of the directory database inside a data directory.
 pub const DATABASE_FILE: &str = "plc.sqlite";
 /// Path under which `rookery serve` mounts the embedded directory.
-pub const MOUNT_PATH: &str = "/plc";
+pub(crate) const MOUNT_PATH: &str = "/plc";
 /// Most operations one `/export` page returns.
-pub const MAX_EXPORT_COUNT: i64 = 1000;
+pub(crate) const MAX_EXPORT_COUNT: i64 = 1000;
 
 /// Why a directory request failed; each maps to the reference directory's status and
 /// `{"message": …}` body.
@@ -219,7 +219,7 @@ fn audit_entry(did: &str, op: &IndexedOp) -> Result<Value, Error> {
 }
 
 /// `2024-01-31T12:00:00.000Z`, as JavaScript's `Date.toISOString`.
-pub fn format_time(ms: i64) -> String {
+pub(crate) fn format_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
@@ -237,7 +237,7 @@ const P256_CONTEXT: &str = "https://w3id.org/security/suites/ecdsa-2019/v1";
 
 /// The DID document the directory serves: `Multikey` verification methods with one suite
 /// context per key type (first-seen order), services with `#name` ids.
-pub fn format_did_doc(did: &str, state: &PlcOp) -> Value {
+pub(crate) fn format_did_doc(did: &str, state: &PlcOp) -> Value {
     let mut context = vec![DID_CONTEXT, MULTIKEY_CONTEXT];
     let mut methods = Vec::new();
     for (name, key) in &state.verification_methods {

@@ -8,7 +8,7 @@ use crate::identity::plc::SignedOp;
 
 /// One row of `/export`.
 #[derive(Debug, Clone)]
-pub struct ExportRow {
+pub(crate) struct ExportRow {
     pub seq: i64,
     pub did: String,
     pub op: IndexedOp,
@@ -26,7 +26,7 @@ fn indexed(row: &sqlx::sqlite::SqliteRow) -> Result<IndexedOp, Error> {
 }
 
 /// The operations of `did`, oldest first; nullified ones only if `include_nullified`.
-pub async fn ops_for_did(
+pub(crate) async fn ops_for_did(
     conn: &mut SqliteConnection,
     did: &str,
     include_nullified: bool,
@@ -43,7 +43,10 @@ pub async fn ops_for_did(
 }
 
 /// The most recent operation of `did` that is not nullified.
-pub async fn last_op(conn: &mut SqliteConnection, did: &str) -> Result<Option<IndexedOp>, Error> {
+pub(crate) async fn last_op(
+    conn: &mut SqliteConnection,
+    did: &str,
+) -> Result<Option<IndexedOp>, Error> {
     let row = sqlx::query(
         "SELECT cid, operation, nullified, created_at_ms FROM plc_operation
          WHERE did = ? AND nullified = 0 ORDER BY seq DESC LIMIT 1",
@@ -55,7 +58,10 @@ pub async fn last_op(conn: &mut SqliteConnection, did: &str) -> Result<Option<In
 }
 
 /// Latest `created_at_ms` of any operation of `did`.
-pub async fn latest_created(conn: &mut SqliteConnection, did: &str) -> Result<Option<i64>, Error> {
+pub(crate) async fn latest_created(
+    conn: &mut SqliteConnection,
+    did: &str,
+) -> Result<Option<i64>, Error> {
     Ok(
         sqlx::query_scalar("SELECT MAX(created_at_ms) FROM plc_operation WHERE did = ?")
             .bind(did)
@@ -65,7 +71,7 @@ pub async fn latest_created(conn: &mut SqliteConnection, did: &str) -> Result<Op
 }
 
 /// Appends an operation of `did`.
-pub async fn insert_op(
+pub(crate) async fn insert_op(
     conn: &mut SqliteConnection,
     did: &str,
     op: &IndexedOp,
@@ -86,7 +92,11 @@ pub async fn insert_op(
 }
 
 /// Marks operations of `did` nullified.
-pub async fn nullify(conn: &mut SqliteConnection, did: &str, cids: &[String]) -> Result<(), Error> {
+pub(crate) async fn nullify(
+    conn: &mut SqliteConnection,
+    did: &str,
+    cids: &[String],
+) -> Result<(), Error> {
     for cid in cids {
         sqlx::query("UPDATE plc_operation SET nullified = 1 WHERE did = ? AND cid = ?")
             .bind(did)
@@ -107,7 +117,7 @@ pub enum ExportFrom {
 }
 
 /// Up to `count` operations of every DID from `from` on.
-pub async fn export(
+pub(crate) async fn export(
     conn: &mut SqliteConnection,
     from: ExportFrom,
     count: i64,

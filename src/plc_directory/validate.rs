@@ -12,9 +12,9 @@ use crate::identity::plc::{PlcOp, SignedOp, UnsignedOp, did_for_genesis};
 use super::Error;
 
 /// Largest accepted operation, in bytes of DAG-CBOR (the reference directory's limit).
-pub const MAX_OP_BYTES: usize = 4000;
+pub(crate) const MAX_OP_BYTES: usize = 4000;
 /// How long after an operation a higher-priority rotation key may still nullify it.
-pub const RECOVERY_WINDOW_MS: i64 = 72 * HOUR_MS;
+pub(crate) const RECOVERY_WINDOW_MS: i64 = 72 * HOUR_MS;
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -38,7 +38,7 @@ const RATE_LIMITS: [(i64, usize, &str); 3] = [
 
 /// One stored operation of a DID.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexedOp {
+pub(crate) struct IndexedOp {
     pub cid: String,
     pub op: SignedOp,
     pub nullified: bool,
@@ -48,7 +48,7 @@ pub struct IndexedOp {
 
 /// What accepting an operation does besides appending it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// CIDs of the operations it nullifies.
     pub nullified: Vec<String>,
 }
@@ -56,7 +56,7 @@ pub struct Accepted {
 /// Reads a posted body: a JSON signed operation (`plc_operation` or `plc_tombstone`; legacy
 /// `create` operations are only read from old logs, never accepted) within the size and
 /// field limits.
-pub fn parse_incoming(body: &serde_json::Value) -> Result<SignedOp, Error> {
+pub(crate) fn parse_incoming(body: &serde_json::Value) -> Result<SignedOp, Error> {
     let json = || serde_json::to_string(body).unwrap_or_default();
     // Any JSON has a CBOR form (the checks of our strict encoder do not apply here).
     let size = serde_ipld_dagcbor::to_vec(body).map_or(usize::MAX, |b| b.len());
@@ -153,7 +153,7 @@ fn check_fields(op: &PlcOp) -> Result<(), Error> {
 
 /// Checks `proposed` against the DID's current (not nullified) operations, oldest first, at
 /// time `now_ms` (UNIX milliseconds).
-pub fn assure_valid_next_op(
+pub(crate) fn assure_valid_next_op(
     did: &str,
     ops: &[IndexedOp],
     proposed: &SignedOp,

@@ -47,14 +47,14 @@ pub use target::{
 };
 
 /// Default [`ProxyConfig::headers_timeout`]: 10 s, as the reference.
-pub const DEFAULT_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HEADERS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default [`ProxyConfig::body_timeout`]: 30 s, as the reference.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`ProxyConfig::max_response_body`]: 10 MiB, as the reference.
-pub const DEFAULT_MAX_RESPONSE_BODY: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BODY: u64 = 10 * 1024 * 1024;
 /// Default [`ProxyConfig::max_request_body`]: 10 MiB, the same bound as responses (the
 /// methods worth proxying take small JSON bodies).
-pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
 
 /// What the proxy needs to know: where the default services are, and its limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +172,7 @@ pub enum ProxyError {
 }
 
 /// The message of a 502 for an upstream we could not reach (the reference's words).
-pub const UNREACHABLE_MESSAGE: &str = "Upstream service unreachable";
+pub(crate) const UNREACHABLE_MESSAGE: &str = "Upstream service unreachable";
 
 impl From<ProxyError> for XrpcError {
     fn from(err: ProxyError) -> Self {
@@ -280,7 +280,7 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a st
 }
 
 /// Refuses HTTP methods other than GET, HEAD and POST.
-pub fn check_http_method(method: &Method) -> Result<(), ProxyError> {
+pub(crate) fn check_http_method(method: &Method) -> Result<(), ProxyError> {
     if method == Method::GET || method == Method::HEAD || method == Method::POST {
         Ok(())
     } else {
@@ -289,7 +289,7 @@ pub fn check_http_method(method: &Method) -> Result<(), ProxyError> {
 }
 
 /// The method NSID of an `/xrpc/<nsid>` path.
-pub fn method_nsid(path: &str) -> Result<Nsid, ProxyError> {
+pub(crate) fn method_nsid(path: &str) -> Result<Nsid, ProxyError> {
     crate::xrpc::method_name(path)
         .and_then(|name| name.parse().ok())
         .ok_or(ProxyError::InvalidPath)
@@ -297,7 +297,7 @@ pub fn method_nsid(path: &str) -> Result<Nsid, ProxyError> {
 
 /// Refuses protected methods, and privileged methods unless the caller's credential is
 /// privileged.
-pub fn authorize_method(nsid: &Nsid, caller: Option<&Caller>) -> Result<(), ProxyError> {
+pub(crate) fn authorize_method(nsid: &Nsid, caller: Option<&Caller>) -> Result<(), ProxyError> {
     if is_protected_method(nsid.as_str()) {
         return Err(ProxyError::BadTokenMethod);
     }

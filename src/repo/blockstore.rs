@@ -11,7 +11,7 @@ use bytes::Bytes;
 use cid::Cid;
 
 /// An ordered set of blocks (CID → bytes); the unit of a batched write.
-pub type BlockMap = BTreeMap<Cid, Bytes>;
+pub(crate) type BlockMap = BTreeMap<Cid, Bytes>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -89,7 +89,8 @@ impl MemoryBlockStore {
     }
 
     /// The revision a block was first written with.
-    pub fn rev_of(&self, cid: &Cid) -> Option<String> {
+    #[cfg(test)]
+    pub(crate) fn rev_of(&self, cid: &Cid) -> Option<String> {
         let map = self
             .blocks
             .read()

@@ -120,7 +120,7 @@ pub enum Error {
     Store(#[from] blockstore::Error),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Caps applied to a CAR read from an untrusted source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,10 @@ impl Default for Limits {
 }
 
 /// Writes a small CAR (firehose slices, proofs) into memory: one root, blocks in the given order.
-pub async fn write_car_bytes(root: Cid, blocks: impl IntoIterator<Item = (Cid, Bytes)>) -> Vec<u8> {
+pub(crate) async fn write_car_bytes(
+    root: Cid,
+    blocks: impl IntoIterator<Item = (Cid, Bytes)>,
+) -> Vec<u8> {
     let mut writer = CarWriter::new(Vec::new(), root);
     for (cid, bytes) in blocks {
         writer
@@ -169,7 +172,10 @@ pub async fn write_car_bytes(root: Cid, blocks: impl IntoIterator<Item = (Cid, B
 
 /// Writes a block set into memory as a CAR without roots (`sync.getBlocks`), blocks in the
 /// given order.
-pub async fn write_rootless_car_bytes(blocks: impl IntoIterator<Item = (Cid, Bytes)>) -> Vec<u8> {
+#[cfg(test)]
+pub(crate) async fn write_rootless_car_bytes(
+    blocks: impl IntoIterator<Item = (Cid, Bytes)>,
+) -> Vec<u8> {
     let mut writer = CarWriter::without_roots(Vec::new());
     for (cid, bytes) in blocks {
         writer
@@ -196,7 +202,7 @@ pub async fn read_car_bytes(bytes: &[u8], limits: Limits) -> Result<(Vec<Cid>, B
 
 /// What [`read_into_store`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredCar {
+pub(crate) struct StoredCar {
     pub roots: Vec<Cid>,
     /// Sections read (duplicates included).
     pub blocks: usize,
@@ -205,9 +211,9 @@ pub struct StoredCar {
 }
 
 /// Most blocks per `put_many` batch in [`read_into_store`].
-pub const STORE_BATCH_BLOCKS: usize = 1000;
+pub(crate) const STORE_BATCH_BLOCKS: usize = 1000;
 /// Most block bytes per batch: with 2 MiB blocks, 1000 blocks could otherwise be 2 GiB.
-pub const STORE_BATCH_BYTES: usize = 16 * 1024 * 1024;
+pub(crate) const STORE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads every block of `reader` into `store` tagged with `rev`, in batches of at most
 /// [`STORE_BATCH_BLOCKS`] blocks or [`STORE_BATCH_BYTES`] bytes, so memory stays bounded.
@@ -216,7 +222,7 @@ pub const STORE_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// batches before the failure in the store. They are valid, content-addressed blocks that
 /// nothing references; callers that need all-or-nothing should read into a
 /// [`MemoryBlockStore`](crate::repo::blockstore::MemoryBlockStore) or a transaction first.
-pub async fn read_into_store<R, S>(
+pub(crate) async fn read_into_store<R, S>(
     mut reader: CarReader<R>,
     store: &S,
     rev: &str,

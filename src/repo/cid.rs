@@ -5,11 +5,11 @@ use cid::multihash::Multihash;
 use sha2::{Digest, Sha256};
 
 /// Multicodec code of DAG-CBOR (repo nodes, commits, records).
-pub const DAG_CBOR: u64 = 0x71;
+pub(crate) const DAG_CBOR: u64 = 0x71;
 /// Multicodec code of raw bytes (blobs).
-pub const RAW: u64 = 0x55;
+pub(crate) const RAW: u64 = 0x55;
 /// Multihash code of SHA-256.
-pub const SHA2_256: u64 = 0x12;
+pub(crate) const SHA2_256: u64 = 0x12;
 
 fn cid_v1(codec: u64, bytes: &[u8]) -> Cid {
     let digest = Sha256::digest(bytes);
@@ -19,7 +19,7 @@ fn cid_v1(codec: u64, bytes: &[u8]) -> Cid {
 }
 
 /// The CID of a DAG-CBOR block.
-pub fn cid_for_cbor(bytes: &[u8]) -> Cid {
+pub(crate) fn cid_for_cbor(bytes: &[u8]) -> Cid {
     cid_v1(DAG_CBOR, bytes)
 }
 
@@ -30,7 +30,7 @@ pub fn cid_for_raw(bytes: &[u8]) -> Cid {
 
 /// Whether `bytes` hash to `cid`. Only CIDv1 with SHA-256 is accepted: atproto uses no other
 /// hash, and accepting others would let hostile input pick a hash we never check.
-pub fn verify(cid: &Cid, bytes: &[u8]) -> bool {
+pub(crate) fn verify(cid: &Cid, bytes: &[u8]) -> bool {
     cid.version() == cid::Version::V1
         && cid.hash().code() == SHA2_256
         && matches!(cid.codec(), DAG_CBOR | RAW)
@@ -38,7 +38,7 @@ pub fn verify(cid: &Cid, bytes: &[u8]) -> bool {
 }
 
 /// Whether a CID has a form atproto allows in repositories and links (v1, SHA-256, DAG-CBOR or raw).
-pub fn is_atproto_cid(cid: &Cid) -> bool {
+pub(crate) fn is_atproto_cid(cid: &Cid) -> bool {
     cid.version() == cid::Version::V1
         && cid.hash().code() == SHA2_256
         && cid.hash().size() == 32

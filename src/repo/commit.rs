@@ -17,9 +17,9 @@ use serde_bytes::{ByteBuf, Bytes};
 use std::convert::Infallible;
 
 /// The repository format version this crate writes.
-pub const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 3;
 /// The older format, readable only (no `rev`).
-pub const LEGACY_VERSION: i64 = 2;
+pub(crate) const LEGACY_VERSION: i64 = 2;
 
 /// Errors from decoding or verifying a commit.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +140,7 @@ impl Commit {
     }
 
     /// The DAG-CBOR encoding of the commit without `sig`: the bytes the signature covers.
-    pub fn unsigned_cbor(&self) -> Vec<u8> {
+    pub(crate) fn unsigned_cbor(&self) -> Vec<u8> {
         self.wire(None).encode()
     }
 
@@ -153,7 +153,7 @@ impl Commit {
         &self.did
     }
 
-    pub fn version(&self) -> i64 {
+    pub(crate) fn version(&self) -> i64 {
         self.version
     }
 
@@ -167,11 +167,13 @@ impl Commit {
         self.rev.as_deref()
     }
 
-    pub fn prev(&self) -> Option<&Cid> {
+    #[cfg(test)]
+    pub(crate) fn prev(&self) -> Option<&Cid> {
         self.prev.as_ref()
     }
 
-    pub fn sig(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn sig(&self) -> &[u8] {
         &self.sig
     }
 

@@ -51,7 +51,7 @@ impl From<mst::Error> for Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// One record write of a commit.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,7 +176,8 @@ impl<S: BlockStore + Clone> Repo<S> {
     /// Convenience for stores without a separate root: formats the commit, writes its blocks in
     /// one batch and returns the new repository. (The server persists through its own
     /// transaction instead, with the records index and the sequencer row.)
-    pub async fn commit_writes(
+    #[cfg(test)]
+    pub(crate) async fn commit_writes(
         &self,
         writes: &[Write],
         key: &Keypair,

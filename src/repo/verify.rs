@@ -51,7 +51,7 @@ pub struct VerifiedRepo {
 /// signature verifies when `key` is given, and its DID matches when `did` is given), every MST
 /// node is present, hashes to its CID and is well formed, every record is present and is valid
 /// atproto data, and rebuilding the tree from its records gives exactly the commit's `data`.
-pub async fn verify_blocks(
+pub(crate) async fn verify_blocks(
     blocks: &BlockMap,
     root: Cid,
     did: Option<&str>,

@@ -26,9 +26,9 @@ use crate::repo::mst::RecordOp;
 use crate::repo::repository::CommitData;
 
 /// Most record operations in one `#commit` (lexicon `maxLength` of `ops`).
-pub const MAX_COMMIT_OPS: usize = 200;
+pub(crate) const MAX_COMMIT_OPS: usize = 200;
 /// Largest `blocks` CAR of a `#commit`, in bytes (lexicon `maxLength` of `blocks`).
-pub const MAX_COMMIT_BLOCKS_LEN: usize = 2_000_000;
+pub(crate) const MAX_COMMIT_BLOCKS_LEN: usize = 2_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -96,13 +96,13 @@ pub struct Event {
 }
 
 /// The current time as the lexicon's `datetime`: RFC 3339, UTC, milliseconds.
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The time `ago` before now, formatted as [`now`] (so it compares with stored times as
 /// text). A span too large for the calendar gives the earliest representable time.
-pub fn time_before(ago: std::time::Duration) -> String {
+pub(crate) fn time_before(ago: std::time::Duration) -> String {
     let now = Utc::now();
     chrono::TimeDelta::from_std(ago)
         .ok()
@@ -146,7 +146,7 @@ fn repo_op(op: &RecordOp) -> Ipld {
 /// plus the covering proof, enough for a relay to invert the operations back to `prevData`),
 /// or, when those blocks exceed [`MAX_COMMIT_BLOCKS_LEN`] or the commit has more than
 /// [`MAX_COMMIT_OPS`] operations, a `#sync` carrying just the commit (see the module docs).
-pub async fn commit_event(data: &CommitData, time: &str) -> Result<Event, Error> {
+pub(crate) async fn commit_event(data: &CommitData, time: &str) -> Result<Event, Error> {
     if data.ops.len() <= MAX_COMMIT_OPS {
         // Collected first: an iterator with a borrowing closure held across the await would
         // make this future not provably `Send`.
@@ -195,7 +195,7 @@ fn commit_body(data: &CommitData, car: Vec<u8>, time: &str) -> Result<Event, Err
 
 /// A `#sync` event: the repository of `did` is now at the commit `commit_cid` (whose block is
 /// `commit_block`) with revision `rev`. `blocks` is a CAR holding only the commit block.
-pub async fn sync_event(
+pub(crate) async fn sync_event(
     did: &str,
     commit_cid: &Cid,
     commit_block: &Bytes,
@@ -214,7 +214,7 @@ pub async fn sync_event(
 
 /// An `#identity` event: consumers should refresh `did`'s identity. `handle` is the current
 /// handle if known (the field is optional).
-pub fn identity_event(did: &str, handle: Option<&str>, time: &str) -> Result<Event, Error> {
+pub(crate) fn identity_event(did: &str, handle: Option<&str>, time: &str) -> Result<Event, Error> {
     let mut fields = BTreeMap::from([
         ("did".to_owned(), string(did)),
         ("time".to_owned(), string(time)),
@@ -228,7 +228,7 @@ pub fn identity_event(did: &str, handle: Option<&str>, time: &str) -> Result<Eve
 /// An `#account` event: the hosting status of `did` here. `status` says why an inactive
 /// account is inactive (`takendown`, `suspended`, `deleted`, `deactivated`, `desynchronized`,
 /// `throttled`); it is left out when `active` is true, as the reference does.
-pub fn account_event(
+pub(crate) fn account_event(
     did: &str,
     active: bool,
     status: Option<&str>,
@@ -246,7 +246,8 @@ pub fn account_event(
 }
 
 /// The full message body: a stored body with its sequence number added.
-pub fn with_seq(body: &[u8], seq: i64) -> Result<Vec<u8>, Error> {
+#[cfg(test)]
+pub(crate) fn with_seq(body: &[u8], seq: i64) -> Result<Vec<u8>, Error> {
     Ok(super::splice::with_seq(body, seq)?)
 }
 

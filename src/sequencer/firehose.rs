@@ -35,9 +35,9 @@ use super::frame::{self, Frame};
 use super::{CursorStart, Error, EventType, SeqEvent, Sequencer, SubscriberGuard};
 
 /// Events read from the database per query, by the broadcaster and by replays.
-pub const PAGE_SIZE: u32 = 100;
+pub(crate) const PAGE_SIZE: u32 = 100;
 /// A page also ends once its event bodies reach this many bytes (commits reach 2 MB).
-pub const PAGE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const PAGE_BYTES: usize = 4 * 1024 * 1024;
 /// How long the broadcaster waits before retrying after a database error.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The broadcaster re-reads the log at least this often, even without a wake-up.

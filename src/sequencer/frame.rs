@@ -14,11 +14,11 @@ use super::splice::{self, write_head};
 use crate::repo::cbor::{self, Ipld};
 
 /// `#info` name sent before a replay whose cursor reached past the backfill window.
-pub const OUTDATED_CURSOR: &str = "OutdatedCursor";
+pub(crate) const OUTDATED_CURSOR: &str = "OutdatedCursor";
 /// Error name for a cursor greater than the latest sequence number.
-pub const FUTURE_CURSOR: &str = "FutureCursor";
+pub(crate) const FUTURE_CURSOR: &str = "FutureCursor";
 /// Error name for a subscriber that fell more than its buffer behind.
-pub const CONSUMER_TOO_SLOW: &str = "ConsumerTooSlow";
+pub(crate) const CONSUMER_TOO_SLOW: &str = "ConsumerTooSlow";
 
 /// One encoded firehose message and its sequence number. Cloning shares the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ fn join(header: Vec<u8>, body: &[u8]) -> Bytes {
 
 /// The frame of a stored event: header with the event's type, then the body with `seq`
 /// spliced in. One allocation, sized up front; no decoding of the body.
-pub fn message_frame(event_type: EventType, body: &[u8], seq: i64) -> Result<Frame, Error> {
+pub(crate) fn message_frame(event_type: EventType, body: &[u8], seq: i64) -> Result<Frame, Error> {
     let t = event_type.wire_name();
     let mut out = Vec::with_capacity(t.len() + 8 + body.len() + 16);
     write_message_header(&mut out, t);
@@ -66,7 +66,7 @@ pub fn message_frame(event_type: EventType, body: &[u8], seq: i64) -> Result<Fra
 }
 
 /// An `#info` message (`{name, message?}`); it has no sequence number.
-pub fn info_frame(name: &str, message: Option<&str>) -> Result<Bytes, Error> {
+pub(crate) fn info_frame(name: &str, message: Option<&str>) -> Result<Bytes, Error> {
     let mut fields = BTreeMap::from([("name".to_owned(), Ipld::String(name.to_owned()))]);
     if let Some(message) = message {
         fields.insert("message".to_owned(), Ipld::String(message.to_owned()));
@@ -76,7 +76,7 @@ pub fn info_frame(name: &str, message: Option<&str>) -> Result<Bytes, Error> {
 }
 
 /// An error frame: header `{op: -1}`, body `{error, message?}`.
-pub fn error_frame(error: &str, message: Option<&str>) -> Result<Bytes, Error> {
+pub(crate) fn error_frame(error: &str, message: Option<&str>) -> Result<Bytes, Error> {
     let header = cbor::encode(&Ipld::Map(BTreeMap::from([(
         "op".to_owned(),
         Ipld::Integer(-1),

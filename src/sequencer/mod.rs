@@ -69,10 +69,10 @@ pub use frame::Frame;
 /// The sequencer schema, embedded at compile time from `migrations/sequencer/`.
 use crate::store::sqlite::{self, OpenOptions};
 
-pub static SEQUENCER_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sequencer");
+pub(crate) static SEQUENCER_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sequencer");
 
 /// File name of the sequencer database inside the data directory.
-pub const DATABASE_FILE: &str = "sequencer.sqlite";
+pub(crate) const DATABASE_FILE: &str = "sequencer.sqlite";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -66,7 +66,8 @@ const MAJOR_SIMPLE: u8 = 7;
 const TAG_CID: u64 = 42;
 
 /// The body with `seq` added, as its canonical encoding.
-pub fn with_seq(body: &[u8], seq: i64) -> Result<Vec<u8>, Error> {
+#[cfg(test)]
+pub(crate) fn with_seq(body: &[u8], seq: i64) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(body.len() + 16);
     append_with_seq(&mut out, body, seq)?;
     Ok(out)
@@ -74,7 +75,7 @@ pub fn with_seq(body: &[u8], seq: i64) -> Result<Vec<u8>, Error> {
 
 /// Appends the canonical encoding of `body` with `seq` added to `out`. On error `out` is left
 /// as it was.
-pub fn append_with_seq(out: &mut Vec<u8>, body: &[u8], seq: i64) -> Result<(), Error> {
+pub(crate) fn append_with_seq(out: &mut Vec<u8>, body: &[u8], seq: i64) -> Result<(), Error> {
     let mut reader = Reader {
         bytes: body,
         pos: 0,

@@ -10,12 +10,12 @@ use super::{Firehose, Sequencer};
 use crate::server::tasks::BackgroundTask;
 
 /// How often old events are pruned.
-pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// Events deleted per transaction while pruning, so writers wait only briefly.
-pub const PRUNE_BATCH: u32 = 5_000;
+pub(crate) const PRUNE_BATCH: u32 = 5_000;
 
 /// Runs [`Firehose::run_broadcaster`].
-pub struct FirehoseBroadcaster(pub Firehose);
+pub(crate) struct FirehoseBroadcaster(pub Firehose);
 
 impl BackgroundTask for FirehoseBroadcaster {
     fn name(&self) -> &'static str {
@@ -30,7 +30,7 @@ impl BackgroundTask for FirehoseBroadcaster {
 
 /// Deletes the events sequenced longer ago than `window`, at start and every
 /// [`PRUNE_INTERVAL`]. Failures are logged and retried at the next interval.
-pub struct SeqPruner {
+pub(crate) struct SeqPruner {
     pub sequencer: Sequencer,
     pub window: Duration,
 }

@@ -13,7 +13,7 @@ use sqlx::{Row, SqliteConnection};
 use super::{Error, cid_from_column};
 
 /// Most CIDs one page of [`list_referenced`] or [`list_missing`] returns.
-pub const MAX_LIST_LIMIT: u32 = 1000;
+pub(crate) const MAX_LIST_LIMIT: u32 = 1000;
 
 /// A `blob` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct BlobRow {
 
 /// A blob to track.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewBlob<'a> {
+pub(crate) struct NewBlob<'a> {
     pub cid: &'a Cid,
     pub mime_type: &'a str,
     pub size: u64,
@@ -66,7 +66,7 @@ fn size_column(size: u64) -> i64 {
 }
 
 /// The row of `cid`, taken down or not.
-pub async fn get(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<BlobRow>, Error> {
+pub(crate) async fn get(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<BlobRow>, Error> {
     let sql = format!("{SELECT_BLOB} WHERE cid = ?1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(cid.to_bytes())
@@ -76,7 +76,7 @@ pub async fn get(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<BlobRo
 }
 
 /// The row whose upload waits under `temp_key`.
-pub async fn get_by_temp_key(
+pub(crate) async fn get_by_temp_key(
     conn: &mut SqliteConnection,
     temp_key: &str,
 ) -> Result<Option<BlobRow>, Error> {
@@ -91,7 +91,7 @@ pub async fn get_by_temp_key(
 /// Inserts a row. An existing *temporary* row of the same CID takes the new upload's key,
 /// type and time (a re-upload restarts the grace period); a permanent row is left alone.
 /// Returns whether a row was written.
-pub async fn put(conn: &mut SqliteConnection, blob: &NewBlob<'_>) -> Result<bool, Error> {
+pub(crate) async fn put(conn: &mut SqliteConnection, blob: &NewBlob<'_>) -> Result<bool, Error> {
     let written = sqlx::query(
         "INSERT INTO blob (cid, mimeType, size, tempKey, createdAt) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (cid) DO UPDATE
@@ -112,7 +112,7 @@ pub async fn put(conn: &mut SqliteConnection, blob: &NewBlob<'_>) -> Result<bool
 
 /// Takes the blob `cid` down (`Some(reference)`) or restores it (`None`). Returns whether a
 /// row exists.
-pub async fn set_takedown(
+pub(crate) async fn set_takedown(
     conn: &mut SqliteConnection,
     cid: &Cid,
     takedown_ref: Option<&str>,
@@ -128,7 +128,7 @@ pub async fn set_takedown(
 
 /// Makes the row of `cid` permanent, if it still waits under `temp_key`. Returns whether it
 /// did.
-pub async fn clear_temp_key(
+pub(crate) async fn clear_temp_key(
     conn: &mut SqliteConnection,
     cid: &Cid,
     temp_key: &str,
@@ -144,7 +144,7 @@ pub async fn clear_temp_key(
 
 /// Deletes the row of `cid` if no record references it. Returns `Some(temp_key)` when a row
 /// was deleted (`temp_key` is the upload still waiting, if any), `None` otherwise.
-pub async fn delete_if_unreferenced(
+pub(crate) async fn delete_if_unreferenced(
     conn: &mut SqliteConnection,
     cid: &Cid,
 ) -> Result<Option<Option<String>>, Error> {
@@ -160,7 +160,7 @@ pub async fn delete_if_unreferenced(
 }
 
 /// Whether any record references `cid`.
-pub async fn is_referenced(conn: &mut SqliteConnection, cid: &Cid) -> Result<bool, Error> {
+pub(crate) async fn is_referenced(conn: &mut SqliteConnection, cid: &Cid) -> Result<bool, Error> {
     let found: Option<i64> =
         sqlx::query_scalar("SELECT 1 FROM record_blob WHERE blobCid = ?1 LIMIT 1")
             .bind(cid.to_bytes())
@@ -171,7 +171,7 @@ pub async fn is_referenced(conn: &mut SqliteConnection, cid: &Cid) -> Result<boo
 
 /// Up to `limit` temporary rows tracked at or before `cutoff` (same format as `createdAt`)
 /// that no record references: garbage once the grace period is over.
-pub async fn expired_temp(
+pub(crate) async fn expired_temp(
     conn: &mut SqliteConnection,
     cutoff: &str,
     limit: u32,
@@ -190,7 +190,7 @@ pub async fn expired_temp(
 }
 
 /// Number of temporary rows.
-pub async fn count_temp(conn: &mut SqliteConnection) -> Result<u64, Error> {
+pub(crate) async fn count_temp(conn: &mut SqliteConnection) -> Result<u64, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blob WHERE tempKey IS NOT NULL")
         .fetch_one(conn)
         .await?;
@@ -198,7 +198,8 @@ pub async fn count_temp(conn: &mut SqliteConnection) -> Result<u64, Error> {
 }
 
 /// Number of rows.
-pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
+#[cfg(test)]
+pub(crate) async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM blob")
         .fetch_one(conn)
         .await?;
@@ -208,7 +209,7 @@ pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
 /// `listBlobs`: the distinct blobs referenced by current records, in CID byte order,
 /// strictly after `cursor`; with `since` (a revision), only those referenced by records
 /// written after it. At most `limit` (clamped to 1..=[`MAX_LIST_LIMIT`]).
-pub async fn list_referenced(
+pub(crate) async fn list_referenced(
     conn: &mut SqliteConnection,
     since: Option<&str>,
     cursor: Option<&Cid>,
@@ -232,7 +233,7 @@ pub async fn list_referenced(
 
 /// `listMissingBlobs`: blobs referenced by records that have no row (not uploaded to this
 /// server, e.g. after a migration), in CID byte order, strictly after `cursor`.
-pub async fn list_missing(
+pub(crate) async fn list_missing(
     conn: &mut SqliteConnection,
     cursor: Option<&Cid>,
     limit: u32,

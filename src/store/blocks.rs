@@ -23,7 +23,7 @@ const MAX_PARAMS: usize = 32_766;
 const _: () = assert!(4 * INSERT_ROWS <= MAX_PARAMS && LOOKUP_CIDS <= MAX_PARAMS);
 
 /// The bytes of a block, or `None` when it is not stored.
-pub async fn get(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<Bytes>, Error> {
+pub(crate) async fn get(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<Bytes>, Error> {
     let content: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT content FROM repo_block WHERE cid = ?1")
             .bind(cid.to_bytes())
@@ -33,7 +33,7 @@ pub async fn get(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<Bytes>
 }
 
 /// Whether a block is stored.
-pub async fn has(conn: &mut SqliteConnection, cid: &Cid) -> Result<bool, Error> {
+pub(crate) async fn has(conn: &mut SqliteConnection, cid: &Cid) -> Result<bool, Error> {
     let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM repo_block WHERE cid = ?1)")
         .bind(cid.to_bytes())
         .fetch_one(conn)
@@ -42,7 +42,10 @@ pub async fn has(conn: &mut SqliteConnection, cid: &Cid) -> Result<bool, Error> 
 }
 
 /// The revision that first wrote a block, or `None` when it is not stored.
-pub async fn rev_of(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<String>, Error> {
+pub(crate) async fn rev_of(
+    conn: &mut SqliteConnection,
+    cid: &Cid,
+) -> Result<Option<String>, Error> {
     let rev: Option<String> = sqlx::query_scalar("SELECT repoRev FROM repo_block WHERE cid = ?1")
         .bind(cid.to_bytes())
         .fetch_optional(conn)
@@ -52,7 +55,7 @@ pub async fn rev_of(conn: &mut SqliteConnection, cid: &Cid) -> Result<Option<Str
 
 /// The stored blocks among `cids`, and the CIDs that are not stored (each once, in the order
 /// of their first appearance in `cids`).
-pub async fn get_many(
+pub(crate) async fn get_many(
     conn: &mut SqliteConnection,
     cids: &[Cid],
 ) -> Result<(BlockMap, Vec<Cid>), Error> {
@@ -85,7 +88,7 @@ pub async fn get_many(
 
 /// The CIDs among `cids` that are not stored, each once, in the order of their first
 /// appearance. Reads CIDs only, not contents: a cheap check before streaming blocks out.
-pub async fn missing(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<Vec<Cid>, Error> {
+pub(crate) async fn missing(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<Vec<Cid>, Error> {
     let mut stored = HashSet::new();
     for chunk in cids.chunks(LOOKUP_CIDS) {
         let sql = format!(
@@ -113,7 +116,7 @@ pub async fn missing(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<Vec<Ci
 /// already stored keeps its original revision and bytes. Returns how many blocks were new.
 ///
 /// Run it inside a transaction for atomicity: the batches are separate statements.
-pub async fn put_many(
+pub(crate) async fn put_many(
     conn: &mut SqliteConnection,
     blocks: &BlockMap,
     rev: &str,
@@ -138,7 +141,7 @@ pub async fn put_many(
 }
 
 /// Deletes the blocks `cids` (absent ones are ignored). Returns how many were deleted.
-pub async fn delete_many(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<u64, Error> {
+pub(crate) async fn delete_many(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<u64, Error> {
     let mut deleted = 0;
     for chunk in cids.chunks(INSERT_ROWS) {
         let placeholders = vec!["?"; chunk.len()].join(",");
@@ -153,7 +156,7 @@ pub async fn delete_many(conn: &mut SqliteConnection, cids: &[Cid]) -> Result<u6
 }
 
 /// Number of stored blocks.
-pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
+pub(crate) async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repo_block")
         .fetch_one(conn)
         .await?;
@@ -162,7 +165,7 @@ pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
 
 /// A block as listed for export.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportBlock {
+pub(crate) struct ExportBlock {
     pub cid: Cid,
     /// The revision that first wrote the block.
     pub rev: String,
@@ -171,14 +174,14 @@ pub struct ExportBlock {
 
 /// Where a page of [`list_since`] resumes: just after this block in export order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     pub rev: String,
     pub cid: Cid,
 }
 
 impl ExportBlock {
     /// The cursor that resumes a listing after this block.
-    pub fn cursor(&self) -> Cursor {
+    pub(crate) fn cursor(&self) -> Cursor {
         Cursor {
             rev: self.rev.clone(),
             cid: self.cid,
@@ -189,7 +192,7 @@ impl ExportBlock {
 /// One page of the blocks whose revision is greater than `since` (all blocks when `None`),
 /// in export order — by revision, then by CID bytes — starting after `after`, at most
 /// `limit` blocks (at least 1). An empty page means the listing is complete.
-pub async fn list_since(
+pub(crate) async fn list_since(
     conn: &mut SqliteConnection,
     since: Option<&str>,
     after: Option<&Cursor>,
@@ -235,7 +238,7 @@ fn export_block(row: &SqliteRow) -> Result<ExportBlock, Error> {
 /// Each page borrows a pooled connection only while it is read, so a slow consumer (a CAR
 /// download) never pins a connection. Pages are separate reads: blocks committed while the
 /// stream runs appear at its end when their revision sorts after the position reached.
-pub fn stream_since(
+pub(crate) fn stream_since(
     pool: SqlitePool,
     since: Option<String>,
     page_size: u32,

@@ -11,7 +11,7 @@ use crate::repo::repository::CommitData;
 ///
 /// Record blocks released by the commit (`released_record_cids`) are left to the records
 /// index, which alone knows whether another path still holds an identical record.
-pub async fn persist(conn: &mut SqliteConnection, commit: &CommitData) -> Result<(), Error> {
+pub(crate) async fn persist(conn: &mut SqliteConnection, commit: &CommitData) -> Result<(), Error> {
     blocks::put_many(conn, &commit.new_blocks, &commit.rev).await?;
     blocks::delete_many(conn, &commit.removed_cids).await?;
     root::set(conn, &commit.did, &commit.cid, &commit.rev).await

@@ -13,7 +13,7 @@ use super::{Error as StoreError, SqliteBlockStore, blocks, root};
 use crate::repo::car::{self, CarWriter};
 
 /// Rows fetched per query while exporting.
-pub const PAGE: u32 = 2000;
+pub(crate) const PAGE: u32 = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -21,7 +21,7 @@ pub struct OutboxRow {
 }
 
 /// Appends an event; returns its id. Fails on a second event of the same type for one `rev`.
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     rev: &str,
     event_type: &str,
@@ -42,7 +42,7 @@ pub async fn insert(
 }
 
 /// The oldest `limit` events (at least 1) with an id greater than `after`, in outbox order.
-pub async fn list_after(
+pub(crate) async fn list_after(
     conn: &mut SqliteConnection,
     after: i64,
     limit: u32,
@@ -68,7 +68,7 @@ pub async fn list_after(
 }
 
 /// Deletes every event up to and including `id`. Returns how many were deleted.
-pub async fn delete_through(conn: &mut SqliteConnection, id: i64) -> Result<u64, Error> {
+pub(crate) async fn delete_through(conn: &mut SqliteConnection, id: i64) -> Result<u64, Error> {
     Ok(sqlx::query("DELETE FROM repo_seq_outbox WHERE id <= ?1")
         .bind(id)
         .execute(conn)
@@ -77,7 +77,7 @@ pub async fn delete_through(conn: &mut SqliteConnection, id: i64) -> Result<u64,
 }
 
 /// Number of waiting events.
-pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
+pub(crate) async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM repo_seq_outbox")
         .fetch_one(conn)
         .await?;

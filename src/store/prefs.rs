@@ -7,7 +7,7 @@ use super::Error;
 
 /// A stored preference.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPref {
+pub(crate) struct StoredPref {
     pub id: i64,
     /// The preference's `$type`.
     pub name: String,
@@ -15,7 +15,7 @@ pub struct StoredPref {
 }
 
 /// Every preference, in insertion order.
-pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<StoredPref>, Error> {
+pub(crate) async fn list(conn: &mut SqliteConnection) -> Result<Vec<StoredPref>, Error> {
     let rows = sqlx::query("SELECT id, name, valueJson FROM account_pref ORDER BY id")
         .fetch_all(conn)
         .await?;
@@ -31,7 +31,7 @@ pub async fn list(conn: &mut SqliteConnection) -> Result<Vec<StoredPref>, Error>
 }
 
 /// Deletes the preferences with these ids.
-pub async fn delete(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), Error> {
+pub(crate) async fn delete(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), Error> {
     for id in ids {
         sqlx::query("DELETE FROM account_pref WHERE id = ?1")
             .bind(id)
@@ -42,7 +42,7 @@ pub async fn delete(conn: &mut SqliteConnection, ids: &[i64]) -> Result<(), Erro
 }
 
 /// Appends a preference.
-pub async fn insert(
+pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     name: &str,
     value_json: &str,

@@ -12,11 +12,11 @@ use sqlx::{Row, SqliteConnection};
 use super::{Error, cid_from_column};
 
 /// Most records [`list`] returns in one page.
-pub const MAX_LIST_LIMIT: u32 = 100;
+pub(crate) const MAX_LIST_LIMIT: u32 = 100;
 
 /// A record row to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewRecord<'a> {
+pub(crate) struct NewRecord<'a> {
     /// `at://<did>/<collection>/<rkey>`.
     pub uri: &'a str,
     pub cid: &'a Cid,
@@ -30,7 +30,7 @@ pub struct NewRecord<'a> {
 
 /// A stored record with its block.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRecord {
+pub(crate) struct StoredRecord {
     pub uri: String,
     pub cid: Cid,
     pub collection: String,
@@ -42,7 +42,7 @@ pub struct StoredRecord {
 }
 
 /// Inserts a record row, or replaces the current version of `uri` (its `takedownRef` is kept).
-pub async fn put(conn: &mut SqliteConnection, record: &NewRecord<'_>) -> Result<(), Error> {
+pub(crate) async fn put(conn: &mut SqliteConnection, record: &NewRecord<'_>) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO record (uri, cid, collection, rkey, repoRev, indexedAt)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -61,7 +61,7 @@ pub async fn put(conn: &mut SqliteConnection, record: &NewRecord<'_>) -> Result<
 }
 
 /// Deletes the row of `uri` and its blob references. Returns whether a row existed.
-pub async fn delete(conn: &mut SqliteConnection, uri: &str) -> Result<bool, Error> {
+pub(crate) async fn delete(conn: &mut SqliteConnection, uri: &str) -> Result<bool, Error> {
     sqlx::query("DELETE FROM record_blob WHERE recordUri = ?1")
         .bind(uri)
         .execute(&mut *conn)
@@ -75,7 +75,11 @@ pub async fn delete(conn: &mut SqliteConnection, uri: &str) -> Result<bool, Erro
 }
 
 /// Replaces the blob references of `uri` with `blobs` (duplicates are stored once).
-pub async fn set_blobs(conn: &mut SqliteConnection, uri: &str, blobs: &[Cid]) -> Result<(), Error> {
+pub(crate) async fn set_blobs(
+    conn: &mut SqliteConnection,
+    uri: &str,
+    blobs: &[Cid],
+) -> Result<(), Error> {
     sqlx::query("DELETE FROM record_blob WHERE recordUri = ?1")
         .bind(uri)
         .execute(&mut *conn)
@@ -93,7 +97,7 @@ pub async fn set_blobs(conn: &mut SqliteConnection, uri: &str, blobs: &[Cid]) ->
 }
 
 /// The blobs the current version of `uri` references, in CID byte order.
-pub async fn blobs_of(conn: &mut SqliteConnection, uri: &str) -> Result<Vec<Cid>, Error> {
+pub(crate) async fn blobs_of(conn: &mut SqliteConnection, uri: &str) -> Result<Vec<Cid>, Error> {
     let rows: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT blobCid FROM record_blob WHERE recordUri = ?1 ORDER BY blobCid")
             .bind(uri)
@@ -103,7 +107,8 @@ pub async fn blobs_of(conn: &mut SqliteConnection, uri: &str) -> Result<Vec<Cid>
 }
 
 /// The records whose current version references `blob`, in URI order.
-pub async fn records_for_blob(
+#[cfg(test)]
+pub(crate) async fn records_for_blob(
     conn: &mut SqliteConnection,
     blob: &Cid,
 ) -> Result<Vec<String>, Error> {
@@ -133,7 +138,7 @@ const SELECT_RECORD: &str = "SELECT record.uri, record.cid, record.collection, r
 
 /// The current version of `collection/rkey`, unless it is taken down; with `cid`, only if
 /// that is its CID.
-pub async fn get(
+pub(crate) async fn get(
     conn: &mut SqliteConnection,
     collection: &str,
     rkey: &str,
@@ -155,7 +160,7 @@ pub async fn get(
 /// One page of the records of `collection` that are not taken down: by record key
 /// descending, or ascending with `reverse`; strictly after `cursor` (a record key) in that
 /// order; at most `limit` rows (clamped to 1..=[`MAX_LIST_LIMIT`]).
-pub async fn list(
+pub(crate) async fn list(
     conn: &mut SqliteConnection,
     collection: &str,
     limit: u32,
@@ -186,7 +191,7 @@ pub async fn list(
 }
 
 /// The collections holding at least one record (taken-down ones included), sorted.
-pub async fn collections(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
+pub(crate) async fn collections(conn: &mut SqliteConnection) -> Result<Vec<String>, Error> {
     Ok(
         sqlx::query_scalar("SELECT DISTINCT collection FROM record ORDER BY collection")
             .fetch_all(conn)
@@ -195,7 +200,8 @@ pub async fn collections(conn: &mut SqliteConnection) -> Result<Vec<String>, Err
 }
 
 /// Number of record rows.
-pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
+#[cfg(test)]
+pub(crate) async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM record")
         .fetch_one(conn)
         .await?;
@@ -203,7 +209,11 @@ pub async fn count(conn: &mut SqliteConnection) -> Result<u64, Error> {
 }
 
 /// The CID of the current version of `uri`, taken down or not.
-pub async fn current_cid(conn: &mut SqliteConnection, uri: &str) -> Result<Option<Cid>, Error> {
+#[cfg(test)]
+pub(crate) async fn current_cid(
+    conn: &mut SqliteConnection,
+    uri: &str,
+) -> Result<Option<Cid>, Error> {
     let cid: Option<Vec<u8>> = sqlx::query_scalar("SELECT cid FROM record WHERE uri = ?1")
         .bind(uri)
         .fetch_optional(conn)
@@ -212,7 +222,7 @@ pub async fn current_cid(conn: &mut SqliteConnection, uri: &str) -> Result<Optio
 }
 
 /// The current CID and takedown reference of `uri` (taken down or not), if it exists.
-pub async fn takedown_status(
+pub(crate) async fn takedown_status(
     conn: &mut SqliteConnection,
     uri: &str,
 ) -> Result<Option<(Cid, Option<String>)>, Error> {
@@ -228,7 +238,7 @@ pub async fn takedown_status(
 }
 
 /// Takes `uri` down (`Some(reference)`) or restores it (`None`). Returns whether it exists.
-pub async fn set_takedown(
+pub(crate) async fn set_takedown(
     conn: &mut SqliteConnection,
     uri: &str,
     takedown_ref: Option<&str>,
@@ -245,7 +255,7 @@ pub async fn set_takedown(
 /// Deletes each block of `cids` that no record row references any more. Run it after the
 /// commit's record rows are written: identical records share one block, so a block released
 /// by one path may still be held by another. Returns how many blocks were deleted.
-pub async fn delete_unreferenced_blocks(
+pub(crate) async fn delete_unreferenced_blocks(
     conn: &mut SqliteConnection,
     cids: &[Cid],
 ) -> Result<u64, Error> {

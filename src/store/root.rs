@@ -23,7 +23,7 @@ pub struct RepoRoot {
 }
 
 /// The current head, or `None` before the repository's first commit.
-pub async fn get(conn: &mut SqliteConnection) -> Result<Option<RepoRoot>, Error> {
+pub(crate) async fn get(conn: &mut SqliteConnection) -> Result<Option<RepoRoot>, Error> {
     let row = sqlx::query("SELECT did, cid, rev, indexedAt FROM repo_root WHERE id = 1")
         .fetch_optional(conn)
         .await?;
@@ -43,7 +43,7 @@ pub async fn get(conn: &mut SqliteConnection) -> Result<Option<RepoRoot>, Error>
 /// Fails with [`Error::WrongRepo`] when the database already holds another account's
 /// repository, and with [`Error::StaleRev`] unless `rev` sorts after the current revision
 /// (revisions are TIDs and only move forward); nothing is written then.
-pub async fn set(
+pub(crate) async fn set(
     conn: &mut SqliteConnection,
     did: &str,
     cid: &Cid,

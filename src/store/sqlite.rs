@@ -16,7 +16,7 @@ use super::Error;
 ///
 /// The files are read when this crate is compiled: after adding or editing only a `.sql`
 /// file, touch a Rust file (or `cargo clean -p rookery`) so the new migration is embedded.
-pub static ACTOR_MIGRATOR: Migrator = sqlx::migrate!("./migrations/actor");
+pub(crate) static ACTOR_MIGRATOR: Migrator = sqlx::migrate!("./migrations/actor");
 
 /// Settings for [`open`].
 #[derive(Debug, Clone)]
@@ -59,13 +59,13 @@ impl Default for OpenOptions {
 ///   already seen past. The price is one fsync per write transaction, small next to the
 ///   signing and network work around a repo write;
 /// - `busy_timeout` from `opts`, and `foreign_keys = ON`.
-pub async fn open(path: &Path, opts: &OpenOptions) -> Result<SqlitePool, Error> {
+pub(crate) async fn open(path: &Path, opts: &OpenOptions) -> Result<SqlitePool, Error> {
     open_migrated(path, opts, &ACTOR_MIGRATOR).await
 }
 
 /// [`open`] for any of the server's databases: the same connection settings, with the schema
 /// of `migrator` (the account and sequencer databases use it too).
-pub async fn open_migrated(
+pub(crate) async fn open_migrated(
     path: &Path,
     opts: &OpenOptions,
     migrator: &Migrator,
@@ -92,12 +92,12 @@ pub async fn open_migrated(
 /// only as long as a connection to it, and several connections would share it through
 /// SQLite's shared cache, whose table locks fail at once instead of waiting. Code that holds
 /// a transaction must therefore not acquire a second connection from this pool.
-pub async fn open_in_memory() -> Result<SqlitePool, Error> {
+pub(crate) async fn open_in_memory() -> Result<SqlitePool, Error> {
     open_in_memory_migrated(&ACTOR_MIGRATOR).await
 }
 
 /// [`open_in_memory`] with the schema of `migrator`.
-pub async fn open_in_memory_migrated(migrator: &Migrator) -> Result<SqlitePool, Error> {
+pub(crate) async fn open_in_memory_migrated(migrator: &Migrator) -> Result<SqlitePool, Error> {
     let connect = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
@@ -116,7 +116,7 @@ pub async fn open_in_memory_migrated(migrator: &Migrator) -> Result<SqlitePool, 
 /// A plain (deferred) transaction that reads before it writes may fail with `SQLITE_BUSY`
 /// when it tries to upgrade to a writer while another connection writes; taking the lock
 /// first makes concurrent writers queue instead.
-pub async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, Error> {
+pub(crate) async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, Error> {
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 

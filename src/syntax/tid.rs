@@ -124,7 +124,7 @@ impl Default for TidClock {
 
 impl TidClock {
     /// A clock with a chosen clock identifier (only its low 10 bits are used).
-    pub fn with_clock_id(clock_id: u16) -> Self {
+    pub(crate) fn with_clock_id(clock_id: u16) -> Self {
         TidClock {
             // Masked to 10 bits, so the conversion cannot fail.
             clock_id: u16::try_from(u64::from(clock_id) & CLOCK_ID_MASK).unwrap_or(0),
@@ -132,27 +132,23 @@ impl TidClock {
         }
     }
 
-    pub fn clock_id(&self) -> u16 {
-        self.clock_id
-    }
-
     /// The next TID: greater than every TID this clock returned before.
     ///
     /// After the year 2255 (53-bit timestamp exhausted) the value stops increasing.
-    pub fn next(&self) -> Tid {
+    pub(crate) fn next(&self) -> Tid {
         Tid::from_parts(self.advance(0), self.clock_id)
     }
 
     /// The next TID, also strictly greater than `prev` (say, a repository's last `rev`
     /// from before a restart). If nothing greater exists (`prev` is the maximal TID, or
     /// has its top bit set), returns a copy of `prev`; see [`TidClock::checked_next_after`].
-    pub fn next_after(&self, prev: &Tid) -> Tid {
+    pub(crate) fn next_after(&self, prev: &Tid) -> Tid {
         self.checked_next_after(prev)
             .unwrap_or_else(|| prev.clone())
     }
 
     /// Like [`TidClock::next_after`], but `None` when no TID greater than `prev` exists.
-    pub fn checked_next_after(&self, prev: &Tid) -> Option<Tid> {
+    pub(crate) fn checked_next_after(&self, prev: &Tid) -> Option<Tid> {
         let floor = prev.timestamp_micros().saturating_add(1);
         let tid = Tid::from_parts(self.advance(floor), self.clock_id);
         (tid > *prev).then_some(tid)

@@ -41,11 +41,9 @@ use crate::config::S3Config;
 use crate::syntax::Did;
 
 /// Multipart part size: uploads up to this size are one `PutObject`.
-pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
-/// S3's smallest allowed part (except the last).
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Attempts per request, the first included (the SDK's standard retry mode).
-pub const MAX_ATTEMPTS: u32 = 5;
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
 /// Keys per `DeleteObjects` request (S3's maximum).
 const DELETE_BATCH: usize = 1000;
 /// Region used when neither the configuration nor the environment names one (R2 and
@@ -120,14 +118,8 @@ impl S3BlobStore {
         }
     }
 
-    /// Changes the multipart part size (at least [`MIN_PART_SIZE`]).
-    pub fn with_part_size(mut self, part_size: usize) -> S3BlobStore {
-        self.part_size = part_size.max(MIN_PART_SIZE);
-        self
-    }
-
     /// The SDK client, e.g. to inspect the bucket.
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 

@@ -52,7 +52,8 @@ impl PlcClient {
         })
     }
 
-    pub fn base_url(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn base_url(&self) -> &str {
         &self.base_url
     }
 

@@ -25,7 +25,7 @@ pub struct CarWriter<W: AsyncWrite + Unpin + Send> {
 impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     /// A writer whose header lists `root` as the only root. Nothing is written until the first
     /// block or [`finish`](Self::finish).
-    pub fn new(writer: W, root: Cid) -> Self {
+    pub(crate) fn new(writer: W, root: Cid) -> Self {
         Self {
             inner: iroh_car::CarWriter::new(
                 CarHeader::new_v1(vec![root]),
@@ -38,7 +38,7 @@ impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     /// writes block sets. The CAR v1 specification leaves the number of roots open (readers
     /// such as iroh-car's insist on one; ours accepts none only when asked, see
     /// [`RootPolicy`](super::RootPolicy)).
-    pub fn without_roots(writer: W) -> Self {
+    pub(crate) fn without_roots(writer: W) -> Self {
         Self {
             inner: iroh_car::CarWriter::new(
                 CarHeader::new_v1(Vec::new()),
@@ -48,14 +48,14 @@ impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     }
 
     /// Appends one section: `varint(len) ‖ cid ‖ bytes`.
-    pub async fn write_block(&mut self, cid: &Cid, bytes: &[u8]) -> Result<()> {
+    pub(crate) async fn write_block(&mut self, cid: &Cid, bytes: &[u8]) -> Result<()> {
         self.inner.write(*cid, bytes).await.map_err(Error::Write)?;
         Ok(())
     }
 
     /// Writes the header if no block did, flushes everything, and hands back the writer (not
     /// shut down: closing it is the caller's choice).
-    pub async fn finish(mut self) -> Result<W> {
+    pub(crate) async fn finish(mut self) -> Result<W> {
         self.inner.write_header().await.map_err(Error::Write)?;
         let buffered = self.inner.finish().await.map_err(Error::Write)?;
         Ok(buffered.into_inner())

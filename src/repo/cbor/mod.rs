@@ -33,9 +33,6 @@ pub use ipld_core::ipld::Ipld;
 pub use json::{json_to_object, json_to_record, json_to_value, value_to_json};
 pub use validate::{validate, validate_record};
 
-/// The atproto data-model value (an IPLD value restricted by the rules of this module).
-pub type Value = Ipld;
-
 /// Deepest container nesting accepted (the data-validation guide's `MAX_CBOR_NESTED_LEVELS`).
 /// The outermost map or list is level 1.
 pub const MAX_DEPTH: usize = 64;
@@ -234,7 +231,8 @@ pub fn decode(bytes: &[u8]) -> Result<Ipld, Error> {
 
 /// Decodes a record block: [`decode`], then the data-model shape rules and the record rules of
 /// [`validate_record`].
-pub fn decode_record(bytes: &[u8]) -> Result<Ipld, Error> {
+#[cfg(test)]
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<Ipld, Error> {
     let value = decode(bytes)?;
     validate_record(&value)?;
     Ok(value)

@@ -13,6 +13,7 @@ use cid::Cid;
 
 use super::node::Link;
 use super::ops::{below, open};
+#[cfg(test)]
 use super::proof::RecordOp;
 use super::{Error, Mst, Result, fault_error, load_link};
 use crate::repo::blockstore::{BlockMap, BlockStore};
@@ -35,7 +36,8 @@ pub struct Diff {
 
 impl Diff {
     /// The record operations, in key order.
-    pub fn ops(&self) -> Vec<RecordOp> {
+    #[cfg(test)]
+    pub(crate) fn ops(&self) -> Vec<RecordOp> {
         let mut ops: Vec<RecordOp> =
             Vec::with_capacity(self.creates.len() + self.updates.len() + self.deletes.len());
         ops.extend(self.creates.iter().map(|(key, cid)| RecordOp::Create {

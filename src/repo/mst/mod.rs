@@ -27,7 +27,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cid::Cid;
 
-use crate::repo::blockstore::{self, BlockMap, BlockStore};
+use crate::repo::blockstore::{self, BlockStore};
 use crate::repo::cid::verify;
 
 pub use diff::{Diff, diff};
@@ -58,7 +58,7 @@ pub enum Error {
     Store(#[from] blockstore::Error),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A Merkle Search Tree over a block store.
 #[derive(Clone)]
@@ -190,7 +190,8 @@ impl<S: BlockStore + Clone> Mst<S> {
     }
 
     /// The layer of the root node (0 for an empty tree).
-    pub fn layer(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn layer(&self) -> u8 {
         self.layer
     }
 
@@ -262,8 +263,9 @@ impl<S: BlockStore + Clone> Mst<S> {
 
     /// The nodes of this tree the store does not hold yet, to be written with the commit that
     /// introduces them. Nodes found in the store are remembered, so later calls skip them.
-    pub async fn collect_new_blocks(&self) -> Result<BlockMap> {
-        let mut blocks = BlockMap::new();
+    #[cfg(test)]
+    pub(crate) async fn collect_new_blocks(&self) -> Result<blockstore::BlockMap> {
+        let mut blocks = blockstore::BlockMap::new();
         let mut stack = vec![self.root.clone()];
         while let Some(link) = stack.pop() {
             if link.is_persisted() {

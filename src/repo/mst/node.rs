@@ -8,6 +8,7 @@
 //! block of the store (loaded on first use and then kept) or holds a node built in memory, whose
 //! bytes and CID are computed only when first asked for.
 
+#[cfg(test)]
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -36,7 +37,7 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub fn empty(layer: u8) -> Self {
+    pub(crate) fn empty(layer: u8) -> Self {
         Node {
             layer,
             left: None,
@@ -45,18 +46,18 @@ impl Node {
     }
 
     /// Index of the first entry whose key is `>= key`.
-    pub fn lower_bound(&self, key: &str) -> usize {
+    pub(crate) fn lower_bound(&self, key: &str) -> usize {
         self.entries.partition_point(|e| &*e.key < key)
     }
 
     /// Whether entry `i` exists and has exactly `key`.
-    pub fn has_key_at(&self, i: usize, key: &str) -> bool {
+    pub(crate) fn has_key_at(&self, i: usize, key: &str) -> bool {
         self.entries.get(i).is_some_and(|e| &*e.key == key)
     }
 
     /// Subtree slot `i`: 0 is `l`, `i > 0` is the `t` of entry `i - 1`. Slot `i` holds the
     /// keys between entry `i - 1` and entry `i`.
-    pub fn slot(&self, i: usize) -> Option<&Arc<Link>> {
+    pub(crate) fn slot(&self, i: usize) -> Option<&Arc<Link>> {
         if i == 0 {
             self.left.as_ref()
         } else {
@@ -64,7 +65,7 @@ impl Node {
         }
     }
 
-    pub fn set_slot(&mut self, i: usize, link: Option<Arc<Link>>) {
+    pub(crate) fn set_slot(&mut self, i: usize, link: Option<Arc<Link>>) {
         if i == 0 {
             self.left = link;
         } else if let Some(entry) = self.entries.get_mut(i - 1) {
@@ -73,12 +74,12 @@ impl Node {
     }
 
     /// Whether the node has neither entries nor a subtree (only valid as an empty tree's root).
-    pub fn is_void(&self) -> bool {
+    pub(crate) fn is_void(&self) -> bool {
         self.entries.is_empty() && self.left.is_none()
     }
 
     /// The node as a link, or `None` when it is void.
-    pub fn into_link(self) -> Option<Arc<Link>> {
+    pub(crate) fn into_link(self) -> Option<Arc<Link>> {
         if self.is_void() {
             None
         } else {
@@ -87,7 +88,7 @@ impl Node {
     }
 
     /// Canonical DAG-CBOR bytes. Computes the CIDs of fresh children that lack one.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.entries.len() * 80);
         out.push(0xa2); // map of 2, keys in canonical order: "e" then "l"
         out.extend_from_slice(&[0x61, b'e']);
@@ -156,17 +157,18 @@ pub(crate) enum Link {
         node: OnceLock<Arc<Node>>,
         bytes: OnceLock<Bytes>,
     },
-    /// A node built in memory; `block` is filled when its CID is first needed and `persisted`
-    /// once the store is known to hold it.
+    /// A node built in memory; `block` is filled when its CID is first needed and (in tests,
+    /// for `Mst::collect_new_blocks`) `persisted` once the store is known to hold it.
     Fresh {
         node: Arc<Node>,
         block: OnceLock<(Cid, Bytes)>,
+        #[cfg(test)]
         persisted: AtomicBool,
     },
 }
 
 impl Link {
-    pub fn stored(cid: Cid) -> Arc<Link> {
+    pub(crate) fn stored(cid: Cid) -> Arc<Link> {
         Arc::new(Link::Stored {
             cid,
             node: OnceLock::new(),
@@ -174,16 +176,17 @@ impl Link {
         })
     }
 
-    pub fn fresh(node: Node) -> Arc<Link> {
+    pub(crate) fn fresh(node: Node) -> Arc<Link> {
         Arc::new(Link::Fresh {
             node: Arc::new(node),
             block: OnceLock::new(),
+            #[cfg(test)]
             persisted: AtomicBool::new(false),
         })
     }
 
     /// The node, if it is in memory.
-    pub fn node(&self) -> Option<&Arc<Node>> {
+    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         match self {
             Link::Stored { node, .. } => node.get(),
             Link::Fresh { node, .. } => Some(node),
@@ -199,7 +202,7 @@ impl Link {
             .clone()
     }
 
-    pub fn cid(&self) -> Cid {
+    pub(crate) fn cid(&self) -> Cid {
         match self {
             Link::Stored { cid, .. } => *cid,
             Link::Fresh { node, block, .. } => Self::fresh_block(node, block).0,
@@ -207,7 +210,7 @@ impl Link {
     }
 
     /// CID and bytes, when known without a store read.
-    pub fn block(&self) -> Option<(Cid, Bytes)> {
+    pub(crate) fn block(&self) -> Option<(Cid, Bytes)> {
         match self {
             Link::Stored { cid, bytes, .. } => bytes.get().map(|b| (*cid, b.clone())),
             Link::Fresh { node, block, .. } => Some(Self::fresh_block(node, block)),
@@ -215,21 +218,23 @@ impl Link {
     }
 
     /// Whether the block is known to be in the store (loaded from it, or checked).
-    pub fn is_persisted(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_persisted(&self) -> bool {
         match self {
             Link::Stored { .. } => true,
             Link::Fresh { persisted, .. } => persisted.load(Ordering::Relaxed),
         }
     }
 
-    pub fn mark_persisted(&self) {
+    #[cfg(test)]
+    pub(crate) fn mark_persisted(&self) {
         if let Link::Fresh { persisted, .. } = self {
             persisted.store(true, Ordering::Relaxed);
         }
     }
 
     /// Fills a stored link with its decoded node. A second fill is ignored.
-    pub fn fill(&self, decoded: Node, raw: Bytes) {
+    pub(crate) fn fill(&self, decoded: Node, raw: Bytes) {
         if let Link::Stored { node, bytes, .. } = self {
             let _ = bytes.set(raw);
             let _ = node.set(Arc::new(decoded));
@@ -278,7 +283,7 @@ fn check_child(cid: Cid, child: Option<Cid>) -> Result<Option<Cid>, Error> {
 impl Decoded {
     /// Decodes block `cid`: keys must rebuild from their prefixes, be valid repository paths
     /// and be strictly increasing.
-    pub fn decode(cid: Cid, bytes: &[u8]) -> Result<Decoded, Error> {
+    pub(crate) fn decode(cid: Cid, bytes: &[u8]) -> Result<Decoded, Error> {
         let data: NodeData = serde_ipld_dagcbor::from_slice(bytes)
             .map_err(|e| bad(cid, format!("not an MST node: {e}")))?;
         let left = check_child(cid, data.l)?;
@@ -309,23 +314,23 @@ impl Decoded {
     }
 
     /// The layer the node's keys put it on, if it has keys.
-    pub fn natural_layer(&self) -> Option<u8> {
+    pub(crate) fn natural_layer(&self) -> Option<u8> {
         self.entries
             .first()
             .map(|(k, _, _)| key_height(k.as_bytes()))
     }
 
-    pub fn left(&self) -> Option<Cid> {
+    pub(crate) fn left(&self) -> Option<Cid> {
         self.left
     }
 
-    pub fn is_void(&self) -> bool {
+    pub(crate) fn is_void(&self) -> bool {
         self.entries.is_empty() && self.left.is_none()
     }
 
     /// The node at `layer`: every key must have that height, and a layer-0 node no subtrees.
     /// Only a root may be void.
-    pub fn into_node(self, layer: u8, is_root: bool) -> Result<Node, Error> {
+    pub(crate) fn into_node(self, layer: u8, is_root: bool) -> Result<Node, Error> {
         let cid = self.cid;
         if !is_root && self.is_void() {
             return Err(bad(cid, "empty subtree node"));

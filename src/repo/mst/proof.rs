@@ -93,7 +93,8 @@ impl<S: BlockStore + Clone> Mst<S> {
     }
 
     /// A new tree with `op` applied. An update or delete must name the current value as `prev`.
-    pub async fn apply(&self, op: &RecordOp) -> Result<Self> {
+    #[cfg(test)]
+    pub(crate) async fn apply(&self, op: &RecordOp) -> Result<Self> {
         match op {
             RecordOp::Create { key, cid } => self.add(key, *cid).await,
             RecordOp::Update { key, prev, cid } => {
@@ -108,7 +109,7 @@ impl<S: BlockStore + Clone> Mst<S> {
     }
 
     /// A new tree with `op` undone: `self` must be the tree right after `op`.
-    pub async fn invert_op(&self, op: &RecordOp) -> Result<Self> {
+    pub(crate) async fn invert_op(&self, op: &RecordOp) -> Result<Self> {
         match op {
             RecordOp::Create { key, cid } => {
                 self.expect_value(key, Some(*cid)).await?;

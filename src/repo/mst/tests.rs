@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use super::node::{Entry, Node};
 use super::*;
-use crate::repo::blockstore::MemoryBlockStore;
+use crate::repo::blockstore::{BlockMap, MemoryBlockStore};
 use crate::repo::cid::cid_for_cbor;
 
 #[tokio::test]
