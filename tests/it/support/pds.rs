@@ -95,6 +95,25 @@ impl TestPds {
     pub async fn seed_account(&self, handle: &str, password: &str) -> (Did, String) {
         let handle: Handle = handle.parse().unwrap();
         let email = format!("{}@example.com", handle.as_str().replace('.', "-"));
+        // Where sign-up needs an invite, the seeded account gets one the admin made for it.
+        let invite = if self.state.config().invite_required {
+            let codes = self
+                .state
+                .accounts()
+                .create_invite_codes(
+                    &self.state.config().hostname,
+                    1,
+                    1,
+                    &[],
+                    rookery::accounts::ADMIN_INVITE_ACCOUNT,
+                    chrono::Utc::now().timestamp(),
+                )
+                .await
+                .unwrap();
+            Some(codes[0].codes[0].clone())
+        } else {
+            None
+        };
         let created = self
             .state
             .account_service()
@@ -102,7 +121,7 @@ impl TestPds {
                 handle: &handle,
                 email: &email,
                 password,
-                invite_code: None,
+                invite_code: invite.as_deref(),
                 recovery_key: None,
             })
             .await
