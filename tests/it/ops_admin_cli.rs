@@ -314,8 +314,7 @@ async fn admin_cli_manages_accounts_invites_and_exports() {
     assert_eq!(out.stdout, std::fs::read(&car).unwrap());
     assert!(Path::new(&car).metadata().unwrap().len() > 0);
 
-    // The subcommands whose admin methods this server may not implement yet: either they
-    // work (checked by their effect) or fail with status 1 naming the method.
+    // The account and invite subcommands over the admin API, each checked by its effect.
     let run = |args: Vec<String>| {
         let url = url.clone();
         async move {
@@ -332,49 +331,48 @@ async fn admin_cli_manages_accounts_invites_and_exports() {
             rookery(&all, &[]).await
         }
     };
-    let unimplemented = |out: &Output, method: &str| {
-        assert_eq!(out.status.code(), Some(1), "{method}: {}", stderr(out));
-        assert!(stderr(out).contains(method), "{method}: {}", stderr(out));
-    };
     let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-
-    let out = run(args(&["invite", "list"])).await;
-    if out.status.success() {
+    let listed_codes = |out: &Output| -> Vec<(String, bool)> {
+        assert!(out.status.success(), "{}", stderr(out));
         let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let listed: Vec<&str> = listed["codes"]
+        listed["codes"]
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|c| c["code"].as_str())
-            .collect();
-        assert!(listed.contains(&codes[1].as_str().unwrap()), "{listed:?}");
-    } else {
-        unimplemented(&out, "com.atproto.admin.getInviteCodes");
-    }
+            .map(|c| {
+                (
+                    c["code"].as_str().unwrap().to_owned(),
+                    c["disabled"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
 
-    let code = codes[1].as_str().unwrap();
-    let out = run(args(&["invite", "disable", code])).await;
-    if !out.status.success() {
-        unimplemented(&out, "com.atproto.admin.disableInviteCodes");
-    }
+    let code = codes[1].as_str().unwrap().to_owned();
+    let listed = listed_codes(&run(args(&["invite", "list"])).await);
+    assert!(listed.contains(&(code.clone(), false)), "{listed:?}");
+
+    let out = run(args(&["invite", "disable", &code])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = listed_codes(&run(args(&["invite", "list"])).await);
+    assert!(listed.contains(&(code.clone(), true)), "{listed:?}");
 
     let out = run(args(&["account", "reset-password", &did])).await;
-    if out.status.success() {
-        let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let login = reqwest::Client::new()
-            .post(format!(
-                "{}/xrpc/com.atproto.server.createSession",
-                pds.url()
-            ))
-            .json(&json!({"identifier": did, "password": printed["password"]}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), 200);
-    } else {
-        unimplemented(&out, "com.atproto.admin.updateAccountPassword");
-    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let login = reqwest::Client::new()
+        .post(format!(
+            "{}/xrpc/com.atproto.server.createSession",
+            pds.url()
+        ))
+        .json(&json!({"identifier": did, "password": printed["password"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
 
+    // importRepo belongs to the migration work and is not served yet: the CLI fails with
+    // status 1 and names the method.
     let out = run(vec![
         "import".to_owned(),
         car.to_str().unwrap().to_owned(),
@@ -384,22 +382,22 @@ async fn admin_cli_manages_accounts_invites_and_exports() {
         "invited-pass-1".to_owned(),
     ])
     .await;
-    if !out.status.success() {
-        unimplemented(&out, "com.atproto.repo.importRepo");
-    }
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("com.atproto.repo.importRepo"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = run(args(&["account", "delete", other.as_str()])).await;
-    if out.status.success() {
-        let gone = pds
-            .state
-            .accounts()
-            .get_account(AccountRef::Did(other.as_str()))
-            .await
-            .unwrap();
-        assert!(gone.is_none());
-    } else {
-        unimplemented(&out, "com.atproto.admin.deleteAccount");
-    }
+    assert!(out.status.success(), "{}", stderr(&out));
+    let gone = pds
+        .state
+        .accounts()
+        .get_account(AccountRef::Did(other.as_str()))
+        .await
+        .unwrap();
+    assert!(gone.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
