@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{AccountDb, MAIL_TOKEN_LIMITS, RateLimiter, UPDATE_HANDLE_LIMITS};
+use crate::accounts::{
+    ACCOUNT_DB_FILE, AccountDb, MAIL_TOKEN_LIMITS, RateLimiter, UPDATE_HANDLE_LIMITS,
+};
 use crate::actor::{ActorRepo, ActorStores};
 use crate::auth::SessionSigner;
 use crate::blobs::{self, BlobCounter, BlobStore, MeteredBlobStore};
@@ -113,7 +115,7 @@ impl AppState {
             path: data.display().to_string(),
             source,
         })?;
-        let accounts = AccountDb::open(&data.join("account.sqlite")).await?;
+        let accounts = AccountDb::open(&data.join(ACCOUNT_DB_FILE)).await?;
         let sequencer = Sequencer::open_in(data).await?;
         let stores = ActorStores::new(data, config.actor_store_cache_size);
         let firehose = Firehose::new(
