@@ -573,7 +573,11 @@ async fn restart_keeps_the_sequence() {
             )
             .await;
         }
-        (did, access, latest_seq(&pds).await)
+        let latest = latest_seq(&pds).await;
+        // The first server must be gone (tasks ended, databases closed) before the second
+        // opens the same directory.
+        pds.stop().await;
+        (did, access, latest)
     };
     assert_eq!(latest, 7);
     let pds = TestPds::start_with(move |config| config.data_directory = data).await;

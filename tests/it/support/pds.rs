@@ -18,6 +18,8 @@ pub struct TestPds {
     /// The binary's shared PLC directory ([`PlcServer::shared`]).
     pub plc: &'static PlcServer,
     shutdown: CancellationToken,
+    /// The HTTP server and the background-task supervisor, awaited by [`TestPds::stop`].
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -58,10 +60,12 @@ impl TestPds {
         // The background tasks `rookery serve` runs (the firehose broadcaster among them).
         let mut runner = rookery::server::tasks::TaskRunner::new(shutdown.child_token());
         rookery::server::spawn_tasks(&state, &mut runner);
-        tokio::spawn(runner.supervise(std::time::Duration::from_secs(5)));
+        let supervisor = tokio::spawn(async move {
+            runner.supervise(std::time::Duration::from_secs(5)).await;
+        });
         let app = rookery::app(state.clone());
         let token = shutdown.clone();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -75,7 +79,20 @@ impl TestPds {
             addr,
             plc,
             shutdown,
+            tasks: vec![server, supervisor],
             _dir: dir,
+        }
+    }
+
+    /// Stops the server and its background tasks and waits until they have finished, so
+    /// another server may open the same data directory (a restart). Dropping only signals.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for task in std::mem::take(&mut self.tasks) {
+            tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .expect("the server stops within 30 s")
+                .unwrap();
         }
     }
 
