@@ -110,6 +110,45 @@ enum BenchArgs {
     Hub(BenchHubArgs),
     /// Sync endpoints over HTTP against an in-process server: getRepo MB/s, getBlocks.
     Sync(BenchSyncArgs),
+    /// A spawned `rookery serve` under concurrent load: writes, reads, getRepo, peak RSS.
+    Load(BenchLoadArgs),
+}
+
+#[derive(Args)]
+struct BenchLoadArgs {
+    /// createRecord calls on one connection.
+    #[arg(long, default_value_t = 3_000)]
+    creates_single: usize,
+    /// createRecord calls over the many-account phase.
+    #[arg(long, default_value_t = 10_000)]
+    creates_multi: usize,
+    /// Accounts (one connection each) of the many-account write phase.
+    #[arg(long, default_value_t = 16)]
+    accounts: usize,
+    /// getRecord calls (16 connections).
+    #[arg(long, default_value_t = 100_000)]
+    reads: usize,
+    /// listRecords calls (8 connections).
+    #[arg(long, default_value_t = 10_000)]
+    lists: usize,
+    /// Records of the small repository (listRecords, getRepo); 0 skips.
+    #[arg(long, default_value_t = 10_000)]
+    small_repo: usize,
+    /// Records of the big repository (getRepo); 0 skips.
+    #[arg(long, default_value_t = 100_000)]
+    big_repo: usize,
+    /// getRepo downloads of each repository.
+    #[arg(long, default_value_t = 5)]
+    repo_runs: usize,
+    /// Longest each phase may run, in seconds.
+    #[arg(long, default_value_t = 20)]
+    phase_limit: u64,
+    /// The `rookery` binary run as the server; default: this one.
+    #[arg(long, value_name = "PATH")]
+    server: Option<PathBuf>,
+    /// Parent of the working directory; default: the system temp directory.
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -199,6 +238,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchArgs::Hub(args)) => bench_hub(args),
         Command::Reindex(args) => reindex(args),
         Command::Bench(BenchArgs::Sync(args)) => bench_sync(args),
+        Command::Bench(BenchArgs::Load(args)) => bench_load(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -332,6 +372,25 @@ fn bench_hub(args: BenchHubArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::hub::run(&opts))?;
+    print!("{report}");
+    Ok(())
+}
+
+fn bench_load(args: BenchLoadArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::load::Options {
+        creates_single: args.creates_single,
+        creates_multi: args.creates_multi,
+        accounts: args.accounts,
+        reads: args.reads,
+        lists: args.lists,
+        small_repo: args.small_repo,
+        big_repo: args.big_repo,
+        repo_runs: args.repo_runs,
+        phase_limit: std::time::Duration::from_secs(args.phase_limit),
+        binary: args.server,
+        dir: args.dir,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::load::run(&opts))?;
     print!("{report}");
     Ok(())
 }

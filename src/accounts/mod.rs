@@ -179,6 +179,9 @@ pub struct AccountDb {
     /// An argon2id hash checked against when a login names no account, so that such a
     /// login costs as long as a wrong password. Made on first use.
     dummy_hash: Arc<OnceLock<String>>,
+    /// Shares the transactions (and fsyncs) of repository-head copies written by commits of
+    /// different accounts at the same time: (did, head, now).
+    head_copies: Arc<crate::store::group::GroupCommit<(String, RepoHead, i64), ()>>,
 }
 
 impl AccountDb {
@@ -213,6 +216,7 @@ impl AccountDb {
         Ok(AccountDb {
             pool,
             dummy_hash: Arc::new(OnceLock::new()),
+            head_copies: Arc::new(crate::store::group::GroupCommit::new("repository heads")),
         })
     }
 

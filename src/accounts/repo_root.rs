@@ -189,8 +189,22 @@ pub async fn list(
 
 impl AccountDb {
     /// Records `did`'s repository head (after each commit, and when recovery repairs it).
+    /// Heads recorded by several accounts at once share one transaction (group commit).
     pub async fn set_repo_head(&self, did: &str, head: &RepoHead, now: i64) -> Result<(), Error> {
-        set(&mut *self.pool.acquire().await?, did, head, now).await
+        let pool = &self.pool;
+        let request = (did.to_owned(), head.clone(), now);
+        let shared = self.head_copies.submit(request, |batch| async move {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            for (did, head, now) in &batch {
+                set(&mut tx, did, head, *now).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, Error>(vec![(); batch.len()])
+        });
+        match shared.await {
+            Some(()) => Ok(()),
+            None => set(&mut *self.pool.acquire().await?, did, head, now).await,
+        }
     }
 
     /// `did`'s recorded repository head.

@@ -3,14 +3,16 @@
 //! Each benchmark is a library function returning a report whose `Display` is the printed
 //! table, so the command line stays thin and a unit test can run a small instance of it.
 //! [`repo`] measures the repository engine on the SQLite actor store, [`server`] XRPC writes
-//! and reads over HTTP, [`sync`] the sync endpoints (getRepo, getBlocks) over HTTP.
+//! and reads over HTTP, [`load`] a spawned server under concurrent load, [`sync`] the sync endpoints (getRepo, getBlocks) over HTTP.
 
 pub mod blobs;
 pub mod firehose;
 mod harness;
 pub mod hub;
+pub mod load;
 pub mod repo;
 pub mod server;
+mod spawned;
 pub mod sync;
 
 use std::fmt;

@@ -39,7 +39,10 @@
 //! Both databases run with `synchronous = FULL` (the WAL is fsynced at every commit): an
 //! event a relay has seen must never disappear. A write therefore costs two fsyncs: the
 //! actor-store commit (b, with d folded in) and the sequencer commit (c); step (a) costs
-//! one more, once per account per process.
+//! one more, once per account per process. Step (c) is group-committed
+//! (`crate::store::group`): the moves of accounts writing at the same time share one
+//! sequencer transaction and its fsync; each account's rows still go in outbox order (its
+//! writer holds the account's lock, so it has at most one move queued).
 //!
 //! # Lock order
 //! account writer lock → actor-store write transaction → sequencer write transaction. The
@@ -61,6 +64,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::Notify;
 
+use crate::store::group::GroupCommit;
 use crate::store::outbox::OutboxRow;
 pub use events::{Event, EventType};
 pub use firehose::{Firehose, FirehoseSettings, FirehoseStats, Subscription};
@@ -132,6 +136,8 @@ pub struct Sequencer(Arc<Inner>);
 struct Inner {
     pool: SqlitePool,
     notify: Notify,
+    /// Shares step (c)'s transactions between accounts: (did, rows) → appended.
+    group: GroupCommit<(String, Vec<OutboxRow>), u64>,
     /// Live firehose subscribers (see [`Sequencer::subscriber_guard`]).
     subscribers: Arc<AtomicUsize>,
 }
@@ -162,6 +168,7 @@ impl Sequencer {
         Ok(Sequencer(Arc::new(Inner {
             pool,
             notify: Notify::new(),
+            group: GroupCommit::new("firehose events"),
             subscribers: Arc::new(AtomicUsize::new(0)),
         })))
     }
@@ -301,12 +308,31 @@ impl Sequencer {
     }
 
     /// Step (c): appends `did`'s outbox rows (in the given order) to `repo_seq` in one
-    /// transaction, skipping rows already there. Returns how many were appended; wakes the
+    /// transaction, shared with other accounts' moves that arrive meanwhile (group commit,
+    /// see `group`), skipping rows already there. Returns how many were appended; wakes the
     /// firehose if any were.
     pub async fn sequence_outbox(&self, did: &str, rows: &[OutboxRow]) -> Result<u64, Error> {
         if rows.is_empty() {
             return Ok(0);
         }
+        let pool = &self.0.pool;
+        let request = (did.to_owned(), rows.to_vec());
+        let shared = self
+            .0
+            .group
+            .submit(request, |batch| append_batch(pool, batch));
+        let appended = match shared.await {
+            Some(appended) => appended,
+            None => self.sequence_outbox_alone(did, rows).await?,
+        };
+        if appended > 0 {
+            self.0.notify.notify_waiters();
+        }
+        Ok(appended)
+    }
+
+    /// [`Self::sequence_outbox`] in a transaction of its own (when the shared one failed).
+    async fn sequence_outbox_alone(&self, did: &str, rows: &[OutboxRow]) -> Result<u64, Error> {
         let mut tx = self.0.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = events::now();
         let mut appended = 0;
@@ -316,9 +342,6 @@ impl Sequencer {
             }
         }
         tx.commit().await?;
-        if appended > 0 {
-            self.0.notify.notify_waiters();
-        }
         Ok(appended)
     }
 
@@ -355,6 +378,28 @@ impl Sequencer {
         let event = events::account_event(did, active, status, &events::now())?;
         self.sequence_event(did, &event).await
     }
+}
+
+/// Step (c) for the outbox rows of several accounts in one transaction; how many rows of
+/// each were appended.
+async fn append_batch(
+    pool: &SqlitePool,
+    batch: Vec<(String, Vec<OutboxRow>)>,
+) -> Result<Vec<u64>, Error> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let now = events::now();
+    let mut counts = Vec::with_capacity(batch.len());
+    for (did, rows) in &batch {
+        let mut appended = 0;
+        for row in rows {
+            if db::insert_outbox_event(&mut tx, did, row, &now).await? {
+                appended += 1;
+            }
+        }
+        counts.push(appended);
+    }
+    tx.commit().await?;
+    Ok(counts)
 }
 
 #[cfg(test)]

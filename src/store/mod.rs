@@ -17,6 +17,7 @@ pub mod block_store;
 pub mod blocks;
 pub mod commit;
 pub mod export;
+pub(crate) mod group;
 pub mod outbox;
 pub mod prefs;
 pub mod records;

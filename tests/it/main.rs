@@ -23,6 +23,7 @@ mod plc_embedded;
 mod proxy;
 mod server_basic;
 mod sync_blocks_list;
+mod write_crash;
 mod xrpc_admin;
 mod xrpc_blobs;
 mod xrpc_identity;
