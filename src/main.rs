@@ -110,6 +110,8 @@ enum BenchArgs {
     Hub(BenchHubArgs),
     /// Sync endpoints over HTTP against an in-process server: getRepo MB/s, getBlocks.
     Sync(BenchSyncArgs),
+    /// importRepo: MB/s and peak memory for a repository of N records.
+    Import(BenchImportArgs),
 }
 
 #[derive(Args)]
@@ -149,6 +151,16 @@ struct BenchSyncArgs {
     /// CIDs per getBlocks request (at most 1000).
     #[arg(long, default_value_t = 1_000)]
     cids: usize,
+}
+
+#[derive(Args)]
+struct BenchImportArgs {
+    /// Records in the repository.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Parent of the working directory; default: a temporary directory.
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -199,6 +211,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchArgs::Hub(args)) => bench_hub(args),
         Command::Reindex(args) => reindex(args),
         Command::Bench(BenchArgs::Sync(args)) => bench_sync(args),
+        Command::Bench(BenchArgs::Import(args)) => bench_import(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -286,6 +299,16 @@ fn car_inspect(file: PathBuf, key: Option<String>) -> anyhow::Result<()> {
         .as_ref()
         .is_none_or(|r| r.verification.is_ok() && r.signature.as_ref().is_none_or(Result::is_ok));
     anyhow::ensure!(repo_ok, "the repository did not verify");
+    Ok(())
+}
+
+fn bench_import(args: BenchImportArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::import::Options {
+        records: args.records,
+        dir: args.dir,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::import::run(&opts))?;
+    print!("{report}");
     Ok(())
 }
 
