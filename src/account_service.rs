@@ -225,6 +225,17 @@ impl AccountService<'_> {
         Ok(())
     }
 
+    /// `com.atproto.identity.requestPlcOperationSignature`: mails a `plc_operation` token.
+    pub async fn request_plc_operation_signature(&self, did: &str) -> Result<(), Error> {
+        let account = self.account(did).await?;
+        self.mail_token(
+            &account,
+            EmailTokenPurpose::PlcOperation,
+            Template::PlcOperation,
+        )
+        .await
+    }
+
     /// `com.atproto.server.requestAccountDelete`.
     pub async fn request_account_delete(&self, did: &str) -> Result<(), Error> {
         let account = self.account(did).await?;
@@ -320,6 +331,68 @@ impl AccountService<'_> {
     /// was created removes it again.
     pub async fn create_account(&self, req: AccountRequest<'_>) -> Result<CreatedAccount, Error> {
         let config = self.state.config();
+        self.check_new_account(&req).await?;
+
+        let mut rotation_keys: Vec<String> =
+            req.recovery_key.map(str::to_owned).into_iter().collect();
+        let server_key = self.state.plc_rotation_key().public_key().to_did_key();
+        if !rotation_keys.contains(&server_key) {
+            rotation_keys.push(server_key);
+        }
+        let signing_key = Keypair::generate(Algorithm::K256);
+        let (did, op) = plc::create_genesis(
+            &signing_key.public_key().to_did_key(),
+            rotation_keys,
+            req.handle,
+            &config.public_url,
+            self.state.plc_rotation_key(),
+        )?;
+        self.state.resolver().plc().submit(&did, &op).await?;
+        self.state
+            .repo()
+            .create_repo(&did, &signing_key, Some(req.handle))
+            .await?;
+        self.finish_account(&req, did, false).await
+    }
+
+    /// Creates an account for an existing DID that is moving here (`createAccount` with
+    /// `did`; the caller has checked the old host's service token): a new signing key and an
+    /// empty repository, announced on nothing, and the account **deactivated** until the
+    /// repository is imported, the DID points here and `activateAccount` is called. Invite
+    /// code, handle and email rules are those of a new account.
+    pub async fn create_migrating_account(
+        &self,
+        req: AccountRequest<'_>,
+        did: &Did,
+    ) -> Result<CreatedAccount, Error> {
+        self.check_new_account(&req).await?;
+        if self
+            .db()
+            .get_account(AccountRef::Did(did.as_str()))
+            .await?
+            .is_some()
+        {
+            return Err(accounts::Error::AccountExists.into());
+        }
+        // A key reserved for this DID (`reserveSigningKey`) is the one the user may already
+        // have put in the DID document.
+        let reserved = self.db().take_reserved_signing_key(did.as_str()).await?;
+        let signing_key = match reserved
+            .and_then(|bytes| Keypair::from_private_bytes(Algorithm::K256, &bytes).ok())
+        {
+            Some(key) => key,
+            None => Keypair::generate(Algorithm::K256),
+        };
+        self.state
+            .repo()
+            .create_repo(did, &signing_key, None)
+            .await?;
+        self.finish_account(&req, did.clone(), true).await
+    }
+
+    /// Invite code, handle and email checks of a new account.
+    async fn check_new_account(&self, req: &AccountRequest<'_>) -> Result<(), Error> {
+        let config = self.state.config();
         let db = self.db();
         match req.invite_code {
             Some(code) => match db.get_invite_code(code).await? {
@@ -346,26 +419,20 @@ impl AccountService<'_> {
         {
             return Err(accounts::Error::EmailTaken.into());
         }
+        Ok(())
+    }
 
-        let mut rotation_keys: Vec<String> =
-            req.recovery_key.map(str::to_owned).into_iter().collect();
-        let server_key = self.state.plc_rotation_key().public_key().to_did_key();
-        if !rotation_keys.contains(&server_key) {
-            rotation_keys.push(server_key);
-        }
-        let signing_key = Keypair::generate(Algorithm::K256);
-        let (did, op) = plc::create_genesis(
-            &signing_key.public_key().to_did_key(),
-            rotation_keys,
-            req.handle,
-            &config.public_url,
-            self.state.plc_rotation_key(),
-        )?;
-        self.state.resolver().plc().submit(&did, &op).await?;
-
+    /// The account rows (consuming the invite code; deactivated if asked) and a first
+    /// session, for a repository just created; the repository is removed again on failure.
+    async fn finish_account(
+        &self,
+        req: &AccountRequest<'_>,
+        did: Did,
+        deactivated: bool,
+    ) -> Result<CreatedAccount, Error> {
+        let config = self.state.config();
+        let db = self.db();
         let repo = self.state.repo();
-        repo.create_repo(&did, &signing_key, Some(req.handle))
-            .await?;
         let now = now();
         let created = async {
             db.create_account(NewAccount {
@@ -378,6 +445,9 @@ impl AccountService<'_> {
                 now,
             })
             .await?;
+            if deactivated {
+                db.deactivate(did.as_str(), now, None).await?;
+            }
             db.create_session_tokens(did.as_str(), None, now, self.state.session())
                 .await
         }

@@ -30,6 +30,7 @@ pub mod hub;
 pub mod identity;
 pub mod lexicon;
 pub mod mail;
+pub mod migration;
 pub mod plc_directory;
 pub mod proxy;
 pub mod repo;

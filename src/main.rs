@@ -112,6 +112,8 @@ enum BenchArgs {
     Sync(BenchSyncArgs),
     /// A spawned `rookery serve` under concurrent load: writes, reads, getRepo, peak RSS.
     Load(BenchLoadArgs),
+    /// importRepo: MB/s and peak memory for a repository of N records.
+    Import(BenchImportArgs),
 }
 
 #[derive(Args)]
@@ -191,6 +193,16 @@ struct BenchSyncArgs {
 }
 
 #[derive(Args)]
+struct BenchImportArgs {
+    /// Records in the repository.
+    #[arg(long, default_value_t = 100_000)]
+    records: usize,
+    /// Parent of the working directory; default: a temporary directory.
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
 struct BenchServerArgs {
     /// Sequential createRecord calls.
     #[arg(long, default_value_t = 2_000)]
@@ -239,6 +251,7 @@ fn main() -> ExitCode {
         Command::Reindex(args) => reindex(args),
         Command::Bench(BenchArgs::Sync(args)) => bench_sync(args),
         Command::Bench(BenchArgs::Load(args)) => bench_load(args),
+        Command::Bench(BenchArgs::Import(args)) => bench_import(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -326,6 +339,16 @@ fn car_inspect(file: PathBuf, key: Option<String>) -> anyhow::Result<()> {
         .as_ref()
         .is_none_or(|r| r.verification.is_ok() && r.signature.as_ref().is_none_or(Result::is_ok));
     anyhow::ensure!(repo_ok, "the repository did not verify");
+    Ok(())
+}
+
+fn bench_import(args: BenchImportArgs) -> anyhow::Result<()> {
+    let opts = rookery::bench::import::Options {
+        records: args.records,
+        dir: args.dir,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(rookery::bench::import::run(&opts))?;
+    print!("{report}");
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 
 mod blobs;
 mod heads;
+mod import;
 mod keyfile;
 mod locks;
 mod read;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use cid::Cid;
 
 pub use blobs::{BlobGcReport, GC_BATCH, PENDING_DIR};
+pub use import::{Error as ImportError, ImportReport};
 pub use read::{RecordEntry, RecordPage};
 pub use repo::{
     ActorRepo, CommitResult, MAX_RECORD_LEN, MAX_WRITES, RecordWrite, RecoveryReport, WriteCounts,

@@ -172,6 +172,16 @@ impl ActorRepo {
         &self.0.sequencer
     }
 
+    /// A fresh revision from the service's clock (later than every one it gave before).
+    pub(super) fn next_rev(&self) -> String {
+        self.0.clock.next().to_string()
+    }
+
+    /// Where commits' heads are copied, if anywhere.
+    pub(super) fn heads(&self) -> Option<&AccountDb> {
+        self.0.heads.as_ref()
+    }
+
     pub(super) fn blob_hooks(&self) -> &BlobHooks {
         &self.0.blobs
     }

@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod firehose;
 mod harness;
 pub mod hub;
+pub mod import;
 pub mod load;
 pub mod repo;
 pub mod server;

@@ -46,6 +46,8 @@ pub const DEFAULT_PLC_URL: &str = "https://plc.directory";
 /// writes into every `pds.env` (the reference's built-in default, 5 MiB, is too small for
 /// video).
 pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 100 * 1024 * 1024;
+/// Default `ROOKERY_IMPORT_REPO_LIMIT`: 1 GiB, room for a repository of a few million records.
+pub const DEFAULT_IMPORT_REPO_LIMIT: u64 = 1024 * 1024 * 1024;
 /// Default `ROOKERY_BLOB_GRACE_PERIOD_MS`: six hours.
 pub const DEFAULT_BLOB_GRACE_PERIOD: Duration = Duration::from_secs(6 * 60 * 60);
 /// Shortest `ROOKERY_BLOB_GRACE_PERIOD_MS` accepted from the environment: one minute, so an
@@ -118,6 +120,10 @@ pub struct Config {
     /// `PDS_BLOB_UPLOAD_LIMIT` — largest accepted blob, in bytes. Default `104857600`
     /// (100 MiB, as the reference's self-host installer sets it).
     pub blob_upload_limit: u64,
+    /// `ROOKERY_IMPORT_REPO_LIMIT` — largest `com.atproto.repo.importRepo` body (a CAR), in
+    /// bytes. The body is streamed to a temporary file under the data directory, never held
+    /// in memory. Default `1073741824` (1 GiB); at least 1.
+    pub import_repo_limit: u64,
     /// `ROOKERY_BLOB_GRACE_PERIOD_MS` — how long an uploaded blob may wait for a record to
     /// reference it before the garbage collector deletes it, in milliseconds. Default
     /// `21600000` (six hours); at least `60000`.
@@ -508,6 +514,7 @@ impl Default for Config {
             },
             data_directory,
             blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
+            import_repo_limit: DEFAULT_IMPORT_REPO_LIMIT,
             blob_grace_period: DEFAULT_BLOB_GRACE_PERIOD,
             actor_store_cache_size: DEFAULT_ACTOR_STORE_CACHE_SIZE,
             // The default hostname is `localhost`: the embedded directory.
@@ -598,6 +605,12 @@ impl Config {
             .unwrap_or(DEFAULT_BLOB_UPLOAD_LIMIT);
         if blob_upload_limit == 0 {
             return Err(src.invalid("PDS_BLOB_UPLOAD_LIMIT", "must be at least 1 byte"));
+        }
+        let import_repo_limit = src
+            .int::<u64>("ROOKERY_IMPORT_REPO_LIMIT", "a positive number of bytes")?
+            .unwrap_or(DEFAULT_IMPORT_REPO_LIMIT);
+        if import_repo_limit == 0 {
+            return Err(src.invalid("ROOKERY_IMPORT_REPO_LIMIT", "must be at least 1 byte"));
         }
         let blob_grace_period = src
             .int::<u64>("ROOKERY_BLOB_GRACE_PERIOD_MS", "a number of milliseconds")?
@@ -730,6 +743,7 @@ impl Config {
             data_directory,
             blobstore,
             blob_upload_limit,
+            import_repo_limit,
             blob_grace_period,
             actor_store_cache_size,
             did_plc_url,

@@ -37,6 +37,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::secret("PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY"),
     Setting::plain("PDS_BLOB_UPLOAD_LIMIT"),
     Setting::plain("ROOKERY_BLOB_GRACE_PERIOD_MS"),
+    Setting::plain("ROOKERY_IMPORT_REPO_LIMIT"),
     Setting::plain("ROOKERY_ACTOR_STORE_CACHE_SIZE"),
     Setting::plain("PDS_DID_PLC_URL"),
     Setting::secret("PDS_JWT_SECRET"),

@@ -106,6 +106,18 @@ impl IdResolver {
         Ok(doc)
     }
 
+    /// The DID document read now from its source (the cache is refreshed): for checks that
+    /// must see a change just made, such as a key rotation during a migration.
+    pub async fn resolve_did_fresh(&self, did: &Did) -> Result<DidDocument, ResolveError> {
+        let doc = match did.method() {
+            "plc" => self.plc.resolve(did).await?,
+            "web" => self.web.resolve(did).await?,
+            _ => return Err(ResolveError::UnsupportedMethod),
+        };
+        self.docs.insert(did.clone(), doc.clone());
+        Ok(doc)
+    }
+
     /// The DID a handle points to (cached), without checking the document.
     pub async fn resolve_handle(&self, handle: &Handle) -> Result<Did, ResolveError> {
         if let Some(did) = self.handle_dids.get(handle) {

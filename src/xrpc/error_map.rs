@@ -114,3 +114,25 @@ impl From<account_service::Error> for XrpcError {
         }
     }
 }
+
+impl From<crate::migration::Error> for XrpcError {
+    fn from(err: crate::migration::Error) -> Self {
+        use crate::migration::Error as E;
+        match err {
+            E::TooLarge { .. } => XrpcError::payload_too_large(err.to_string()),
+            E::Body(_) => XrpcError::invalid_request(err.to_string()),
+            E::AuthRequired(message) => XrpcError::auth_required(message),
+            E::InvalidOperation(message) => XrpcError::invalid_request(message),
+            E::Op(op) => XrpcError::invalid_request(format!("Invalid operation: {op}")),
+            E::Plc(plc) => plc.into(),
+            E::Account(account) => account.into(),
+            E::Accounts(accounts) => accounts.into(),
+            E::Resolve(_) | E::NoSigningKey => XrpcError::invalid_request(err.to_string()),
+            E::Import(crate::actor::ImportError::Actor(actor)) => (*actor).into(),
+            E::Import(import) if import.is_invalid_input() => {
+                XrpcError::invalid_request(import.to_string())
+            }
+            other => XrpcError::internal(other),
+        }
+    }
+}

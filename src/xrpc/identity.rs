@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
             "/xrpc/com.atproto.identity.refreshIdentity",
             post(refresh_identity),
         )
+        .merge(super::identity_plc::routes())
 }
 
 fn invalid_handle(message: impl Into<String>) -> XrpcError {

@@ -11,6 +11,7 @@ mod error_map;
 pub mod extract;
 pub mod hub;
 pub mod identity;
+mod identity_plc;
 pub mod preferences;
 pub mod proxy;
 pub mod repo;

@@ -5,6 +5,7 @@
 mod bench;
 mod blobs;
 mod concurrency;
+mod import;
 mod recovery;
 mod stores;
 mod writes;

@@ -10,7 +10,8 @@ pub use client::PlcClient;
 pub use op::{
     ATPROTO_KEY_ID, LegacyCreateOp, MAX_OP_BYTES, MAX_ROTATION_KEYS, PDS_SERVICE_ID,
     PDS_SERVICE_TYPE, PlcChanges, PlcData, PlcOp, Service, SignedOp, TombstoneOp, UnsignedOp,
-    create_genesis, did_for_genesis, tombstone_op, update_op, verify_genesis, verify_log,
+    create_genesis, did_for_genesis, replace_op, tombstone_op, update_op, verify_genesis,
+    verify_log,
 };
 
 use futures::future::BoxFuture;

@@ -459,6 +459,40 @@ pub fn update_op(
     UnsignedOp::Plc(op).sign(signer)
 }
 
+/// Builds and signs an update on top of `prev_op` whose fields are the previous ones with
+/// each given field replaced whole (`signPlcOperation`), `prev` set to the CID of `prev_op`.
+/// `signer` must be one of the previous operation's rotation keys.
+pub fn replace_op(
+    prev_op: &SignedOp,
+    rotation_keys: Option<Vec<String>>,
+    also_known_as: Option<Vec<String>>,
+    verification_methods: Option<BTreeMap<String, String>>,
+    services: Option<BTreeMap<String, Service>>,
+    signer: &Keypair,
+) -> Result<SignedOp, OpError> {
+    let previous = prev_op.op.normalize().ok_or(OpError::Tombstoned)?;
+    check_signer(&previous.rotation_keys, signer)?;
+    let mut op = previous;
+    if let Some(keys) = rotation_keys {
+        op.rotation_keys = keys;
+    }
+    if let Some(aka) = also_known_as {
+        op.also_known_as = aka;
+    }
+    if let Some(methods) = verification_methods {
+        for key in methods.values() {
+            PublicKey::from_did_key(key)?;
+        }
+        op.verification_methods = methods;
+    }
+    if let Some(services) = services {
+        op.services = services;
+    }
+    op.prev = Some(prev_op.cid()?.to_string());
+    check_op_fields(&op)?;
+    UnsignedOp::Plc(op).sign(signer)
+}
+
 /// Builds and signs a tombstone on top of `prev_op`, with one of its rotation keys.
 pub fn tombstone_op(prev_op: &SignedOp, signer: &Keypair) -> Result<SignedOp, OpError> {
     let previous = prev_op.op.normalize().ok_or(OpError::Tombstoned)?;

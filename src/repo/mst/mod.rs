@@ -15,6 +15,7 @@ mod key;
 mod node;
 mod ops;
 mod proof;
+mod scan;
 mod walk;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ use crate::repo::cid::verify;
 pub use diff::{Diff, diff};
 pub use key::{MAX_KEY_LEN, common_prefix_len, is_valid_key, key_height, validate_key};
 pub use proof::{RecordOp, invert};
+pub(crate) use scan::{LeafScan, Scanned};
 pub use walk::{LeafCursor, NodeBlock, NodeWalker};
 
 use node::{Decoded, Link, Node};
@@ -190,7 +192,6 @@ impl<S: BlockStore + Clone> Mst<S> {
     }
 
     /// The layer of the root node (0 for an empty tree).
-    #[cfg(test)]
     pub(crate) fn layer(&self) -> u8 {
         self.layer
     }

@@ -6,6 +6,7 @@
 //! [`RECORD_BODY_LIMIT`](super::extract::RECORD_BODY_LIMIT); the others keep the default
 //! JSON limit.
 
+mod import;
 mod read;
 mod write;
 
@@ -38,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/xrpc/com.atproto.repo.deleteRecord",
             post(write::delete_record),
+        )
+        .route(
+            "/xrpc/com.atproto.repo.importRepo",
+            post(import::import_repo),
         )
         .route("/xrpc/com.atproto.repo.getRecord", get(read::get_record))
         .route(

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -12,7 +13,7 @@ use crate::crypto::PublicKey;
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
 use crate::syntax::{Did, Handle};
-use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull};
+use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull, bearer_token};
 use crate::xrpc::extract::XrpcJson;
 
 /// Shortest account password accepted.
@@ -134,16 +135,32 @@ pub struct CreateAccountInput {
 
 /// `com.atproto.server.createAccount`: a new did:plc registered with the PLC directory,
 /// a repository, the account rows, and a session.
+///
+/// With `did` (an account moving here), the request carries a service token from the old
+/// host ([`crate::migration::MigrationService::verify_create_account_auth`]); the account
+/// starts deactivated with an empty repository and no new DID.
 pub async fn create_account(
     State(state): State<AppState>,
+    headers: HeaderMap,
     XrpcJson(input): XrpcJson<CreateAccountInput>,
 ) -> Result<Json<Value>, XrpcError> {
     let config = state.config();
-    if input.did.is_some() || input.plc_op.is_some() {
-        return Err(XrpcError::invalid_request(
-            "Creating an account for an existing DID (migration) is not supported",
-        ));
+    if input.plc_op.is_some() {
+        return Err(XrpcError::invalid_request("Unsupported input: \"plcOp\""));
     }
+    let existing_did = match input.did.as_deref() {
+        Some(raw) => {
+            let did: Did = raw
+                .parse()
+                .map_err(|_| XrpcError::invalid_request("did must be a valid DID"))?;
+            state
+                .migration()
+                .verify_create_account_auth(bearer_token(&headers)?, &did)
+                .await?;
+            Some(did)
+        }
+        None => None,
+    };
     let handle = normalize_service_handle(&input.handle, &config.service_handle_domains)?;
     let email = input
         .email
@@ -165,29 +182,31 @@ pub async fn create_account(
         PublicKey::from_did_key(recovery)
             .map_err(|_| XrpcError::invalid_request("recoveryKey must be a did:key"))?;
     }
-    let created = state
-        .account_service()
-        .create_account(AccountRequest {
-            handle: &handle,
-            email: &email,
-            password,
-            invite_code,
-            recovery_key: input.recovery_key.as_deref(),
-        })
-        .await
-        .map_err(|err| match err {
-            // The reference names the value that is taken.
-            account_service::Error::Accounts(crate::accounts::Error::HandleTaken) => {
-                XrpcError::bad_request(
-                    ErrorName::HandleNotAvailable,
-                    format!("Handle already taken: {handle}"),
-                )
-            }
-            account_service::Error::Accounts(crate::accounts::Error::EmailTaken) => {
-                XrpcError::invalid_request(format!("Email already taken: {email}"))
-            }
-            other => other.into(),
-        })?;
+    let request = AccountRequest {
+        handle: &handle,
+        email: &email,
+        password,
+        invite_code,
+        recovery_key: input.recovery_key.as_deref(),
+    };
+    let service = state.account_service();
+    let created = match &existing_did {
+        Some(did) => service.create_migrating_account(request, did).await,
+        None => service.create_account(request).await,
+    };
+    let created = created.map_err(|err| match err {
+        // The reference names the value that is taken.
+        account_service::Error::Accounts(crate::accounts::Error::HandleTaken) => {
+            XrpcError::bad_request(
+                ErrorName::HandleNotAvailable,
+                format!("Handle already taken: {handle}"),
+            )
+        }
+        account_service::Error::Accounts(crate::accounts::Error::EmailTaken) => {
+            XrpcError::invalid_request(format!("Email already taken: {email}"))
+        }
+        other => other.into(),
+    })?;
     let (did, session) = (created.did, created.session);
     let did_doc = match state.resolver().resolve_did(&did).await {
         Ok(doc) => serde_json::to_value(doc).ok(),
@@ -305,22 +324,7 @@ pub async fn activate_account(
     if !caller.scope.is_full() {
         return Err(XrpcError::invalid_token("Bad token scope"));
     }
-    let did = &caller.did;
-    let account = state
-        .accounts()
-        .get_account(AccountRef::Did(did.as_str()))
-        .await?
-        .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
-    state.accounts().activate(did.as_str()).await?;
-    let handle = account
-        .handle
-        .as_deref()
-        .and_then(|h| h.parse::<Handle>().ok());
-    // The reference's order: #account, #identity, #sync.
-    let repo = state.repo();
-    repo.sequence_account(did, true, None).await?;
-    repo.sequence_identity(did, handle.as_ref()).await?;
-    repo.sequence_sync(did).await?;
+    state.migration().activate_account(&caller.did).await?;
     Ok(empty())
 }
 
