@@ -11,6 +11,7 @@ mod error_map;
 pub mod extract;
 pub mod hub;
 pub mod identity;
+pub mod oauth;
 pub mod preferences;
 pub mod proxy;
 pub mod repo;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .merge(subscribe::routes())
         .merge(hub::routes())
         .merge(admin::routes())
+        .merge(oauth::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}` when the databases and the blob store answer;

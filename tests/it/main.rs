@@ -10,6 +10,7 @@ mod blobstore_s3;
 mod crawlers;
 mod firehose;
 mod hub;
+mod oauth;
 mod official_client;
 mod offline_first_run;
 mod ops_admin_cli;
