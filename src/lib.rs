@@ -31,6 +31,7 @@ pub mod identity;
 pub mod lexicon;
 pub mod mail;
 pub mod migration;
+pub mod oauth;
 pub mod plc_directory;
 pub mod proxy;
 pub mod repo;
@@ -88,6 +89,11 @@ pub fn app(state: AppState) -> Router {
         // Innermost first: JSON body limit (routes may raise it), 500 logging, rate limits,
         // CORS, then the request id, log line and metrics of every request.
         .layer(xrpc::extract::body_limit(xrpc::extract::JSON_BODY_LIMIT))
+        // `Authorization: DPoP` on XRPC requests (OAuth access tokens).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            xrpc::oauth::dpop_resource_auth,
+        ))
         .layer(axum::middleware::from_fn(error::log_internal_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -142,8 +142,10 @@ pub async fn delete_family_of(conn: &mut SqliteConnection, id: &str) -> Result<u
     .rows_affected())
 }
 
-/// Deletes every token of `did`; returns how many.
+/// Deletes every token of `did` (its OAuth sessions too: takedown, password change and
+/// reset end them all); returns how many session refresh tokens.
 pub async fn delete_by_did(conn: &mut SqliteConnection, did: &str) -> Result<u64, Error> {
+    crate::oauth::delete_sessions_of(&mut *conn, did).await?;
     Ok(sqlx::query("DELETE FROM refresh_token WHERE did = ?1")
         .bind(did.to_owned())
         .execute(conn)

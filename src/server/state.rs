@@ -56,6 +56,7 @@ struct Inner {
     blob_counter: BlobCounter,
     mail_counts: Arc<MailCounts>,
     embedded_plc: Option<Directory>,
+    oauth: crate::oauth::OAuthProvider,
 }
 
 /// Why the services could not be set up.
@@ -104,6 +105,30 @@ fn select_mailer(
         None if development => Some(Arc::new(LogMailer)),
         None => None,
     })
+}
+
+/// The OAuth authorization server: client metadata is fetched through an SSRF-guarded
+/// client (private addresses and `http://` client ids only in development mode).
+fn build_oauth(
+    config: &Config,
+    accounts: &AccountDb,
+) -> Result<crate::oauth::OAuthProvider, StateError> {
+    use crate::identity::net::{GuardedConfig, GuardedHttp, SystemHostLookup};
+    use crate::oauth::client::{ClientResolver, FETCH_TIMEOUT, MAX_METADATA_BYTES};
+    let http = GuardedHttp::new(
+        GuardedConfig {
+            timeout: FETCH_TIMEOUT,
+            max_body: MAX_METADATA_BYTES,
+            allow_private: config.dev_mode,
+        },
+        Arc::new(SystemHostLookup),
+    )
+    .map_err(|e| StateError::Identity(e.to_string()))?;
+    Ok(crate::oauth::OAuthProvider::new(
+        accounts.clone(),
+        config.public_url.clone(),
+        ClientResolver::new(http, config.dev_mode),
+    ))
 }
 
 impl AppState {
@@ -195,6 +220,7 @@ impl AppState {
         };
         // Every mail that leaves, account or moderation, is counted for the metrics.
         let mail_counts = Arc::new(MailCounts::default());
+        let oauth = build_oauth(&config, &accounts)?;
         let counted = |mailer: Option<Arc<dyn Mailer>>| {
             mailer.map(|inner| {
                 Arc::new(CountingMailer::new(inner, mail_counts.clone())) as Arc<dyn Mailer>
@@ -222,6 +248,7 @@ impl AppState {
             http_metrics: Arc::new(HttpMetrics::new()),
             blob_counter,
             embedded_plc,
+            oauth,
             config,
             secrets,
         })))
@@ -322,6 +349,11 @@ impl AppState {
     /// (`PDS_DID_PLC_URL` unset on `localhost`).
     pub fn embedded_plc(&self) -> Option<&Directory> {
         self.0.embedded_plc.as_ref()
+    }
+
+    /// The OAuth authorization server.
+    pub fn oauth(&self) -> &crate::oauth::OAuthProvider {
+        &self.0.oauth
     }
 
     /// The PocketBase.cn hub index.

@@ -16,12 +16,55 @@ use crate::auth::{AccessScope, AuthError, RefreshClaims};
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
 use crate::syntax::Did;
+use crate::xrpc::oauth::OAuthAccess;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub did: Did,
     pub scope: AccessScope,
+    /// The grant of an OAuth (DPoP) token; `None` for session JWTs.
+    pub oauth: Option<std::sync::Arc<crate::oauth::AccessGrant>>,
+}
+
+impl Caller {
+    /// Refuses an OAuth caller whose scopes do not allow `action` on `collection`
+    /// (session JWTs carry no permission scopes and pass).
+    pub fn require_repo(
+        &self,
+        collection: &str,
+        action: crate::oauth::scope::RepoAction,
+    ) -> Result<(), XrpcError> {
+        match &self.oauth {
+            Some(grant) if !grant.permissions.allows_repo(collection, action) => {
+                Err(insufficient_scope(format!(
+                    "Missing required scope \"repo:{collection}?action={}\"",
+                    action.as_str()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses an OAuth caller whose scopes do not allow uploading a blob of `mime`.
+    pub fn require_blob(&self, mime: &str) -> Result<(), XrpcError> {
+        match &self.oauth {
+            Some(grant) if !grant.permissions.allows_blob(mime) => Err(insufficient_scope(
+                format!("Missing required scope \"blob:{mime}\""),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// 403 for an OAuth token without the permission a call needs (the reference's
+/// `ScopeMissingError` is a 403 `InvalidToken`).
+fn insufficient_scope(message: String) -> XrpcError {
+    XrpcError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        ErrorName::InvalidToken,
+        message,
+    )
 }
 
 /// What a route demands of the caller's session.
@@ -64,11 +107,46 @@ fn token_error(err: AuthError) -> XrpcError {
     }
 }
 
+/// A caller whose DPoP-bound OAuth token the resource layer already checked
+/// ([`crate::xrpc::oauth::dpop_resource_auth`]): `transition:generic` stands for an app
+/// password, `transition:chat.bsky` for a privileged one; full-access routes stay closed.
+async fn authenticate_oauth(
+    state: &AppState,
+    grant: std::sync::Arc<crate::oauth::AccessGrant>,
+    requirement: Requirement,
+) -> Result<Caller, XrpcError> {
+    let did: Did = grant
+        .did
+        .parse()
+        .map_err(|_| XrpcError::invalid_token("Token could not be verified"))?;
+    let scope = if grant.permissions.chat {
+        AccessScope::AppPassPrivileged
+    } else {
+        AccessScope::AppPass
+    };
+    match requirement {
+        Requirement::Full => return Err(insufficient_scope("Bad token scope".to_owned())),
+        Requirement::Privileged if !scope.is_privileged() => {
+            return Err(insufficient_scope("Bad token scope".to_owned()));
+        }
+        _ => {}
+    }
+    check_status(state, &did, requirement).await?;
+    Ok(Caller {
+        did,
+        scope,
+        oauth: Some(grant),
+    })
+}
+
 async fn authenticate(
     parts: &Parts,
     state: &AppState,
     requirement: Requirement,
 ) -> Result<Caller, XrpcError> {
+    if let Some(OAuthAccess(grant)) = parts.extensions.get::<OAuthAccess>().cloned() {
+        return authenticate_oauth(state, grant, requirement).await;
+    }
     let token = bearer_token(&parts.headers)?
         .ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
     let claims = state
@@ -88,6 +166,20 @@ async fn authenticate(
         }
         _ => {}
     }
+    check_status(state, &did, requirement).await?;
+    Ok(Caller {
+        did,
+        scope: claims.scope,
+        oauth: None,
+    })
+}
+
+/// Refuses a deactivated (unless allowed), taken-down or deleted account.
+async fn check_status(
+    state: &AppState,
+    did: &Did,
+    requirement: Requirement,
+) -> Result<(), XrpcError> {
     let status = state
         .accounts()
         .account_status(did.as_str())
@@ -110,10 +202,7 @@ async fn authenticate(
             return Err(XrpcError::invalid_token("Token could not be verified"));
         }
     }
-    Ok(Caller {
-        did,
-        scope: claims.scope,
-    })
+    Ok(())
 }
 
 macro_rules! access_extractor {
@@ -167,7 +256,9 @@ impl FromRequestParts<AppState> for OptionalAccess {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if bearer_token(&parts.headers)?.is_none() {
+        if parts.extensions.get::<OAuthAccess>().is_none()
+            && bearer_token(&parts.headers)?.is_none()
+        {
             return Ok(OptionalAccess(None));
         }
         authenticate(parts, state, Requirement::Standard)

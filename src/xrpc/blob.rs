@@ -76,6 +76,7 @@ async fn upload_blob(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    caller.require_blob(declared.as_deref().unwrap_or("application/octet-stream"))?;
     let did = &caller.did;
     let stream = body.into_data_stream().map_err(io::Error::other);
     let temp = match state.blobs().put_temp(did, Box::pin(stream), limit).await {

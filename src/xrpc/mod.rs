@@ -12,6 +12,7 @@ pub mod extract;
 pub mod hub;
 pub mod identity;
 mod identity_plc;
+pub mod oauth;
 pub mod preferences;
 pub mod proxy;
 pub mod repo;
@@ -44,6 +45,7 @@ pub fn routes() -> Router<AppState> {
         .merge(subscribe::routes())
         .merge(hub::routes())
         .merge(admin::routes())
+        .merge(oauth::routes())
 }
 
 /// `GET /xrpc/_health`: `{"version": …}` when the databases and the blob store answer;

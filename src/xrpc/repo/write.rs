@@ -16,6 +16,7 @@ use super::{parse_cid, parse_field, writable_repo};
 use crate::actor::{CommitResult, MAX_WRITES, RecordWrite};
 use crate::error::XrpcError;
 use crate::lexicon::{Catalog, ValidationErrorKind};
+use crate::oauth::scope::RepoAction;
 use crate::repo::cbor::{self, Ipld, json_to_record};
 use crate::repo::repository::Write;
 use crate::server::AppState;
@@ -274,6 +275,7 @@ pub async fn create_record(
     let did = writable_repo(&state, &input.repo, &caller.did).await?;
     charge(&state, &client, &did, CREATE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
+    caller.require_repo(collection.as_str(), RepoAction::Create)?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
     let rkey = create_rkey(&TidClock::default(), input.rkey.as_deref())?;
     let prepared = prepare_record(
@@ -322,6 +324,12 @@ pub async fn put_record(
         .repo()
         .get_record(&did, &collection, &rkey, None)
         .await?;
+    let action = if current.is_some() {
+        RepoAction::Update
+    } else {
+        RepoAction::Create
+    };
+    caller.require_repo(collection.as_str(), action)?;
     if let Some(current) = &current
         && current.cid == new_cid
     {
@@ -386,6 +394,7 @@ pub async fn delete_record(
     charge(&state, &client, &did, DELETE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let rkey: RecordKey = parse_field("rkey", &input.rkey)?;
+    caller.require_repo(collection.as_str(), RepoAction::Delete)?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
     let swap = input
         .swap_record
@@ -427,6 +436,12 @@ pub async fn apply_writes(
     let mut statuses = Vec::with_capacity(input.writes.len());
     for w in input.writes {
         let (write, status) = prepare_write(&state, &clock, w, input.validate)?;
+        let (collection, action) = match &write {
+            Write::Create { collection, .. } => (collection, RepoAction::Create),
+            Write::Update { collection, .. } => (collection, RepoAction::Update),
+            Write::Delete { collection, .. } => (collection, RepoAction::Delete),
+        };
+        caller.require_repo(collection.as_str(), action)?;
         writes.push(RecordWrite::from(write));
         statuses.push(status);
     }

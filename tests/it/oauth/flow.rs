@@ -1,0 +1,107 @@
+//! The whole flow with the official `@atproto/oauth-client-node` (Node 22), and scope
+//! enforcement seen by it.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::client::{DpopKey, TestClient};
+use crate::support;
+use crate::support::pds::TestPds;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs `tests/js/oauth-flow.mjs`; returns its JSON output.
+async fn run_flow(pds: &TestPds, handle: &str, scope: &str, mode: &str) -> Value {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node = support::plc::node_binary(repo);
+    let args = [
+        repo.join("tests/js/oauth-flow.mjs").display().to_string(),
+        pds.url(),
+        pds.plc.url().to_owned(),
+        handle.to_owned(),
+        PASSWORD.to_owned(),
+        scope.to_owned(),
+        mode.to_owned(),
+    ];
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(node).args(args).output().unwrap())
+            .await
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "oauth-flow failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_client_full_flow() {
+    let pds = TestPds::start().await;
+    let (did, _) = pds.seed_account("alice.test", PASSWORD).await;
+    let scope = "atproto transition:generic";
+    let out = run_flow(&pds, "alice.test", scope, "full").await;
+    assert_eq!(out["did"], did.as_str());
+    assert_eq!(out["scope"], scope);
+
+    // The record the client created is gone again, and the repository has no posts.
+    let uri = out["uri"].as_str().unwrap();
+    assert!(uri.starts_with(&format!("at://{did}/app.bsky.feed.post/")));
+
+    // After refresh and sign-out, none of the tokens works any more, with the same key.
+    let key = DpopKey::from_private_jwk(&out["dpopJwk"]);
+    let client = TestClient::new(&pds.url(), "unused");
+    for set in ["first", "second"] {
+        let access = out[set]["access_token"].as_str().unwrap();
+        let answer = client.get_session(access, &key).await;
+        assert_eq!(answer.status, 401, "{set}: {}", answer.text);
+        let challenge = answer.header("www-authenticate").unwrap();
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    }
+    assert!(
+        pds.state
+            .oauth()
+            .sessions_of(did.as_str(), chrono::Utc::now().timestamp())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_limits_writes() {
+    let pds = TestPds::start().await;
+    let (did, _) = pds.seed_account("bob.test", PASSWORD).await;
+    let scope = "atproto repo:app.bsky.feed.post?action=create";
+    let out = run_flow(&pds, "bob.test", scope, "scoped").await;
+    assert_eq!(out["did"], did.as_str());
+    assert!(
+        out["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("at://{did}/app.bsky.feed.post/"))
+    );
+    for refused in ["like", "profile"] {
+        assert_eq!(out["refused"][refused]["status"], 403, "{refused}: {out}");
+        assert_eq!(
+            out["refused"][refused]["error"], "InvalidToken",
+            "{refused}"
+        );
+    }
+    // Nothing but the post was written.
+    let profile = pds
+        .state
+        .repo()
+        .get_record(
+            &did,
+            &"app.bsky.actor.profile".parse().unwrap(),
+            &"self".parse().unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(profile.is_none());
+}

@@ -1,0 +1,6 @@
+//! The OAuth authorization server: the whole flow with the official Node client, scope
+//! enforcement, and the refusals of bad input, driven over real sockets.
+
+mod bad_input;
+mod client;
+mod flow;
