@@ -39,7 +39,7 @@ pub enum Error {
     #[error("the DID document has no usable signing key")]
     NoSigningKey,
     #[error(transparent)]
-    Import(#[from] ImportError),
+    Import(Box<ImportError>),
     #[error("{0}")]
     InvalidOperation(String),
     #[error(transparent)]
@@ -59,6 +59,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<ImportError> for Error {
+    fn from(e: ImportError) -> Self {
+        Error::Import(Box::new(e))
+    }
 }
 
 /// The body file, deleted when dropped.

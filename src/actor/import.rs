@@ -51,7 +51,7 @@ pub enum Error {
     #[error("the CAR has {0} roots; a repository export has exactly one")]
     RootCount(usize),
     #[error("commit block {0} is missing from the CAR")]
-    MissingCommit(Cid),
+    MissingCommit(Box<Cid>),
     #[error("invalid commit: {0}")]
     Commit(#[source] commit::Error),
     #[error("commit is for {found}, not {expected}")]
@@ -61,9 +61,9 @@ pub enum Error {
     #[error("commit rev {0:?} is not a TID")]
     BadRev(String),
     #[error("invalid repository tree: {0}")]
-    Mst(#[from] mst::Error),
+    Mst(Box<mst::Error>),
     #[error("record {path}: block {cid} is missing from the CAR")]
-    MissingRecord { path: String, cid: Cid },
+    MissingRecord { path: String, cid: Box<Cid> },
     #[error("record {path} is not valid atproto data: {source}")]
     BadRecord {
         path: String,
@@ -99,9 +99,15 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<mst::Error> for Error {
+    fn from(e: mst::Error) -> Self {
+        Error::Mst(Box::new(e))
+    }
+}
+
 impl From<crate::repo::blockstore::Error> for Error {
     fn from(e: crate::repo::blockstore::Error) -> Self {
-        Error::Mst(mst::Error::from(e))
+        Error::Mst(Box::new(mst::Error::from(e)))
     }
 }
 
@@ -281,7 +287,7 @@ impl ActorRepo {
             let mut conn = staging.pool.acquire().await?;
             blocks::get(&mut conn, &root).await?
         }
-        .ok_or(Error::MissingCommit(root))?;
+        .ok_or_else(|| Error::MissingCommit(Box::new(root)))?;
         let commit = Commit::from_cbor(&commit_bytes).map_err(Error::Commit)?;
         if commit.did() != did.as_str() {
             return Err(Error::WrongDid {
@@ -301,20 +307,17 @@ impl ActorRepo {
         batch.reachable.push(root);
         let mut scan = LeafScan::new(store.clone(), *commit.data()).await?;
         let mut reader_conn = staging.pool.acquire().await?;
-        let (mut records, mut blocks_total) = (0u64, 1u64);
+        let mut records = 0u64;
         while let Some(item) = scan.next().await? {
             match item {
-                Scanned::Node(cid) => {
-                    blocks_total += 1;
-                    batch.reachable.push(cid);
-                }
+                Scanned::Node(cid) => batch.reachable.push(cid),
                 Scanned::Leaf(path, cid) => {
                     records += 1;
                     let (collection, rkey) = split_path(&path)?;
                     let bytes = blocks::get(&mut reader_conn, &cid).await?.ok_or_else(|| {
                         Error::MissingRecord {
                             path: path.clone(),
-                            cid,
+                            cid: Box::new(cid),
                         }
                     })?;
                     let value = cbor::decode(&bytes).map_err(|source| Error::BadRecord {
@@ -344,7 +347,6 @@ impl ActorRepo {
             sqlx::query_scalar("SELECT COUNT(DISTINCT blobCid) FROM record_blob")
                 .fetch_one(&staging.pool)
                 .await?;
-        let _ = blocks_total;
 
         self.install(did, &staging.path, root, &rev).await?;
         Ok(ImportReport {

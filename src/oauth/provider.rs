@@ -783,7 +783,3 @@ impl OAuthProvider {
         Ok(store::delete_tokens_of(&mut conn, did).await?)
     }
 }
-
-#[cfg(test)]
-#[path = "provider_tests.rs"]
-mod tests;

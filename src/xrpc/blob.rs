@@ -24,7 +24,7 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::AccessStandard;
+use super::auth::AccessAllowDeactivated;
 use super::extract::XrpcQuery;
 use super::sync;
 use crate::blobs::{self, ByteRange, sniff};
@@ -54,10 +54,12 @@ fn too_large(limit: u64) -> XrpcError {
     XrpcError::blob_too_large(format!("Blob is larger than the limit of {limit} bytes"))
 }
 
-/// `POST com.atproto.repo.uploadBlob`: the body is the blob.
+/// `POST com.atproto.repo.uploadBlob`: the body is the blob. A deactivated account may
+/// upload (as the reference allows): an account moving here brings its blobs before it is
+/// activated.
 async fn upload_blob(
     State(state): State<AppState>,
-    AccessStandard(caller): AccessStandard,
+    AccessAllowDeactivated(caller): AccessAllowDeactivated,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, XrpcError> {
@@ -290,7 +292,7 @@ struct ListMissingParams {
 /// never uploaded here (after a migration), with one referencing record each.
 async fn list_missing_blobs(
     State(state): State<AppState>,
-    AccessStandard(caller): AccessStandard,
+    AccessAllowDeactivated(caller): AccessAllowDeactivated,
     XrpcQuery(params): XrpcQuery<ListMissingParams>,
 ) -> Result<Json<Value>, XrpcError> {
     let limit = list_limit(params.limit)?;

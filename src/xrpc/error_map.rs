@@ -128,10 +128,13 @@ impl From<crate::migration::Error> for XrpcError {
             E::Account(account) => account.into(),
             E::Accounts(accounts) => accounts.into(),
             E::Resolve(_) | E::NoSigningKey => XrpcError::invalid_request(err.to_string()),
-            E::Import(crate::actor::ImportError::Actor(actor)) => (*actor).into(),
-            E::Import(import) if import.is_invalid_input() => {
-                XrpcError::invalid_request(import.to_string())
-            }
+            E::Import(import) => match *import {
+                crate::actor::ImportError::Actor(actor) => (*actor).into(),
+                import if import.is_invalid_input() => {
+                    XrpcError::invalid_request(import.to_string())
+                }
+                other => XrpcError::internal(other),
+            },
             other => XrpcError::internal(other),
         }
     }

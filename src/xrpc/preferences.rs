@@ -19,7 +19,7 @@ use crate::server::AppState;
 use crate::store::prefs;
 use crate::store::sqlite::begin_write;
 use crate::syntax::Nsid;
-use crate::xrpc::auth::AccessStandard;
+use crate::xrpc::auth::AccessAllowDeactivated;
 use crate::xrpc::extract::XrpcJson;
 
 /// The namespace of the preferences this server stores.
@@ -49,10 +49,11 @@ fn allowed(scope: AccessScope, name: &str) -> bool {
     scope.is_full() || !FULL_ACCESS_ONLY.contains(&name)
 }
 
-/// `GET app.bsky.actor.getPreferences`
+/// `GET app.bsky.actor.getPreferences` (deactivated accounts too: a migrating account
+/// brings its preferences before it is activated, as the reference allows)
 async fn get_preferences(
     State(state): State<AppState>,
-    AccessStandard(caller): AccessStandard,
+    AccessAllowDeactivated(caller): AccessAllowDeactivated,
 ) -> Result<Json<Value>, XrpcError> {
     let handle = state
         .repo()
@@ -78,7 +79,7 @@ async fn get_preferences(
 /// `POST app.bsky.actor.putPreferences`
 async fn put_preferences(
     State(state): State<AppState>,
-    AccessStandard(caller): AccessStandard,
+    AccessAllowDeactivated(caller): AccessAllowDeactivated,
     XrpcJson(body): XrpcJson<Value>,
 ) -> Result<Json<Value>, XrpcError> {
     let method: Nsid = PUT_METHOD

@@ -568,13 +568,12 @@ async fn refusals(kind: Kind) {
     assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(env.inventory().await, expected);
 
-    // Unavailable repositories: a deactivated account cannot upload, and neither it nor a
-    // taken-down one serves blobs.
+    // Unavailable repositories: neither a deactivated account nor a taken-down one serves
+    // blobs. (A deactivated account may still upload, as with the reference: an account
+    // moving here brings its blobs before activation; see the migration tests.)
     let now = chrono::Utc::now().timestamp();
     let accounts = env.pds.state.accounts();
     accounts.deactivate(bob.as_str(), now, None).await.unwrap();
-    let got = env.upload(&bob_token, "image/png", png(60, 1)).await;
-    assert_error(&got, StatusCode::UNAUTHORIZED, "AccountDeactivated");
     let bobs_cid = cid_for_raw(&bobs);
     assert_error(
         &sync(&format!("did={bob}&cid={bobs_cid}")).await,

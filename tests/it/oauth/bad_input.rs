@@ -1,6 +1,6 @@
 //! Refusals: each bad request gets the spec's error, never a 5xx.
 
-use super::client::{DpopKey, REDIRECT, TestClient, loopback_client_id};
+use super::client::{DpopKey, FormExt, REDIRECT, TestClient, encode_pairs, loopback_client_id};
 use crate::support::pds::TestPds;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -92,7 +92,7 @@ async fn par_refusals() {
         .http
         .post(client.url("/oauth/par"))
         .header("DPoP", client.key.proof("POST", &par_url, None, None))
-        .form(&form)
+        .form_pairs(&form)
         .send()
         .await
         .unwrap();
@@ -240,22 +240,28 @@ async fn pages_refuse_forgery_and_bad_passwords() {
     // Unknown request.
     let page = client
         .http
-        .get(client.url("/oauth/authorize"))
-        .query(&[
-            ("client_id", client.client_id.as_str()),
-            ("request_uri", "urn:ietf:params:oauth:request_uri:req-nope"),
-        ])
+        .get(format!(
+            "{}?{}",
+            client.url("/oauth/authorize"),
+            encode_pairs(&[
+                ("client_id", client.client_id.as_str()),
+                ("request_uri", "urn:ietf:params:oauth:request_uri:req-nope"),
+            ])
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(page.status(), 400);
     let page = client
         .http
-        .get(client.url("/oauth/authorize"))
-        .query(&[
-            ("client_id", client.client_id.as_str()),
-            ("request_uri", request_uri.as_str()),
-        ])
+        .get(format!(
+            "{}?{}",
+            client.url("/oauth/authorize"),
+            encode_pairs(&[
+                ("client_id", client.client_id.as_str()),
+                ("request_uri", request_uri.as_str()),
+            ])
+        ))
         .send()
         .await
         .unwrap();
@@ -284,7 +290,7 @@ async fn pages_refuse_forgery_and_bad_passwords() {
     let forged = client
         .http
         .post(client.url("/oauth/authorize/sign-in"))
-        .form(&[
+        .form_pairs(&[
             ("csrf", "x"),
             ("request_id", request_id.as_str()),
             ("identifier", "alice.test"),
@@ -300,7 +306,7 @@ async fn pages_refuse_forgery_and_bad_passwords() {
         .http
         .post(client.url("/oauth/authorize/sign-in"))
         .header("cookie", "rookery-oauth-csrf=tok")
-        .form(&[
+        .form_pairs(&[
             ("csrf", "tok"),
             ("request_id", request_id.as_str()),
             ("identifier", "alice.test"),
@@ -322,7 +328,7 @@ async fn pages_refuse_forgery_and_bad_passwords() {
         .http
         .post(client.url("/oauth/authorize/consent"))
         .header("cookie", "rookery-oauth-csrf=tok")
-        .form(&[
+        .form_pairs(&[
             ("csrf", "tok"),
             ("request_id", request_id.as_str()),
             ("secret", "guess"),

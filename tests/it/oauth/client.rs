@@ -14,6 +14,25 @@ use sha2::{Digest, Sha256};
 
 pub const REDIRECT: &str = "http://127.0.0.1/cb";
 
+/// `application/x-www-form-urlencoded` bodies and query strings (reqwest is built without
+/// its `form` and `query` features).
+pub trait FormExt {
+    fn form_pairs(self, pairs: &[(&str, &str)]) -> Self;
+}
+
+pub fn encode_pairs(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+impl FormExt for reqwest::RequestBuilder {
+    fn form_pairs(self, pairs: &[(&str, &str)]) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(encode_pairs(pairs))
+    }
+}
+
 /// The loopback development client declaring `scope`.
 pub fn loopback_client_id(scope: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -60,10 +79,6 @@ impl DpopKey {
             "y": b64(point.y().unwrap()),
         });
         DpopKey { key, jwk }
-    }
-
-    pub fn public_jwk(&self) -> &Value {
-        &self.jwk
     }
 
     /// A signed compact JWS of `header` and `claims`.
@@ -190,7 +205,7 @@ impl TestClient {
                 self.http
                     .post(self.url(path))
                     .header("DPoP", proof(nonce.as_deref()))
-                    .form(form)
+                    .form_pairs(form)
                     .send()
                     .await
                     .unwrap(),
@@ -235,11 +250,14 @@ impl TestClient {
         let request_uri = par.json()["request_uri"].as_str().unwrap().to_owned();
         let page = self
             .http
-            .get(self.url("/oauth/authorize"))
-            .query(&[
-                ("client_id", &self.client_id),
-                ("request_uri", &request_uri),
-            ])
+            .get(format!(
+                "{}?{}",
+                self.url("/oauth/authorize"),
+                encode_pairs(&[
+                    ("client_id", &self.client_id),
+                    ("request_uri", &request_uri)
+                ])
+            ))
             .send()
             .await
             .unwrap();
@@ -257,7 +275,7 @@ impl TestClient {
             self.http
                 .post(self.url("/oauth/authorize/sign-in"))
                 .header("cookie", &cookie)
-                .form(&[
+                .form_pairs(&[
                     ("csrf", csrf.as_str()),
                     ("request_id", &hidden(&html, "request_id")),
                     ("identifier", handle),
@@ -273,7 +291,7 @@ impl TestClient {
             self.http
                 .post(self.url("/oauth/authorize/consent"))
                 .header("cookie", &cookie)
-                .form(&[
+                .form_pairs(&[
                     ("csrf", csrf.as_str()),
                     ("request_id", &hidden(&signed.text, "request_id")),
                     ("secret", &hidden(&signed.text, "secret")),
