@@ -32,6 +32,7 @@ pub mod lexicon;
 pub mod mail;
 pub mod plc_directory;
 pub mod proxy;
+pub mod replica;
 pub mod repo;
 pub mod sequencer;
 pub mod server;

@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod firehose;
 mod harness;
 pub mod hub;
+pub mod replication;
 pub mod repo;
 pub mod server;
 pub mod sync;

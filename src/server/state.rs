@@ -19,6 +19,7 @@ use crate::mail::smtp::SmtpMailer;
 use crate::mail::{CountingMailer, LogMailer, MailCounts, MailError, Mailer, Outbox};
 use crate::plc_directory::Directory;
 use crate::proxy::{ProxyConfig, ProxyContext};
+use crate::replica::Replicator;
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
 use crate::telemetry::HttpMetrics;
 
@@ -54,6 +55,7 @@ struct Inner {
     blob_counter: BlobCounter,
     mail_counts: Arc<MailCounts>,
     embedded_plc: Option<Directory>,
+    replica: Option<Replicator>,
 }
 
 /// Why the services could not be set up.
@@ -84,6 +86,8 @@ pub enum StateError {
     Hub(#[from] crate::hub::Error),
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    #[error("replica: {0}")]
+    Replica(#[from] crate::replica::Error),
     #[error("embedded PLC directory: {0}")]
     PlcDirectory(#[from] crate::plc_directory::Error),
 }
@@ -115,7 +119,17 @@ impl AppState {
         })?;
         let accounts = AccountDb::open(&data.join("account.sqlite")).await?;
         let sequencer = Sequencer::open_in(data).await?;
-        let stores = ActorStores::new(data, config.actor_store_cache_size);
+        let replica = match &config.replica {
+            Some(replica) => Some(Replicator::new(data, replica).await),
+            None => None,
+        };
+        let stores = ActorStores::with_change_hook(
+            data,
+            config.actor_store_cache_size,
+            replica
+                .clone()
+                .map(|r| Arc::new(r) as Arc<dyn crate::store::changes::DbChangeHook>),
+        );
         let firehose = Firehose::new(
             sequencer.clone(),
             FirehoseSettings {
@@ -130,6 +144,12 @@ impl AppState {
         let repo = ActorRepo::with_repo_heads(stores, sequencer, blobs.clone(), accounts.clone());
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
+        if replica.is_some() {
+            let announced = crate::replica::announce_restored(data, &repo).await?;
+            if announced > 0 {
+                tracing::info!(announced, "restored repositories announced with #sync");
+            }
+        }
 
         let (plc, embedded_plc): (Arc<dyn PlcDirectory>, _) = match &config.did_plc_url {
             Some(url) => (
@@ -220,6 +240,7 @@ impl AppState {
             http_metrics: Arc::new(HttpMetrics::new()),
             blob_counter,
             embedded_plc,
+            replica,
             config,
             secrets,
         })))
@@ -320,6 +341,11 @@ impl AppState {
     /// (`PDS_DID_PLC_URL` unset on `localhost`).
     pub fn embedded_plc(&self) -> Option<&Directory> {
         self.0.embedded_plc.as_ref()
+    }
+
+    /// The replicator, when `ROOKERY_REPLICA_S3_BUCKET` is set.
+    pub fn replica(&self) -> Option<&Replicator> {
+        self.0.replica.as_ref()
     }
 
     /// The PocketBase.cn hub index.
