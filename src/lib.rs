@@ -34,6 +34,7 @@ pub mod migration;
 pub mod oauth;
 pub mod plc_directory;
 pub mod proxy;
+pub mod replica;
 pub mod repo;
 pub mod sequencer;
 pub mod server;

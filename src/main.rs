@@ -35,6 +35,19 @@ enum Command {
     /// Rebuild the PocketBase.cn hub index ({data}/hub.sqlite) from the repositories. Run it
     /// with the server stopped.
     Reindex(ServeArgs),
+    /// Rebuild the data directory from the replica bucket (ROOKERY_REPLICA_S3_*) and verify
+    /// it. Run it with the server stopped, on an empty data directory. `rookery serve` does
+    /// the same by itself when it starts on an empty data directory and a replica exists.
+    Restore(RestoreArgs),
+    /// Probe a running server's /xrpc/_health (exit 0 when healthy): the Docker HEALTHCHECK.
+    Healthcheck {
+        /// Base URL; default http://127.0.0.1:{PDS_PORT}.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Backups in the replica bucket.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Operate a running server over its admin API (accounts, invites, exports).
     Admin(rookery::admin_client::cli::AdminArgs),
     /// Measure this machine (prints a table).
@@ -49,6 +62,27 @@ struct RunArgs {
     /// Port to listen on, overriding PDS_PORT; 0 picks a free one (the address is printed).
     #[arg(long)]
     port: Option<u16>,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    config: ServeArgs,
+    /// Point in time to restore to (RFC 3339, e.g. 2026-12-02T15:00:00Z); default: the
+    /// newest point in the bucket.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Ship every database now as a fresh generation (a new base snapshot).
+    Now(ServeArgs),
+    /// List the generations in the bucket.
+    List(ServeArgs),
+    /// Delete generations older than ROOKERY_REPLICA_RETENTION_HOURS that a newer one
+    /// supersedes.
+    Prune(ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +142,9 @@ enum BenchArgs {
     Firehose(BenchFirehoseArgs),
     /// The PocketBase.cn hub: listPlugins/s with and without full-text queries.
     Hub(BenchHubArgs),
+    /// Replication to the ROOKERY_REPLICA_S3_* bucket: writes/s without and with it, bytes
+    /// uploaded per 1,000 writes, restore time of many accounts.
+    Replication(BenchReplicationArgs),
     /// Sync endpoints over HTTP against an in-process server: getRepo MB/s, getBlocks.
     Sync(BenchSyncArgs),
     /// A spawned `rookery serve` under concurrent load: writes, reads, getRepo, peak RSS.
@@ -167,6 +204,21 @@ struct BenchFirehoseArgs {
     /// Longest each phase may run, in seconds.
     #[arg(long, default_value_t = 120)]
     time_limit: u64,
+}
+
+#[derive(Args)]
+struct BenchReplicationArgs {
+    #[command(flatten)]
+    config: ServeArgs,
+    /// Accounts the writes are spread over.
+    #[arg(long, default_value_t = 10)]
+    writers: usize,
+    /// Sequential writes measured with and without replication.
+    #[arg(long, default_value_t = 2_000)]
+    writes: usize,
+    /// Accounts in the data directory whose restore is timed.
+    #[arg(long, default_value_t = 1_000)]
+    accounts: usize,
 }
 
 #[derive(Args)]
@@ -249,9 +301,13 @@ fn main() -> ExitCode {
         Command::Bench(BenchArgs::Firehose(args)) => bench_firehose(args),
         Command::Bench(BenchArgs::Hub(args)) => bench_hub(args),
         Command::Reindex(args) => reindex(args),
+        Command::Restore(args) => restore(args),
+        Command::Backup(command) => backup(command),
+        Command::Healthcheck { url } => healthcheck(url),
         Command::Bench(BenchArgs::Sync(args)) => bench_sync(args),
         Command::Bench(BenchArgs::Load(args)) => bench_load(args),
         Command::Bench(BenchArgs::Import(args)) => bench_import(args),
+        Command::Bench(BenchArgs::Replication(args)) => bench_replication(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -285,6 +341,143 @@ fn serve(args: RunArgs) -> anyhow::Result<()> {
             println!("embedded PLC directory at {url}");
         }
         server.wait().await?;
+        Ok(())
+    })
+}
+
+fn bench_replication(args: BenchReplicationArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.config.as_deref())?;
+    let replica = replica_config(&config)?;
+    let opts = rookery::bench::replication::Options {
+        writers: args.writers.max(1),
+        writes: args.writes.max(1),
+        restore_accounts: args.accounts,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(rookery::bench::replication::run(&replica, &opts))?;
+    println!("{report}");
+    Ok(())
+}
+
+fn healthcheck(url: Option<String>) -> anyhow::Result<()> {
+    let url = match url {
+        Some(url) => url,
+        None => format!("http://127.0.0.1:{}", Config::load(None)?.port),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(4))
+            .build()?;
+        let reply = client
+            .get(format!("{}/xrpc/_health", url.trim_end_matches('/')))
+            .send()
+            .await?;
+        let status = reply.status();
+        let body = reply.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(anyhow::anyhow!("unhealthy ({status}): {body}"));
+        }
+        println!("{body}");
+        Ok(())
+    })
+}
+
+fn replica_config(config: &Config) -> anyhow::Result<rookery::config::ReplicaConfig> {
+    config
+        .replica
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("ROOKERY_REPLICA_S3_BUCKET is not set"))
+}
+
+fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let config = Config::load(args.config.config.as_deref())?;
+    init_logging(&config);
+    let replica = replica_config(&config)?;
+    let to = match &args.to {
+        Some(text) => {
+            let time = chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| anyhow::anyhow!("--to {text}: {e}"))?;
+            Some(u64::try_from(time.timestamp_millis()).unwrap_or(0))
+        }
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let bucket = rookery::replica::Bucket::new(&replica).await;
+        let report = rookery::replica::restore(&config.data_directory, &bucket, to).await?;
+        println!(
+            "restored {} databases ({} segments, {} bytes) and {} files into {}; {} repositories \
+             verified, {} deleted stores left out; next seq above {}; {:.2} s",
+            report.databases,
+            report.segments,
+            report.bytes,
+            report.files,
+            config.data_directory.display(),
+            report.verified_repos,
+            report.skipped_stores,
+            report.seq_floor,
+            report.elapsed.as_secs_f64()
+        );
+        Ok(())
+    })
+}
+
+fn backup(command: BackupCommand) -> anyhow::Result<()> {
+    let (args, action) = match command {
+        BackupCommand::Now(args) => (args, "now"),
+        BackupCommand::List(args) => (args, "list"),
+        BackupCommand::Prune(args) => (args, "prune"),
+    };
+    let config = Config::load(args.config.as_deref())?;
+    init_logging(&config);
+    let replica = replica_config(&config)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let replicator = rookery::replica::Replicator::new(&config.data_directory, &replica).await;
+        match action {
+            "now" => {
+                let report = replicator.snapshot_all().await?;
+                println!(
+                    "shipped {} databases ({} bytes) as new generations; {} failed",
+                    report.uploaded, report.bytes, report.failed
+                );
+                if report.failed > 0 {
+                    return Err(anyhow::anyhow!(
+                        "{} databases could not be shipped",
+                        report.failed
+                    ));
+                }
+            }
+            "list" => {
+                let generations = rookery::replica::list_generations(replicator.bucket()).await?;
+                println!(
+                    "{:<60} {:<24} {:>9} {:>12}  from .. to",
+                    "database", "generation", "segments", "bytes"
+                );
+                for g in generations {
+                    let time = |ms: u64| {
+                        chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(0))
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                            .unwrap_or_default()
+                    };
+                    println!(
+                        "{:<60} {:<24} {:>9} {:>12}  {} .. {}",
+                        g.db,
+                        g.generation,
+                        g.segments,
+                        g.bytes,
+                        time(g.first_ms),
+                        time(g.last_ms)
+                    );
+                }
+            }
+            _ => {
+                let deleted =
+                    rookery::replica::prune(replicator.bucket(), replica.retention).await?;
+                println!("deleted {deleted} segments of superseded generations");
+            }
+        }
         Ok(())
     })
 }

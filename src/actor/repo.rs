@@ -230,6 +230,9 @@ impl ActorRepo {
         match self.init_repo(&handle, announce).await {
             Ok(result) => {
                 self.publish_logged(&handle).await;
+                drop(handle);
+                drop(_writer);
+                self.0.stores.committed(did).await;
                 Ok(result)
             }
             Err(err) => {
@@ -309,14 +312,19 @@ impl ActorRepo {
                 Write::Delete { .. } => 2,
             }] += 1;
         }
-        let _writer = self.0.writers.lock(did.as_str()).await;
-        let handle = self.open_required(did).await?;
-        let result = self.commit_writes(&handle, writes, swap_commit).await?;
-        self.0.counts[0].fetch_add(1, Ordering::Relaxed);
-        for (i, n) in kinds.into_iter().enumerate() {
-            self.0.counts[i + 1].fetch_add(n, Ordering::Relaxed);
-        }
-        self.publish_logged(&handle).await;
+        let result = {
+            let _writer = self.0.writers.lock(did.as_str()).await;
+            let handle = self.open_required(did).await?;
+            let result = self.commit_writes(&handle, writes, swap_commit).await?;
+            self.0.counts[0].fetch_add(1, Ordering::Relaxed);
+            for (i, n) in kinds.into_iter().enumerate() {
+                self.0.counts[i + 1].fetch_add(n, Ordering::Relaxed);
+            }
+            self.publish_logged(&handle).await;
+            result
+        };
+        // After the writer lock is released: a strict replica waits here for the bucket.
+        self.0.stores.committed(did).await;
         Ok(result)
     }
 

@@ -79,6 +79,8 @@ struct Inner {
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
+    /// Told when a store is opened and after each repository commit (replication).
+    change_hook: Option<Arc<dyn crate::store::changes::DbChangeHook>>,
 }
 
 /// Cache counters since start-up; see [`ActorStores::cache_counts`].
@@ -280,6 +282,15 @@ impl ActorHandle {
 impl ActorStores {
     /// Stores under `{data_directory}/actors`, at most `capacity` (at least 1) open at once.
     pub fn new(data_directory: &Path, capacity: usize) -> Self {
+        Self::with_change_hook(data_directory, capacity, None)
+    }
+
+    /// [`ActorStores::new`] whose stores report to `hook` when opened and committed to.
+    pub fn with_change_hook(
+        data_directory: &Path,
+        capacity: usize,
+        hook: Option<Arc<dyn crate::store::changes::DbChangeHook>>,
+    ) -> Self {
         let capacity = capacity.max(1);
         ActorStores(Arc::new(Inner {
             root: data_directory.join(ACTORS_DIR),
@@ -298,7 +309,22 @@ impl ActorStores {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            change_hook: hook,
         }))
+    }
+
+    fn report_opened(&self, did: &Did) {
+        if let Some(hook) = &self.0.change_hook {
+            hook.opened(&self.dir(did).join(STORE_FILE));
+        }
+    }
+
+    /// Tells the change hook that a repository write to `did`'s store committed, and waits
+    /// as long as it asks (a strict replica: until the write is in the bucket).
+    pub(crate) async fn committed(&self, did: &Did) {
+        if let Some(hook) = &self.0.change_hook {
+            hook.committed(&self.dir(did).join(STORE_FILE)).await;
+        }
     }
 
     /// `{data_directory}/actors`, under which every store lives.
@@ -368,6 +394,7 @@ impl ActorStores {
             .map_err(|e| Error::io(&dir, e))?;
         keyfile::write(&dir, keypair).await?;
         let entry = self.load(did, dir).await?;
+        self.report_opened(did);
         Ok(self.cache().insert(entry))
     }
 
@@ -375,11 +402,13 @@ impl ActorStores {
     pub async fn open(&self, did: &Did) -> Result<Option<ActorHandle>, Error> {
         if let Some(handle) = self.cache().lookup(did.as_str()) {
             self.0.hits.fetch_add(1, Ordering::Relaxed);
+            self.report_opened(did);
             return Ok(Some(handle));
         }
         let _guard = self.0.opening.lock(did.as_str()).await;
         if let Some(handle) = self.cache().lookup(did.as_str()) {
             self.0.hits.fetch_add(1, Ordering::Relaxed);
+            self.report_opened(did);
             return Ok(Some(handle));
         }
         // Checked under the account's lock, so a concurrent destroy cannot delete the file
@@ -389,6 +418,7 @@ impl ActorStores {
         }
         let entry = self.load(did, self.dir(did)).await?;
         self.0.misses.fetch_add(1, Ordering::Relaxed);
+        self.report_opened(did);
         Ok(Some(self.cache().insert(entry)))
     }
 

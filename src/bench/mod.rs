@@ -11,6 +11,7 @@ mod harness;
 pub mod hub;
 pub mod import;
 pub mod load;
+pub mod replication;
 pub mod repo;
 pub mod server;
 mod spawned;

@@ -15,6 +15,7 @@
 //! [`Config::from_sources`] is pure: tests pass their own environment and never touch the
 //! process's. `docs/configuration.md` holds the same information as a table.
 
+mod replica;
 mod secrets;
 mod sources;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub use secrets::{
 };
 pub use sources::SettingName;
 
+pub use replica::ReplicaConfig;
 use sources::{Sources, parse_http_url};
 
 use crate::accounts::RateLimit;
@@ -117,6 +119,9 @@ pub struct Config {
     pub data_directory: PathBuf,
     /// Blob storage: local disk unless `PDS_BLOBSTORE_S3_BUCKET` is set.
     pub blobstore: BlobstoreConfig,
+    /// Continuous replication of the databases to a bucket (`ROOKERY_REPLICA_S3_*`, see
+    /// [`ReplicaConfig`] and `docs/replication.md`). Default: off.
+    pub replica: Option<ReplicaConfig>,
     /// `PDS_BLOB_UPLOAD_LIMIT` — largest accepted blob, in bytes. Default `104857600`
     /// (100 MiB, as the reference's self-host installer sets it).
     pub blob_upload_limit: u64,
@@ -513,6 +518,7 @@ impl Default for Config {
                 tmp_location: data_directory.join("tmp"),
             },
             data_directory,
+            replica: None,
             blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
             import_repo_limit: DEFAULT_IMPORT_REPO_LIMIT,
             blob_grace_period: DEFAULT_BLOB_GRACE_PERIOD,
@@ -600,6 +606,7 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or(defaults.data_directory);
         let blobstore = blobstore_from(&src, &data_directory)?;
+        let replica = replica::replica_from(&src)?;
         let blob_upload_limit = src
             .int::<u64>("PDS_BLOB_UPLOAD_LIMIT", "a positive number of bytes")?
             .unwrap_or(DEFAULT_BLOB_UPLOAD_LIMIT);
@@ -742,6 +749,7 @@ impl Config {
             service_handle_domains,
             data_directory,
             blobstore,
+            replica,
             blob_upload_limit,
             import_repo_limit,
             blob_grace_period,

@@ -208,6 +208,40 @@ pub async fn render(state: &AppState) -> String {
         mails.failed.load(Ordering::Relaxed),
     );
 
+    if let Some(replica) = state.replica() {
+        let stats = replica.stats();
+        exp.single(
+            "rookery_replica_lag_seconds",
+            Kind::Gauge,
+            "Age of the oldest database change not yet in the replica bucket (0: caught up).",
+            stats.lag_seconds(),
+        );
+        for (name, help, value) in [
+            (
+                "rookery_replica_uploaded_bytes_total",
+                "Bytes of database segments uploaded to the replica bucket.",
+                &stats.uploaded_bytes,
+            ),
+            (
+                "rookery_replica_segments_total",
+                "Database segments uploaded to the replica bucket.",
+                &stats.segments,
+            ),
+            (
+                "rookery_replica_failures_total",
+                "Databases whose shipment to the replica bucket failed (retried).",
+                &stats.failures,
+            ),
+            (
+                "rookery_replica_cycles_total",
+                "Replication cycles run.",
+                &stats.cycles,
+            ),
+        ] {
+            exp.single(name, Kind::Counter, help, value.load(Ordering::Relaxed));
+        }
+    }
+
     const SIZES: &str = "rookery_sqlite_file_bytes";
     exp.family(
         SIZES,

@@ -44,6 +44,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Crawlers(#[from] crawlers::NotifierError),
+    #[error("restore from the replica: {0}")]
+    Restore(#[from] crate::replica::Error),
     #[error("server task panicked")]
     Panicked,
 }
@@ -92,6 +94,23 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<RunningServer, ServeError> {
     let mut config = config;
+    // An empty data directory and a replica in the bucket: rebuild and verify it before
+    // anything opens a database (or generates new secrets).
+    if let Some(replica) = &config.replica {
+        let bucket = crate::replica::Bucket::new(replica).await;
+        if let Some(report) =
+            crate::replica::restore_if_empty(&config.data_directory, &bucket).await?
+        {
+            tracing::info!(
+                databases = report.databases,
+                repos = report.verified_repos,
+                bytes = report.bytes,
+                seq_floor = report.seq_floor,
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "restored the data directory from the replica"
+            );
+        }
+    }
     // Bound before the state is built, so that with port 0 the public URL (advertised in
     // DID documents, and the embedded directory's) names the port really served.
     let addr = SocketAddr::new(config.bind_address, config.port);
@@ -211,6 +230,9 @@ pub fn spawn_tasks(state: &AppState, runner: &mut TaskRunner) {
         state.repo().clone(),
         state.config().blob_grace_period,
     )));
+    if let Some(replica) = state.replica() {
+        runner.spawn(Arc::new(crate::replica::ReplicaTask(replica.clone())));
+    }
 }
 
 /// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.

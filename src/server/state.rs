@@ -21,6 +21,7 @@ use crate::mail::smtp::SmtpMailer;
 use crate::mail::{CountingMailer, LogMailer, MailCounts, MailError, Mailer, Outbox};
 use crate::plc_directory::Directory;
 use crate::proxy::{ProxyConfig, ProxyContext};
+use crate::replica::Replicator;
 use crate::sequencer::{Firehose, FirehoseSettings, Sequencer};
 use crate::telemetry::HttpMetrics;
 
@@ -57,6 +58,7 @@ struct Inner {
     mail_counts: Arc<MailCounts>,
     embedded_plc: Option<Directory>,
     oauth: crate::oauth::OAuthProvider,
+    replica: Option<Replicator>,
 }
 
 /// Why the services could not be set up.
@@ -87,6 +89,8 @@ pub enum StateError {
     Hub(#[from] crate::hub::Error),
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    #[error("replica: {0}")]
+    Replica(#[from] crate::replica::Error),
     #[error("embedded PLC directory: {0}")]
     PlcDirectory(#[from] crate::plc_directory::Error),
 }
@@ -142,7 +146,17 @@ impl AppState {
         })?;
         let accounts = AccountDb::open(&data.join(ACCOUNT_DB_FILE)).await?;
         let sequencer = Sequencer::open_in(data).await?;
-        let stores = ActorStores::new(data, config.actor_store_cache_size);
+        let replica = match &config.replica {
+            Some(replica) => Some(Replicator::new(data, replica).await),
+            None => None,
+        };
+        let stores = ActorStores::with_change_hook(
+            data,
+            config.actor_store_cache_size,
+            replica
+                .clone()
+                .map(|r| Arc::new(r) as Arc<dyn crate::store::changes::DbChangeHook>),
+        );
         let firehose = Firehose::new(
             sequencer.clone(),
             FirehoseSettings {
@@ -157,6 +171,12 @@ impl AppState {
         let repo = ActorRepo::with_repo_heads(stores, sequencer, blobs.clone(), accounts.clone());
         let recovered = repo.recover().await?;
         tracing::debug!(?recovered, "sequencer outbox recovery");
+        if replica.is_some() {
+            let announced = crate::replica::announce_restored(data, &repo).await?;
+            if announced > 0 {
+                tracing::info!(announced, "restored repositories announced with #sync");
+            }
+        }
 
         let (plc, embedded_plc): (Arc<dyn PlcDirectory>, _) = match &config.did_plc_url {
             Some(url) => (
@@ -249,6 +269,7 @@ impl AppState {
             blob_counter,
             embedded_plc,
             oauth,
+            replica,
             config,
             secrets,
         })))
@@ -354,6 +375,11 @@ impl AppState {
     /// The OAuth authorization server.
     pub fn oauth(&self) -> &crate::oauth::OAuthProvider {
         &self.0.oauth
+    }
+
+    /// The replicator, when `ROOKERY_REPLICA_S3_BUCKET` is set.
+    pub fn replica(&self) -> Option<&Replicator> {
+        self.0.replica.as_ref()
     }
 
     /// The PocketBase.cn hub index.

@@ -15,6 +15,7 @@
 pub mod blobs;
 pub mod block_store;
 pub mod blocks;
+pub mod changes;
 pub mod commit;
 pub mod export;
 pub(crate) mod group;

@@ -23,6 +23,7 @@ mod pds_harness;
 mod plc_directory;
 mod plc_embedded;
 mod proxy;
+mod replication;
 mod server_basic;
 mod sync_blocks_list;
 mod write_crash;

@@ -1,0 +1,491 @@
+//! Replication of the databases to a real S3-compatible server (moto): idle stores cost
+//! nothing, strict mode acknowledges only what is in the bucket, a restore rebuilds and
+//! verifies everything; and the kill-and-wipe test against the real `rookery` binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rookery::config::{ReplicaConfig, S3Config};
+use rookery::replica::Bucket;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support;
+use support::pds::TestPds;
+use support::process::LineProcess;
+use support::s3::S3Server;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn replica(s3: S3Config, strict: bool) -> ReplicaConfig {
+    ReplicaConfig {
+        s3,
+        prefix: "pds/".to_owned(),
+        interval: Duration::from_millis(100),
+        strict,
+        strict_timeout: Duration::from_secs(30),
+        retention: Duration::from_secs(3600),
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, token: &str, did: &str, i: usize) -> Value {
+    let reply = client
+        .post(format!("{url}/xrpc/com.atproto.repo.createRecord"))
+        .bearer_auth(token)
+        .json(&json!({
+            "repo": did,
+            "collection": "app.bsky.feed.post",
+            "record": {"$type": "app.bsky.feed.post", "text": format!("post {i}"),
+                       "createdAt": "2026-12-02T00:00:00.000Z"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    reply.json().await.unwrap()
+}
+
+/// Segment keys in the bucket, by database.
+async fn segments(s3: &S3Server, bucket: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for key in s3.inventory(bucket).await {
+        if let Some(rest) = key.strip_prefix("pds/dbs/")
+            && let Some((head, _)) = rest.rsplit_once('/')
+            && let Some((db, _)) = head.rsplit_once('/')
+        {
+            *out.entry(db.to_owned()).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Polls until the replicator has run `n` more cycles than `after`.
+async fn cycles_after(pds: &TestPds, after: u64, n: u64) -> u64 {
+    let stats = pds.state.replica().unwrap().stats();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let now = stats.cycles.load(Ordering::Relaxed);
+        if now >= after + n {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "replication cycles stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_stores_cost_nothing_and_strict_writes_are_in_the_bucket() {
+    let s3 = S3Server::shared();
+    let bucket = s3.new_bucket("replica").await;
+    let config = replica(s3.config(&bucket), true);
+    let pds = TestPds::start_with(|c| c.replica = Some(config.clone())).await;
+    let client = reqwest::Client::new();
+    let mut accounts = Vec::new();
+    for i in 0..12 {
+        accounts.push(
+            pds.seed_account(&format!("idle{i}.test"), "hunter2hunter2")
+                .await,
+        );
+    }
+    // Everything shipped once: every store has segments.
+    let replicator = pds.state.replica().unwrap();
+    assert!(replicator.sync(DEADLINE).await);
+    let before = segments(s3, &bucket).await;
+    let stores: Vec<_> = before.keys().filter(|k| k.starts_with("actors/")).collect();
+    assert_eq!(stores.len(), 12, "{before:?}");
+
+    // Idle: cycles go on, nothing is uploaded.
+    let uploaded = replicator.stats().segments.load(Ordering::Relaxed);
+    let cycles = replicator.stats().cycles.load(Ordering::Relaxed);
+    cycles_after(&pds, cycles, 5).await;
+    assert_eq!(
+        replicator.stats().segments.load(Ordering::Relaxed),
+        uploaded
+    );
+    assert_eq!(segments(s3, &bucket).await, before);
+
+    // One strict write: when it is acknowledged, its store's new segment is in the bucket,
+    // and no other store got one.
+    let (did, token) = &accounts[3];
+    let created = post(&client, &pds.url(), token, did.as_str(), 1).await;
+    let after = segments(s3, &bucket).await;
+    let grown: Vec<_> = after
+        .iter()
+        .filter(|(db, n)| before.get(*db) != Some(n))
+        .map(|(db, _)| db.clone())
+        .collect();
+    let store = grown
+        .iter()
+        .find(|db| db.starts_with("actors/"))
+        .expect("the written store shipped");
+    assert!(store.contains(did.as_str()), "{grown:?}");
+    assert_eq!(
+        grown.iter().filter(|db| db.starts_with("actors/")).count(),
+        1,
+        "{grown:?}"
+    );
+    assert!(grown.contains(&"sequencer.sqlite".to_owned()), "{grown:?}");
+
+    // The bucket alone rebuilds it: restore into an empty directory and read the record.
+    let target = tempfile::tempdir().unwrap();
+    let data = target.path().join("data");
+    let bucket_client = Bucket::new(&config).await;
+    let report = rookery::replica::restore(&data, &bucket_client, None)
+        .await
+        .unwrap();
+    assert_eq!(report.verified_repos, 12);
+    assert!(report.seq_floor >= 100_000, "{report:?}");
+    let restored = rookery::actor::ActorRepo::new(
+        rookery::actor::ActorStores::new(&data, 4),
+        rookery::sequencer::Sequencer::open_in(&data).await.unwrap(),
+        Arc::new(rookery::blobs::disk::DiskBlobStore::new(
+            data.join("blocks"),
+            data.join("tmp"),
+        )),
+    );
+    let uri: rookery::syntax::AtUri = created["uri"].as_str().unwrap().parse().unwrap();
+    let record = restored
+        .get_record(did, uri.collection().unwrap(), uri.rkey().unwrap(), None)
+        .await
+        .unwrap()
+        .expect("the strict write is in the restored store");
+    assert_eq!(record.cid.to_string(), created["cid"].as_str().unwrap());
+
+    // A second restore refuses a directory that holds databases.
+    assert!(
+        rookery::replica::restore(&data, &bucket_client, None)
+            .await
+            .is_err()
+    );
+}
+
+// ---- kill and wipe, against the real binary ----
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Spawned {
+    process: LineProcess,
+    url: String,
+    log: std::thread::JoinHandle<String>,
+}
+
+fn spawn_server(data: &Path, port: u16, s3: &S3Server, bucket: &str) -> Spawned {
+    let config = s3.config(bucket);
+    let creds = config.credentials.unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rookery"));
+    command
+        .args(["serve", "--port", &port.to_string()])
+        .env_clear()
+        .env("PDS_HOSTNAME", "localhost")
+        .env("ROOKERY_BIND_ADDRESS", "127.0.0.1")
+        .env("PDS_DATA_DIRECTORY", data)
+        .env("PDS_ADMIN_PASSWORD", "admin-pass")
+        .env("PDS_BLOBSTORE_DISK_LOCATION", data.join("blocks"))
+        .env("ROOKERY_REPLICA_S3_BUCKET", bucket)
+        .env("ROOKERY_REPLICA_S3_PREFIX", "pds/")
+        .env("ROOKERY_REPLICA_S3_ENDPOINT", s3.url())
+        .env("ROOKERY_REPLICA_S3_REGION", "us-east-1")
+        .env("ROOKERY_REPLICA_S3_FORCE_PATH_STYLE", "true")
+        .env("ROOKERY_REPLICA_S3_ACCESS_KEY_ID", &creds.access_key_id)
+        .env(
+            "ROOKERY_REPLICA_S3_SECRET_ACCESS_KEY",
+            creds.secret_access_key.expose(),
+        )
+        .env("ROOKERY_REPLICA_INTERVAL_MS", "200")
+        .env("LOG_LEVEL", "info")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut process = LineProcess::spawn(&mut command);
+    let mut stderr = process.child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    match process.wait_for("rookery listening on ") {
+        Ok(_) => Spawned {
+            process,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        },
+        Err(e) => {
+            drop(process);
+            panic!("rookery did not start: {e}\n{}", log.join().unwrap());
+        }
+    }
+}
+
+/// Every `seq` of the firehose from `cursor`, until a frame satisfies `stop` (or, with
+/// `stop` `None`, until `flag` says the server is gone).
+async fn firehose_seqs(
+    url: String,
+    cursor: i64,
+    until_rev: Option<String>,
+    seen: Arc<AtomicI64>,
+) -> Vec<i64> {
+    let ws_url = format!(
+        "{}/xrpc/com.atproto.sync.subscribeRepos?cursor={cursor}",
+        url.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    let mut seqs = Vec::new();
+    loop {
+        let message = match tokio::time::timeout(DEADLINE, ws.next()).await {
+            Ok(Some(Ok(message))) => message,
+            // The server was killed, or it is done.
+            Ok(Some(Err(_)) | None) => return seqs,
+            Err(_) => panic!("no firehose frame within {DEADLINE:?}"),
+        };
+        let Message::Binary(bytes) = message else {
+            continue;
+        };
+        let frame = rookery::sequencer::frame::parse(&bytes).unwrap();
+        let rookery::repo::cbor::Ipld::Map(body) = &frame.body else {
+            continue;
+        };
+        if let Some(rookery::repo::cbor::Ipld::Integer(seq)) = body.get("seq") {
+            let seq = i64::try_from(*seq).unwrap();
+            seen.fetch_max(seq, Ordering::AcqRel);
+            seqs.push(seq);
+        }
+        if let (Some(rev), Some(rookery::repo::cbor::Ipld::String(frame_rev))) =
+            (&until_rev, body.get("rev"))
+            && frame.t.as_deref() == Some("#commit")
+            && frame_rev == rev
+        {
+            return seqs;
+        }
+    }
+}
+
+async fn create_account(client: &reqwest::Client, url: &str, handle: &str) -> (String, String) {
+    let reply = client
+        .post(format!("{url}/xrpc/com.atproto.server.createAccount"))
+        .json(
+            &json!({"handle": handle, "email": format!("{handle}@example.com"),
+                      "password": "hunter2hunter2"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let body: Value = reply.json().await.unwrap();
+    (
+        body["did"].as_str().unwrap().to_owned(),
+        body["accessJwt"].as_str().unwrap().to_owned(),
+    )
+}
+
+struct Acked {
+    did: String,
+    uri: String,
+    cid: String,
+    at: Instant,
+}
+
+fn key_dir(data: &Path, did: &str) -> PathBuf {
+    rookery::actor::ActorStores::new(data, 1).dir(&did.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_and_wipe_restores_every_acknowledged_write() {
+    let s3 = S3Server::shared();
+    let bucket = s3.new_bucket("killwipe").await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let first = spawn_server(&data, port, s3, &bucket);
+    let url = first.url.clone();
+    let client = reqwest::Client::new();
+    let mut accounts = Vec::new();
+    for i in 0..4 {
+        accounts.push(create_account(&client, &url, &format!("storm{i}.test")).await);
+    }
+    let seen = Arc::new(AtomicI64::new(0));
+    let listener = tokio::spawn(firehose_seqs(url.clone(), 0, None, seen.clone()));
+
+    // The storm: every account writes as fast as it can; acknowledged writes are noted.
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<Acked>::new()));
+    let mut writers = Vec::new();
+    for (did, token) in accounts.clone() {
+        let acked = acked.clone();
+        let client = client.clone();
+        let url = url.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let reply = client
+                    .post(format!("{url}/xrpc/com.atproto.repo.createRecord"))
+                    .bearer_auth(&token)
+                    .json(&json!({"repo": did, "collection": "app.bsky.feed.post",
+                        "record": {"$type": "app.bsky.feed.post", "text": format!("storm {i}"),
+                                   "createdAt": "2026-12-02T00:00:00.000Z"}}))
+                    .send()
+                    .await;
+                let Ok(reply) = reply else { return };
+                if reply.status() != 200 {
+                    return;
+                }
+                let Ok(body) = reply.json::<Value>().await else {
+                    return;
+                };
+                acked.lock().unwrap().push(Acked {
+                    did: did.clone(),
+                    uri: body["uri"].as_str().unwrap().to_owned(),
+                    cid: body["cid"].as_str().unwrap().to_owned(),
+                    at: Instant::now(),
+                });
+            }
+        }));
+    }
+    // Storm until 300 writes are acknowledged (bounded), then kill -9 in the middle of it.
+    let deadline = Instant::now() + DEADLINE;
+    while acked.lock().unwrap().len() < 300 {
+        assert!(Instant::now() < deadline, "the storm stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Spawned {
+        mut process,
+        log: first_log,
+        ..
+    } = first;
+    process.child.kill().unwrap();
+    let killed = Instant::now();
+    process.child.wait().unwrap();
+    drop(process);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    listener.await.unwrap();
+    let _ = first_log.join();
+    let max_seen = seen.load(Ordering::Acquire);
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(acked.len() >= 300);
+
+    // Wipe the disk, start again: the server restores before it listens.
+    std::fs::remove_dir_all(&data).unwrap();
+    let begin = Instant::now();
+    let second = spawn_server(&data, port, s3, &bucket);
+    let restore_time = begin.elapsed();
+
+    // Every acknowledged write: back, or lost within the RPO window.
+    let mut lost_oldest: Option<Duration> = None;
+    let mut present_by_did: BTreeMap<String, usize> = BTreeMap::new();
+    for write in &acked {
+        let at_uri = write.uri.strip_prefix("at://").unwrap();
+        let mut parts = at_uri.split('/');
+        let (repo, collection, rkey) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let reply = client
+            .get(format!(
+                "{}/xrpc/com.atproto.repo.getRecord?repo={repo}&collection={collection}&rkey={rkey}",
+                second.url
+            ))
+            .send()
+            .await
+            .unwrap();
+        if reply.status() == 200 {
+            let body: Value = reply.json().await.unwrap();
+            assert_eq!(body["cid"], write.cid.as_str());
+            *present_by_did.entry(write.did.clone()).or_default() += 1;
+        } else {
+            let age = killed.duration_since(write.at);
+            lost_oldest = Some(lost_oldest.map_or(age, |a: Duration| a.max(age)));
+        }
+    }
+    let rpo = lost_oldest.unwrap_or(Duration::ZERO);
+    eprintln!(
+        "kill-and-wipe: {} writes acknowledged, {} lost; RPO {:.3} s; restore + start {:.3} s",
+        acked.len(),
+        acked.len() - present_by_did.values().sum::<usize>(),
+        rpo.as_secs_f64(),
+        restore_time.as_secs_f64()
+    );
+    assert!(
+        rpo <= Duration::from_secs(2),
+        "a write acknowledged {rpo:?} before the kill was lost"
+    );
+
+    // Every repository verifies with the official verifyRepoCar.
+    let repo_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node = support::plc::node_binary(repo_dir);
+    for (did, _) in &accounts {
+        let car = client
+            .get(format!(
+                "{}/xrpc/com.atproto.sync.getRepo?did={did}",
+                second.url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let file = dir.path().join("repo.car");
+        std::fs::write(&file, &car).unwrap();
+        let key_hex = std::fs::read_to_string(key_dir(&data, did).join("key")).unwrap();
+        let key = rookery::crypto::Keypair::from_private_hex(
+            rookery::crypto::Algorithm::K256,
+            key_hex.trim(),
+        )
+        .unwrap();
+        let output = Command::new(&node)
+            .arg(repo_dir.join("tests/js/verify-repo-car.mjs"))
+            .arg(&file)
+            .arg(did)
+            .arg(key.public_key().to_did_key())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{did}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let official: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let records = official["records"].as_u64().unwrap() as usize;
+        assert!(
+            records >= present_by_did.get(did).copied().unwrap_or(0),
+            "{official}"
+        );
+    }
+
+    // The firehose resumes: one new write, then the whole log from cursor 0 has strictly
+    // increasing seq numbers, and the new events are above every number seen before.
+    let (did, token) = &accounts[0];
+    let created = post(&client, &second.url, token, did, 100_000).await;
+    let rev = created["commit"]["rev"].as_str().unwrap().to_owned();
+    let seqs = firehose_seqs(
+        second.url.clone(),
+        0,
+        Some(rev),
+        Arc::new(AtomicI64::new(0)),
+    )
+    .await;
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let unique: BTreeSet<_> = seqs.iter().collect();
+    assert_eq!(unique.len(), seqs.len());
+    let newest = *seqs.last().unwrap();
+    assert!(
+        newest > max_seen,
+        "new seq {newest} not above {max_seen} seen before the kill"
+    );
+    drop(second.process);
+    let log = second.log.join().unwrap();
+    assert!(
+        log.contains("restored the data directory from the replica"),
+        "{log}"
+    );
+}
