@@ -26,6 +26,8 @@ fn serve(data: &Path) -> (LineProcess, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rookery"));
     command
         .args(["serve", "--port", "0"])
+        .env_clear()
+        .current_dir(data.parent().unwrap())
         .env("PDS_DATA_DIRECTORY", data)
         .env("ROOKERY_BIND_ADDRESS", "127.0.0.1")
         .env("PDS_RATE_LIMITS_ENABLED", "false")
