@@ -116,9 +116,7 @@ fn post(i: usize) -> Ipld {
 /// Builds the repository, writes it as a CAR, imports it, and reports.
 pub async fn run(opts: &Options) -> Result<Report, Error> {
     let dir = super::harness::WorkDir::create(opts.dir.as_deref(), "import")?;
-    let did: Did = "did:plc:benchimportaaaaaaaaaaaaa"
-        .parse()
-        .map_err(crate::syntax::Error::from)?;
+    let did: Did = "did:plc:benchimportaaaaaaaaaaaaa".parse()?;
     let key = Keypair::generate(Algorithm::K256);
     let car_path = dir.path().join("repo.car");
     {

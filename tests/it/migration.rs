@@ -131,7 +131,7 @@ async fn an_account_moves_between_two_servers() {
         )
         .await,
         401,
-        "AuthRequired",
+        "AuthenticationRequired",
     );
     let wrong_lxm = service_token(&old, &old_access, "com.atproto.repo.createRecord").await;
     assert_error(
@@ -143,7 +143,7 @@ async fn an_account_moves_between_two_servers() {
         )
         .await,
         401,
-        "AuthRequired",
+        "AuthenticationRequired",
     );
     let token = service_token(&old, &old_access, "com.atproto.server.createAccount").await;
     let (status, created) = post(

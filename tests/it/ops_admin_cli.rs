@@ -371,23 +371,43 @@ async fn admin_cli_manages_accounts_invites_and_exports() {
         .unwrap();
     assert_eq!(login.status(), 200);
 
-    // importRepo belongs to the migration work and is not served yet: the CLI fails with
-    // status 1 and names the method.
+    // import: another account's repository is refused (status 1, the method and the reason
+    // named); the account's own export imports.
+    let import = |file: &Path| {
+        vec![
+            "import".to_owned(),
+            file.to_str().unwrap().to_owned(),
+            "--identifier".to_owned(),
+            "invited.test".to_owned(),
+            "--account-password".to_owned(),
+            "invited-pass-1".to_owned(),
+        ]
+    };
+    let out = run(import(&car)).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("com.atproto.repo.importRepo") && err.contains("commit is for"),
+        "{err}"
+    );
+    let invited = pds
+        .state
+        .accounts()
+        .get_account(AccountRef::Handle("invited.test"))
+        .await
+        .unwrap()
+        .unwrap();
+    let own = dir.path().join("own.car");
     let out = run(vec![
-        "import".to_owned(),
-        car.to_str().unwrap().to_owned(),
-        "--identifier".to_owned(),
-        "invited.test".to_owned(),
-        "--account-password".to_owned(),
-        "invited-pass-1".to_owned(),
+        "export".to_owned(),
+        invited.did.clone(),
+        "--out".to_owned(),
+        own.to_str().unwrap().to_owned(),
     ])
     .await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("com.atproto.repo.importRepo"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(import(&own)).await;
+    assert!(out.status.success(), "{}", stderr(&out));
 
     let out = run(args(&["account", "delete", other.as_str()])).await;
     assert!(out.status.success(), "{}", stderr(&out));
