@@ -89,10 +89,17 @@ pub enum StateError {
     Hub(#[from] crate::hub::Error),
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    /// Boxed: the replica's error is large and start-up errors are rare.
     #[error("replica: {0}")]
-    Replica(#[from] crate::replica::Error),
+    Replica(Box<crate::replica::Error>),
     #[error("embedded PLC directory: {0}")]
     PlcDirectory(#[from] crate::plc_directory::Error),
+}
+
+impl From<crate::replica::Error> for StateError {
+    fn from(err: crate::replica::Error) -> Self {
+        StateError::Replica(Box::new(err))
+    }
 }
 
 /// The mailer of one SMTP setting: SMTP when configured, else the log in development mode,
