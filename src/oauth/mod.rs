@@ -12,8 +12,8 @@ pub mod scope;
 mod store;
 
 pub use provider::{
-    AccessGrant, AuthorizationView, ConsentDecision, OAuthProvider, RequestContext, SignInOutcome,
-    TokenResponse,
+    AccessGrant, AuthorizationView, ConsentDecision, OAuthProvider, RequestContext, SignInForm,
+    SignInOutcome, TokenResponse,
 };
 pub use store::SessionSummary;
 pub(crate) use store::delete_tokens_of as delete_sessions_of;

@@ -66,6 +66,18 @@ pub struct AuthorizationView {
     pub login_hint: Option<String>,
 }
 
+/// What the sign-in form carries.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInForm<'a> {
+    pub request_id: &'a str,
+    /// Handle, email address or DID.
+    pub identifier: &'a str,
+    pub password: &'a str,
+    /// The mailed sign-in code, where the account asks for one.
+    pub code: Option<&'a str>,
+    pub ip: Option<std::net::IpAddr>,
+}
+
 /// The result of a sign-in form.
 #[derive(Debug)]
 pub enum SignInOutcome {
@@ -407,13 +419,16 @@ impl OAuthProvider {
     pub async fn sign_in(
         &self,
         accounts: &crate::account_service::AccountService<'_>,
-        request_id: &str,
-        identifier: &str,
-        password: &str,
-        code: Option<&str>,
-        ip: Option<std::net::IpAddr>,
+        form: SignInForm<'_>,
         now: i64,
     ) -> Result<SignInOutcome, OAuthError> {
+        let SignInForm {
+            request_id,
+            identifier,
+            password,
+            code,
+            ip,
+        } = form;
         let (row, params) = self.pending(request_id, now).await?;
         let view = self.view(&row, &params).await?;
         let retry = |message: &str, needs_code: bool| SignInOutcome::Retry {

@@ -123,7 +123,7 @@ fn select_mailer(
 fn build_oauth(
     config: &Config,
     accounts: &AccountDb,
-) -> Result<crate::oauth::OAuthProvider, StateError> {
+) -> Result<crate::oauth::OAuthProvider, crate::identity::net::FetchError> {
     use crate::identity::net::{GuardedConfig, GuardedHttp, SystemHostLookup};
     use crate::oauth::client::{ClientResolver, FETCH_TIMEOUT, MAX_METADATA_BYTES};
     let http = GuardedHttp::new(
@@ -133,8 +133,7 @@ fn build_oauth(
             allow_private: config.dev_mode,
         },
         Arc::new(SystemHostLookup),
-    )
-    .map_err(|e| StateError::Identity(e.to_string()))?;
+    )?;
     Ok(crate::oauth::OAuthProvider::new(
         accounts.clone(),
         config.public_url.clone(),
@@ -247,7 +246,8 @@ impl AppState {
         };
         // Every mail that leaves, account or moderation, is counted for the metrics.
         let mail_counts = Arc::new(MailCounts::default());
-        let oauth = build_oauth(&config, &accounts)?;
+        let oauth =
+            build_oauth(&config, &accounts).map_err(|e| StateError::Identity(e.to_string()))?;
         let counted = |mailer: Option<Arc<dyn Mailer>>| {
             mailer.map(|inner| {
                 Arc::new(CountingMailer::new(inner, mail_counts.clone())) as Arc<dyn Mailer>

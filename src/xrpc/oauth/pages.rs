@@ -292,11 +292,13 @@ pub(super) async fn sign_in(
             .oauth()
             .sign_in(
                 &service,
-                field("request_id"),
-                &identifier,
-                field("password"),
-                code,
-                ip,
+                crate::oauth::SignInForm {
+                    request_id: field("request_id"),
+                    identifier: &identifier,
+                    password: field("password"),
+                    code,
+                    ip,
+                },
                 now(),
             )
             .await
