@@ -49,7 +49,7 @@ async fn file_database_settings_and_persistence() {
             .unwrap();
     let expected: Vec<i64> = ACCOUNT_MIGRATOR.iter().map(|m| m.version).collect();
     assert_eq!(versions, expected);
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     assert_eq!(
         db.get_account(AccountRef::Did("did:plc:alice"))
             .await
@@ -91,6 +91,9 @@ async fn schema_tables() {
             "invite_code",
             "invite_code_use",
             "login_attempt",
+            "oauth_request",
+            "oauth_token",
+            "oauth_used_refresh",
             "refresh_token",
             "repo_root",
             "reserved_signing_key",

@@ -127,6 +127,7 @@ impl HubIndex {
                         message: format!(
                             "Rate Limit Exceeded: at most {limit} {collection} records per hour"
                         ),
+                        limit,
                         reset,
                     });
                 }

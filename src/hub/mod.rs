@@ -65,10 +65,14 @@ pub enum Error {
     /// A write breaks a hub rule (slug, GitHub URL): an `InvalidRequest`.
     #[error("{0}")]
     Invalid(String),
-    /// Too many plugin or case records created in the last hour; another is allowed from
-    /// `reset` (UNIX seconds).
+    /// Too many plugin or case records created in the last hour: at most `limit` an hour;
+    /// another is allowed from `reset` (UNIX seconds).
     #[error("{message}")]
-    RateLimited { message: String, reset: i64 },
+    RateLimited {
+        message: String,
+        limit: i64,
+        reset: i64,
+    },
     /// A malformed listing cursor or parameter.
     #[error("{0}")]
     BadRequest(String),

@@ -1,4 +1,4 @@
-//! SQL of the OAuth tables (account database, migration `0010_oauth.sql`).
+//! SQL of the OAuth tables (account database, migration `0004_oauth.sql`).
 
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};

@@ -44,12 +44,14 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The error of a repository write route: an [`XrpcError`], or a 429 that carries the
-/// `ratelimit-reset` header of a hub creation limit.
+/// `RateLimit-*` headers of a hub creation limit.
 #[derive(Debug)]
 pub enum WriteRejection {
     Xrpc(XrpcError),
     RateLimited {
         message: String,
+        /// Creations allowed per hour.
+        limit: i64,
         reset: i64,
     },
     /// Refused by the repository-write rate limit.
@@ -72,9 +74,15 @@ impl From<hub::WriteError> for WriteRejection {
     fn from(e: hub::WriteError) -> Self {
         match e {
             hub::WriteError::Repo(e) => WriteRejection::Xrpc(e.into()),
-            hub::WriteError::Hub(hub::Error::RateLimited { message, reset }) => {
-                WriteRejection::RateLimited { message, reset }
-            }
+            hub::WriteError::Hub(hub::Error::RateLimited {
+                message,
+                limit,
+                reset,
+            }) => WriteRejection::RateLimited {
+                message,
+                limit,
+                reset,
+            },
             hub::WriteError::Hub(e) => WriteRejection::Xrpc(e.into()),
         }
     }
@@ -87,12 +95,22 @@ impl IntoResponse for WriteRejection {
             WriteRejection::Limited(status) => {
                 crate::server::limits::too_many(&status, "Rate Limit Exceeded")
             }
-            WriteRejection::RateLimited { message, reset } => {
+            WriteRejection::RateLimited {
+                message,
+                limit,
+                reset,
+            } => {
                 let mut response = XrpcError::rate_limit_exceeded(message).into_response();
                 let headers = response.headers_mut();
                 headers.insert("ratelimit-remaining", HeaderValue::from_static("0"));
-                if let Ok(value) = HeaderValue::from_str(&reset.to_string()) {
-                    headers.insert("ratelimit-reset", value);
+                for (name, value) in [
+                    ("ratelimit-limit", limit.to_string()),
+                    ("ratelimit-reset", reset.to_string()),
+                    ("ratelimit-policy", format!("{limit};w=3600")),
+                ] {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        headers.insert(name, value);
+                    }
                 }
                 response
             }

@@ -349,7 +349,9 @@ async fn unrouted_app_bsky_methods_are_proxied() {
     assert_eq!(bad.0, StatusCode::BAD_REQUEST);
     assert_eq!(bad.1["error"], "InvalidToken");
 
-    // A protected method is never proxied, even with an atproto-proxy header.
+    // A protected method is never proxied, even with an atproto-proxy header: it is served
+    // here (signPlcOperation wants the mailed token) and the AppView sees nothing.
+    let forwarded = seen.0.lock().unwrap().len();
     let res = reqwest::Client::new()
         .post(format!(
             "{}/xrpc/com.atproto.identity.signPlcOperation",
@@ -365,8 +367,12 @@ async fn unrouted_app_bsky_methods_are_proxied() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(
         body,
-        json!({ "error": "InvalidToken", "message": "Bad token method" })
+        json!({
+            "error": "InvalidRequest",
+            "message": "email confirmation token required to sign PLC operations"
+        })
     );
+    assert_eq!(seen.0.lock().unwrap().len(), forwarded);
     // A routed method with the header is served here, not proxied.
     let routed = reqwest::Client::new()
         .get(format!(

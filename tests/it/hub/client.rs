@@ -39,10 +39,19 @@ impl Client {
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value, Option<String>) {
         let res = req.send().await.unwrap();
         let status = res.status();
-        let reset = res
-            .headers()
-            .get("ratelimit-reset")
-            .map(|v| v.to_str().unwrap().to_owned());
+        // The reset time, with the limit and policy when the server sent them:
+        // "RESET" or "RESET LIMIT POLICY".
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let reset = header("ratelimit-reset").map(|reset| {
+            match (header("ratelimit-limit"), header("ratelimit-policy")) {
+                (Some(limit), Some(policy)) => format!("{reset} {limit} {policy}"),
+                _ => reset,
+            }
+        });
         let text = res.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, body, reset)

@@ -288,7 +288,12 @@ async fn creation_rate_limits() {
         (status, body["error"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("RateLimitExceeded"))
     );
-    let reset: i64 = reset.expect("ratelimit-reset header").parse().unwrap();
+    let reset = reset.expect("ratelimit-reset header");
+    let (reset, limit) = reset
+        .split_once(' ')
+        .expect("ratelimit-limit and -policy headers");
+    assert_eq!(limit, "10 10;w=3600");
+    let reset: i64 = reset.parse().unwrap();
     let after = chrono::Utc::now().timestamp();
     assert!((before + 3600..=after + 3600).contains(&reset), "{reset}");
     // Updates are not creations; other accounts have their own budget.
@@ -320,7 +325,8 @@ async fn creation_rate_limits() {
         (status, body["error"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("RateLimitExceeded"))
     );
-    assert!(reset.is_some());
+    let reset = reset.expect("ratelimit-reset header");
+    assert!(reset.ends_with(" 5 5;w=3600"), "{reset}");
     // A refused batch commits nothing.
     let (status, _) = c.post(Some(&tok), "com.atproto.repo.applyWrites", &json!({"repo": alice.as_str(), "writes": [
         apply_create("app.bsky.feed.post", None, json!({"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2025-01-01T00:00:00Z"})),
