@@ -121,6 +121,25 @@ impl MigrationService<'_> {
         Ok(())
     }
 
+    /// Whether a DID document's `atproto_pds` endpoint is this server's public URL.
+    fn is_this_server(&self, endpoint: Option<&str>) -> bool {
+        endpoint.map(|e| e.trim_end_matches('/'))
+            == Some(self.state.config().public_url.trim_end_matches('/'))
+    }
+
+    /// The `did:key` of the repository signing key this server holds for `did`.
+    async fn held_signing_key(&self, did: &Did) -> Result<String, Error> {
+        let actor = self
+            .state
+            .repo()
+            .stores()
+            .open(did)
+            .await
+            .map_err(crate::account_service::Error::from)?
+            .ok_or_else(|| Error::InvalidOperation(format!("Could not find repo: {did}")))?;
+        Ok(actor.keypair().public_key().to_did_key())
+    }
+
     fn import_dir(&self) -> PathBuf {
         self.state.config().data_directory.join(IMPORT_DIR)
     }
@@ -177,7 +196,6 @@ impl MigrationService<'_> {
         let UnsignedOp::Plc(fields) = &op.op else {
             return Err(Error::InvalidOperation("Invalid operation".into()));
         };
-        let config = self.state.config();
         let ours = self.state.plc_rotation_key().public_key().to_did_key();
         if !fields.rotation_keys.contains(&ours) {
             return Err(Error::InvalidOperation(
@@ -190,23 +208,12 @@ impl MigrationService<'_> {
                 "Incorrect type on atproto_pds service".into(),
             ));
         }
-        if pds.map(|s| s.endpoint.trim_end_matches('/'))
-            != Some(config.public_url.trim_end_matches('/'))
-        {
+        if !self.is_this_server(pds.map(|s| s.endpoint.as_str())) {
             return Err(Error::InvalidOperation(
                 "Incorrect endpoint on atproto_pds service".into(),
             ));
         }
-        let actor = self
-            .state
-            .repo()
-            .stores()
-            .open(did)
-            .await
-            .map_err(crate::account_service::Error::from)?
-            .ok_or_else(|| Error::InvalidOperation(format!("Could not find repo: {did}")))?;
-        let signing = actor.keypair().public_key().to_did_key();
-        drop(actor);
+        let signing = self.held_signing_key(did).await?;
         if fields.verification_methods.get("atproto") != Some(&signing) {
             return Err(Error::InvalidOperation("Incorrect signing key".into()));
         }
@@ -241,7 +248,6 @@ impl MigrationService<'_> {
     /// the `atproto_pds` endpoint this server's URL; the `atproto` key the one this server
     /// holds for the account.
     pub async fn check_did_points_here(&self, did: &Did) -> Result<(), Error> {
-        let config = self.state.config();
         let (endpoint, signing, rotation) = if did.method() == "plc" {
             let data = self.state.resolver().plc().get_data(did).await?;
             let endpoint = data.services.get("atproto_pds").map(|s| s.endpoint.clone());
@@ -259,22 +265,12 @@ impl MigrationService<'_> {
                 "Server rotation key not included in PLC DID data".into(),
             ));
         }
-        if endpoint.as_deref().map(|e| e.trim_end_matches('/'))
-            != Some(config.public_url.trim_end_matches('/'))
-        {
+        if !self.is_this_server(endpoint.as_deref()) {
             return Err(Error::InvalidOperation(
                 "DID document atproto_pds service endpoint does not match PDS public url".into(),
             ));
         }
-        let actor = self
-            .state
-            .repo()
-            .stores()
-            .open(did)
-            .await
-            .map_err(crate::account_service::Error::from)?
-            .ok_or_else(|| Error::InvalidOperation(format!("Could not find repo: {did}")))?;
-        if signing.as_deref() != Some(actor.keypair().public_key().to_did_key().as_str()) {
+        if signing.as_deref() != Some(self.held_signing_key(did).await?.as_str()) {
             return Err(Error::InvalidOperation(
                 "DID document verification method does not match expected signing key".into(),
             ));

@@ -420,8 +420,6 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
     );
 
     // Every repository verifies with the official verifyRepoCar.
-    let repo_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node = support::plc::node_binary(repo_dir);
     for (did, _) in &accounts {
         let car = client
             .get(format!(
@@ -434,27 +432,13 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
             .bytes()
             .await
             .unwrap();
-        let file = dir.path().join("repo.car");
-        std::fs::write(&file, &car).unwrap();
         let key_hex = std::fs::read_to_string(key_dir(&data, did).join("key")).unwrap();
         let key = rookery::crypto::Keypair::from_private_hex(
             rookery::crypto::Algorithm::K256,
             key_hex.trim(),
         )
         .unwrap();
-        let output = Command::new(&node)
-            .arg(repo_dir.join("tests/js/verify-repo-car.mjs"))
-            .arg(&file)
-            .arg(did)
-            .arg(key.public_key().to_did_key())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{did}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let official: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let official = support::verify_repo_car(&car, did, &key.public_key().to_did_key());
         let records = official["records"].as_u64().unwrap() as usize;
         assert!(
             records >= present_by_did.get(did).copied().unwrap_or(0),

@@ -4,8 +4,6 @@
 
 use crate::support;
 
-use std::process::Command;
-
 use rookery::repo::car::{Limits, read_car_bytes};
 use rookery::repo::verify::verify_car;
 use serde_json::{Value, json};
@@ -93,23 +91,7 @@ async fn get_repo_streams_a_verifiable_car() {
     assert_eq!(cids, expected);
 
     // The official consumer accepts it too.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("repo.car");
-    std::fs::write(&file, &car).unwrap();
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new(support::plc::node_binary(repo))
-        .arg(repo.join("tests/js/verify-repo-car.mjs"))
-        .arg(&file)
-        .arg(did.as_str())
-        .arg(key.to_did_key())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let official: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let official = support::verify_repo_car(&car, did.as_str(), &key.to_did_key());
     assert_eq!(official, json!({"rev": latest["rev"], "records": 30}));
 
     // `since`: the head commit and only blocks written after that revision.
