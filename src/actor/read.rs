@@ -9,6 +9,7 @@ use super::{Error, Result};
 use crate::repo::cbor::{self, Ipld};
 use crate::store::records::{self, StoredRecord};
 use crate::store::root::{self, RepoRoot};
+use crate::store::stats::{self, StoreCounts};
 use crate::syntax::{Did, Nsid, RecordKey};
 
 /// A record as read from the index.
@@ -91,5 +92,12 @@ impl ActorRepo {
         root::get(&mut conn)
             .await?
             .ok_or_else(|| Error::RepoNotFound(did.to_string()))
+    }
+
+    /// How much `did`'s store holds (`checkAccountStatus`).
+    pub async fn store_counts(&self, did: &Did) -> Result<StoreCounts> {
+        let handle = self.open_required(did).await?;
+        let mut conn = handle.pool().acquire().await?;
+        Ok(stats::counts(&mut conn).await?)
     }
 }

@@ -12,10 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Error;
 use crate::AppState;
-use crate::accounts::NewAccount;
+use crate::account_service::AccountRequest;
 use crate::config::{Config, SecretBytes, ServiceSecrets};
 use crate::crypto::{Algorithm, Keypair};
-use crate::identity::plc;
 use crate::server::tasks::TaskRunner;
 use crate::syntax::{Did, Handle};
 
@@ -160,51 +159,29 @@ impl BenchServer {
     }
 }
 
-/// Creates an account through the library: handle `{name}.test`, email
-/// `{name}@example.com`, and a did:plc whose genesis is signed but not submitted.
+/// The password of every account [`seed_account`] creates.
+pub(crate) const SEED_PASSWORD: &str = "benchmark-password";
+
+/// Creates an account as `createAccount` does, through the accounts service: handle
+/// `{name}.test`, email `{name}@example.com`, password [`SEED_PASSWORD`], and a did:plc
+/// registered with the server's PLC directory (the embedded one on the default
+/// configuration).
 pub(crate) async fn seed_account(state: &AppState, name: &str) -> Result<Did, Error> {
     let handle: Handle = format!("{name}.test")
         .parse()
         .map_err(|e| server_error("handle", e))?;
-    let key = Keypair::generate(Algorithm::K256);
-    let (did, _) = plc::create_genesis(
-        &key.public_key().to_did_key(),
-        vec![state.plc_rotation_key().public_key().to_did_key()],
-        &handle,
-        &state.config().public_url,
-        state.plc_rotation_key(),
-    )
-    .map_err(|e| server_error("genesis", e))?;
-    state
-        .repo()
-        .create_repo(&did, &key, Some(&handle))
-        .await
-        .map_err(|e| server_error("create_repo", e))?;
-    register(state, &did, &handle, &format!("{name}@example.com")).await?;
-    Ok(did)
-}
-
-/// Adds `did` to the account database (password `benchmark-password`).
-pub(crate) async fn register(
-    state: &AppState,
-    did: &Did,
-    handle: &Handle,
-    email: &str,
-) -> Result<(), Error> {
-    state
-        .accounts()
-        .create_account(NewAccount {
-            did,
-            handle,
-            email,
-            password: "benchmark-password",
+    let created = state
+        .account_service()
+        .create_account(AccountRequest {
+            handle: &handle,
+            email: &format!("{name}@example.com"),
+            password: SEED_PASSWORD,
             invite_code: None,
-            invite_required: false,
-            now: chrono::Utc::now().timestamp(),
+            recovery_key: None,
         })
         .await
-        .map_err(|e| server_error("create_account", e))?;
-    Ok(())
+        .map_err(|e| server_error("create account", e))?;
+    Ok(created.did)
 }
 
 /// An `authorization` header value for a new session of `did`.

@@ -23,11 +23,10 @@ use cid::Cid;
 use futures::StreamExt;
 use ipld_core::ipld::Ipld;
 
-use super::harness::{BenchServer, Serve, WorkDir, register, server_error};
+use super::harness::{BenchServer, Serve, WorkDir, seed_account, server_error};
 use super::{CountingWriter, Error, Latency, Machine, check_eq, human, mb_per_second};
 use crate::AppState;
 use crate::actor::{MAX_WRITES, RecordWrite};
-use crate::crypto::{Algorithm, Keypair};
 use crate::repo::car::{CarReader, Limits, RootPolicy};
 use crate::repo::repository::Write;
 use crate::store::export::write_repo_car;
@@ -256,19 +255,7 @@ impl AsyncCheck for Exactly {
 }
 
 async fn measure(opts: &Options, state: &AppState, base: &str) -> Result<Report, Error> {
-    let key = Keypair::generate(Algorithm::K256);
-    let did: Did = "did:plc:benchsyncbenchsyncbenchs"
-        .parse()
-        .map_err(|e| server_error("did", e))?;
-    state
-        .repo()
-        .create_repo(&did, &key, None)
-        .await
-        .map_err(|e| server_error("create_repo", e))?;
-    let handle = "bench-sync.test"
-        .parse()
-        .map_err(|e| server_error("handle", e))?;
-    register(state, &did, &handle, "bench-sync@example.com").await?;
+    let did = seed_account(state, "bench-sync").await?;
 
     let started = Instant::now();
     let (commits, half_rev) = build(opts, state, &did).await?;

@@ -178,6 +178,7 @@ pub async fn serve(
     };
     let public_url = config.public_url.clone();
     let embedded_plc_url = config.embedded_plc_url();
+    let mail_state = state.clone();
     let app = crate::app(state);
 
     let handle = tokio::spawn(async move {
@@ -203,6 +204,12 @@ pub async fn serve(
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
         }
+        // Mail queued by the last requests (and retries under way) gets a bounded time.
+        mail_state.mail().drain(TASK_SHUTDOWN_GRACE).await;
+        mail_state
+            .moderation_mail()
+            .drain(TASK_SHUTDOWN_GRACE)
+            .await;
         tracing::info!("server stopped");
         served.map_err(ServeError::Io)
     });

@@ -24,6 +24,7 @@ pub mod prefs;
 pub mod records;
 pub mod root;
 pub mod sqlite;
+pub mod stats;
 
 pub use block_store::SqliteBlockStore;
 

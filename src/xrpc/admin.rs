@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use super::auth::AdminAuth;
 use super::extract::{XrpcJson, XrpcQuery};
-use crate::accounts::{AccountRef, AccountStatus};
+use crate::account_service::{self, StatusChange};
+use crate::accounts::AccountRef;
 use crate::actor::ActorHandle;
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
@@ -192,42 +193,28 @@ async fn update_subject_status(
     Ok(Json(output))
 }
 
-/// Applies a takedown and/or deactivation to an account, then announces its resulting status
-/// with an `#account` event (also when neither was given, as the reference).
+/// Applies a takedown and/or deactivation to an account
+/// ([`crate::account_service::AccountService::change_status`]).
 async fn update_account(
     state: &AppState,
     did: &Did,
     takedown: Option<&StatusAttr>,
     deactivated: Option<&StatusAttr>,
 ) -> Result<(), XrpcError> {
-    let accounts = state.accounts();
-    if accounts
-        .get_account(AccountRef::Did(did.as_str()))
-        .await?
-        .is_none()
-    {
-        return Err(subject_not_found());
-    }
-    if let Some(takedown) = takedown {
-        accounts
-            .update_takedown(did.as_str(), takedown.takedown_ref().as_deref())
-            .await?;
-    }
-    if let Some(deactivated) = deactivated {
-        if deactivated.applied {
-            accounts
-                .deactivate(did.as_str(), Utc::now().timestamp(), None)
-                .await?;
-        } else {
-            accounts.activate(did.as_str()).await?;
-        }
-    }
-    let status = accounts.account_status(did.as_str()).await?;
+    let change = StatusChange {
+        takedown: takedown.map(StatusAttr::takedown_ref),
+        deactivated: deactivated.map(|attr| attr.applied),
+    };
     state
-        .repo()
-        .sequence_account(did, status == AccountStatus::Active, status.as_lexicon())
-        .await?;
-    Ok(())
+        .account_service()
+        .change_status(did, change)
+        .await
+        .map_err(|err| match err {
+            account_service::Error::Accounts(crate::accounts::Error::AccountNotFound) => {
+                subject_not_found()
+            }
+            other => other.into(),
+        })
 }
 
 /// Sets or lifts a blob's takedown and moves its bytes into or out of quarantine, in one

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::auth::AdminAuth;
 use super::extract::{XrpcJson, XrpcQuery};
 use super::server::{check_password, code_view, datetime, normalize_email, unsupported_email};
+use crate::account_service;
 use crate::accounts::{ADMIN_INVITE_ACCOUNT, AccountInfo, AccountRef, InviteSort};
 use crate::crypto::PublicKey;
 use crate::error::{ErrorName, XrpcError};
@@ -230,7 +231,10 @@ async fn update_account_handle(
     XrpcJson(input): XrpcJson<UpdateHandleInput>,
 ) -> Result<Json<Value>, XrpcError> {
     let did = parse_did(&input.did)?;
-    super::identity::change_handle(&state, &did, &input.handle, true).await?;
+    state
+        .account_service()
+        .change_handle(&did, &input.handle, true)
+        .await?;
     Ok(Json(json!({})))
 }
 
@@ -272,25 +276,16 @@ async fn update_account_signing_key(
     let did = parse_did(&input.did)?;
     PublicKey::from_did_key(&input.signing_key)
         .map_err(|_| XrpcError::invalid_request("signingKey must be a did:key"))?;
-    if did.method() != "plc" {
-        return Err(XrpcError::invalid_request(
-            "Only did:plc documents can be updated by this server",
-        ));
-    }
-    let service = state.account_service();
-    if state
-        .accounts()
-        .get_account(AccountRef::Did(did.as_str()))
-        .await?
-        .is_none()
-    {
-        return Err(account_not_found());
-    }
-    super::identity::update_plc_signing_key(&state, &did, &input.signing_key).await?;
-    let handle = service.handle_of(did.as_str()).await?;
-    if let Err(err) = state.repo().sequence_identity(&did, handle.as_ref()).await {
-        tracing::error!(did = did.as_str(), %err, "failed to sequence signing key update");
-    }
+    state
+        .account_service()
+        .update_signing_key(&did, &input.signing_key)
+        .await
+        .map_err(|err| match err {
+            account_service::Error::Accounts(crate::accounts::Error::AccountNotFound) => {
+                account_not_found()
+            }
+            other => other.into(),
+        })?;
     Ok(Json(json!({})))
 }
 

@@ -110,7 +110,20 @@ impl From<account_service::Error> for XrpcError {
             }
             E::Plc(err) => err.into(),
             E::Genesis(err) => XrpcError::invalid_request(format!("Cannot build the DID: {err}")),
-            other @ E::Sequencer(_) => XrpcError::internal(other),
+            E::InvalidHandle(message) => XrpcError::bad_request(ErrorName::InvalidHandle, message),
+            E::HandleNotAvailable(message) => {
+                XrpcError::bad_request(ErrorName::HandleNotAvailable, message)
+            }
+            E::UnsupportedDomain => XrpcError::bad_request(
+                ErrorName::UnsupportedDomain,
+                "Not a supported handle domain",
+            ),
+            E::InvalidPassword(message) => {
+                XrpcError::bad_request(ErrorName::InvalidPassword, message)
+            }
+            E::BadCredentials => XrpcError::auth_required("Invalid did or password"),
+            E::Refused(message) => XrpcError::invalid_request(message),
+            other @ (E::Sequencer(_) | E::Blobs(_) | E::PlcUpdate(_)) => XrpcError::internal(other),
         }
     }
 }

@@ -16,19 +16,15 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::account_service::rules::service_domain;
 use crate::accounts::AccountRef;
 use crate::error::{ErrorName, XrpcError};
-use crate::identity::plc::{self, PDS_SERVICE_ID, PDS_SERVICE_TYPE, PlcChanges, PlcError};
+use crate::identity::plc::{self, PDS_SERVICE_ID, PDS_SERVICE_TYPE, PlcError};
 use crate::identity::resolver::ResolveError;
 use crate::server::AppState;
 use crate::syntax::{Did, Handle};
 use crate::xrpc::auth::{AccessAllowDeactivated, AccessStandard};
 use crate::xrpc::extract::{XrpcJson, XrpcQuery};
-
-/// Shortest label in front of a service handle domain.
-pub const MIN_SERVICE_HANDLE_LABEL: usize = 3;
-/// Longest label in front of a service handle domain.
-pub const MAX_SERVICE_HANDLE_LABEL: usize = 18;
 
 /// The `com.atproto.identity.*` routes.
 pub fn routes() -> Router<AppState> {
@@ -55,63 +51,6 @@ pub fn routes() -> Router<AppState> {
             post(refresh_identity),
         )
         .merge(super::identity_plc::routes())
-}
-
-fn invalid_handle(message: impl Into<String>) -> XrpcError {
-    XrpcError::bad_request(ErrorName::InvalidHandle, message)
-}
-
-/// The service handle domain (`.test`, `.pds.example.com`) `handle` is under, if any. The
-/// bare domain (`test` for `.test`) counts as under it too, as in the reference.
-pub fn service_domain<'a>(handle: &Handle, domains: &'a [String]) -> Option<&'a str> {
-    let h = handle.as_str();
-    domains
-        .iter()
-        .map(String::as_str)
-        .find(|d| h.ends_with(d) || Some(h) == d.strip_prefix('.'))
-}
-
-/// Parses and lowercases `input`, refusing syntax errors and disallowed top-level domains
-/// with 400 `InvalidHandle`.
-pub fn normalize_handle(input: &str) -> Result<Handle, XrpcError> {
-    let handle: Handle = input
-        .trim()
-        .to_ascii_lowercase()
-        .parse()
-        .map_err(|e: crate::syntax::Error| invalid_handle(format!("Invalid handle: {e}")))?;
-    if handle.has_disallowed_tld() {
-        return Err(invalid_handle("Handle TLD is invalid or disallowed"));
-    }
-    Ok(handle)
-}
-
-/// The constraints on a handle under a service domain: one label of 3 to 18 characters in
-/// front of the domain, not a reserved name (see [`crate::identity::reserved`]).
-pub fn check_service_handle(handle: &Handle, domain: &str) -> Result<(), XrpcError> {
-    check_service_handle_shape(handle, domain)?;
-    let front = handle.as_str().strip_suffix(domain).unwrap_or_default();
-    if crate::identity::reserved::is_reserved(front) {
-        return Err(XrpcError::bad_request(
-            ErrorName::HandleNotAvailable,
-            "Reserved handle",
-        ));
-    }
-    Ok(())
-}
-
-/// The length and label rules alone (the administrator may give reserved names).
-fn check_service_handle_shape(handle: &Handle, domain: &str) -> Result<(), XrpcError> {
-    let front = handle.as_str().strip_suffix(domain).unwrap_or_default();
-    if front.contains('.') {
-        return Err(invalid_handle("Invalid characters in handle"));
-    }
-    if front.len() < MIN_SERVICE_HANDLE_LABEL {
-        return Err(invalid_handle("Handle too short"));
-    }
-    if front.len() > MAX_SERVICE_HANDLE_LABEL {
-        return Err(invalid_handle("Handle too long"));
-    }
-    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -330,126 +269,11 @@ async fn update_handle(
             .check(caller.did.as_str(), now)
             .map_err(|_| XrpcError::rate_limit_exceeded("Rate Limit Exceeded"))?;
     }
-    change_handle(&state, &caller.did, &input.handle, false).await?;
-    Ok(StatusCode::OK.into_response())
-}
-
-/// Gives `did` the handle `input`, as `identity.updateHandle` and (with `allow_reserved`,
-/// which allows reserved names under the service domains) `admin.updateAccountHandle` do.
-/// A handle outside the service domains must resolve to `did`.
-pub(crate) async fn change_handle(
-    state: &AppState,
-    did: &Did,
-    input: &str,
-    allow_reserved: bool,
-) -> Result<Handle, XrpcError> {
-    let handle = normalize_handle(input)?;
-    match service_domain(&handle, &state.config().service_handle_domains) {
-        Some(domain) if allow_reserved => check_service_handle_shape(&handle, domain)?,
-        Some(domain) => check_service_handle(&handle, domain)?,
-        None => {
-            let resolved = state.resolver().resolve_handle(&handle).await.ok();
-            if resolved.as_ref() != Some(did) {
-                return Err(XrpcError::invalid_request(
-                    "External handle did not resolve to DID",
-                ));
-            }
-        }
-    }
-    let taken = || {
-        XrpcError::bad_request(
-            ErrorName::HandleNotAvailable,
-            format!("Handle already taken: {}", handle.as_str()),
-        )
-    };
-    let holder = state
-        .accounts()
-        .get_account(AccountRef::Handle(handle.as_str()))
+    state
+        .account_service()
+        .change_handle(&caller.did, &input.handle, false)
         .await?;
-    let previous = state
-        .accounts()
-        .get_account(AccountRef::Did(did.as_str()))
-        .await?
-        .ok_or_else(|| XrpcError::invalid_request("Account not found"))?
-        .handle;
-    match holder {
-        Some(account) if account.did != did.as_str() => return Err(taken()),
-        // Already ours: only the identity event is sent again, as the reference does.
-        Some(_) => {}
-        None => {
-            if did.method() == "plc" {
-                update_plc_handle(state, did, &handle).await?;
-            } else {
-                let doc = state.resolver().resolve_did(did).await.map_err(|_| {
-                    XrpcError::invalid_request("DID is not properly configured for handle")
-                })?;
-                if doc.handle().as_ref() != Some(&handle) {
-                    return Err(XrpcError::invalid_request(
-                        "DID is not properly configured for handle",
-                    ));
-                }
-            }
-            state
-                .accounts()
-                .update_handle(did.as_str(), &handle)
-                .await
-                .map_err(|e| match e {
-                    crate::accounts::Error::HandleTaken => taken(),
-                    other => other.into(),
-                })?;
-        }
-    }
-    state.resolver().purge_did(did);
-    state.resolver().purge_handle(&handle);
-    if let Some(old) = previous.and_then(|h| h.parse::<Handle>().ok()) {
-        state.resolver().purge_handle(&old);
-    }
-    if let Err(err) = state.repo().sequence_identity(did, Some(&handle)).await {
-        tracing::error!(did = did.as_str(), %err, "failed to sequence handle update");
-    }
-    Ok(handle)
-}
-
-/// Submits a PLC update replacing the handle in `alsoKnownAs`, chained on the directory's
-/// last operation and signed with the server's rotation key.
-async fn update_plc_handle(state: &AppState, did: &Did, handle: &Handle) -> Result<(), XrpcError> {
-    let directory = state.resolver().plc();
-    let last = directory.get_last_op(did).await.map_err(XrpcError::from)?;
-    let changes = PlcChanges {
-        handle: Some(handle.clone()),
-        ..PlcChanges::default()
-    };
-    let op = plc::update_op(&last, &changes, state.plc_rotation_key()).map_err(|e| match e {
-        plc::OpError::SignerNotRotationKey => XrpcError::invalid_request(
-            "This server's rotation key cannot update this DID's PLC document",
-        ),
-        other => XrpcError::internal(other),
-    })?;
-    directory.submit(did, &op).await.map_err(XrpcError::from)
-}
-
-/// Replaces the `atproto` signing key in `did`'s PLC document
-/// (`admin.updateAccountSigningKey`).
-pub(crate) async fn update_plc_signing_key(
-    state: &AppState,
-    did: &Did,
-    signing_key: &str,
-) -> Result<(), XrpcError> {
-    let directory = state.resolver().plc();
-    let last = directory.get_last_op(did).await.map_err(XrpcError::from)?;
-    let changes = PlcChanges {
-        signing_key: Some(signing_key.to_owned()),
-        ..PlcChanges::default()
-    };
-    let op = plc::update_op(&last, &changes, state.plc_rotation_key()).map_err(|e| match e {
-        plc::OpError::SignerNotRotationKey => XrpcError::invalid_request(
-            "This server's rotation key cannot update this DID's PLC document",
-        ),
-        other => XrpcError::internal(other),
-    })?;
-    directory.submit(did, &op).await.map_err(XrpcError::from)?;
-    state.resolver().purge_did(did);
-    Ok(())
+    Ok(StatusCode::OK.into_response())
 }
 
 #[derive(Serialize)]
@@ -506,64 +330,4 @@ async fn get_recommended_did_credentials(
     serde_json::to_value(body)
         .map(Json)
         .map_err(XrpcError::internal)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn h(s: &str) -> Handle {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn service_domains() {
-        let domains = vec![".test".to_owned(), ".pds.example.com".to_owned()];
-        assert_eq!(service_domain(&h("alice.test"), &domains), Some(".test"));
-        assert_eq!(
-            service_domain(&h("bob.pds.example.com"), &domains),
-            Some(".pds.example.com")
-        );
-        assert_eq!(
-            service_domain(&h("pds.example.com"), &domains),
-            Some(".pds.example.com")
-        );
-        assert_eq!(service_domain(&h("alice.example.org"), &domains), None);
-        assert_eq!(service_domain(&h("alicetest.com"), &domains), None);
-    }
-
-    #[test]
-    fn normalising() {
-        assert_eq!(normalize_handle(" Alice.TEST ").unwrap(), h("alice.test"));
-        for bad in [
-            "alice",
-            "-a.test",
-            "a..test",
-            "alice.test.",
-            "al ice.test",
-            "",
-        ] {
-            let err = normalize_handle(bad).unwrap_err();
-            assert_eq!(err.error, ErrorName::InvalidHandle, "{bad}");
-            assert_eq!(err.status, StatusCode::BAD_REQUEST, "{bad}");
-        }
-        let err = normalize_handle("alice.example").unwrap_err();
-        assert_eq!(err.message, "Handle TLD is invalid or disallowed");
-    }
-
-    #[test]
-    fn service_handle_constraints() {
-        assert!(check_service_handle(&h("abc.test"), ".test").is_ok());
-        assert!(check_service_handle(&h("a23456789012345678.test"), ".test").is_ok());
-        let msg = |s: &str| check_service_handle(&h(s), ".test").unwrap_err().message;
-        assert_eq!(msg("ab.test"), "Handle too short");
-        assert_eq!(msg("a234567890123456789.test"), "Handle too long");
-        assert_eq!(msg("a.bcd.test"), "Invalid characters in handle");
-        let reserved = check_service_handle(&h("admin.test"), ".test").unwrap_err();
-        assert_eq!(
-            (reserved.error, reserved.message.as_str()),
-            (ErrorName::HandleNotAvailable, "Reserved handle")
-        );
-        assert!(check_service_handle_shape(&h("admin.test"), ".test").is_ok());
-    }
 }

@@ -9,10 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::account_service::rules::service_domain;
 use crate::accounts::AccountRef;
 use crate::server::AppState;
 use crate::syntax::Handle;
-use crate::xrpc::identity::service_domain;
 
 /// The `/.well-known/atproto-did` route.
 pub fn routes() -> Router<AppState> {

@@ -6,23 +6,14 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{empty, internal, now};
-use crate::account_service::{self, AccountRequest};
-use crate::accounts::{AccountRef, EmailTokenPurpose};
+use super::empty;
+use crate::account_service::{self, AccountRequest, rules};
 use crate::crypto::PublicKey;
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
-use crate::syntax::{Did, Handle};
+use crate::syntax::Did;
 use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull, bearer_token};
 use crate::xrpc::extract::XrpcJson;
-
-/// Shortest account password accepted.
-pub const MIN_PASSWORD_LEN: usize = 8;
-/// Longest account password accepted, as the reference.
-pub const MAX_PASSWORD_LEN: usize = 256;
-/// Bounds on the part of a handle in front of a service domain, as the reference.
-const MIN_HANDLE_FRONT: usize = 3;
-const MAX_HANDLE_FRONT: usize = 18;
 
 /// `com.atproto.server.describeServer`.
 pub async fn describe_server(State(state): State<AppState>) -> Json<Value> {
@@ -34,91 +25,6 @@ pub async fn describe_server(State(state): State<AppState>) -> Json<Value> {
         "links": {},
         "contact": {},
     }))
-}
-
-fn invalid_handle(message: &str) -> XrpcError {
-    XrpcError::bad_request(ErrorName::InvalidHandle, message)
-}
-
-/// Normalises and checks a handle for registration under one of `domains` (each like
-/// `.example.com`): valid syntax, an allowed TLD, and a single label of 3 to 18 characters
-/// in front of the service domain.
-pub fn normalize_service_handle(raw: &str, domains: &[String]) -> Result<Handle, XrpcError> {
-    let handle: Handle = raw
-        .trim()
-        .to_ascii_lowercase()
-        .parse()
-        .map_err(|_| invalid_handle("Input/handle must be a valid handle"))?;
-    if handle.has_disallowed_tld() {
-        return Err(invalid_handle("Handle TLD is invalid or disallowed"));
-    }
-    let text = handle.as_str();
-    let front = domains.iter().find_map(|domain| {
-        let domain = domain.to_ascii_lowercase();
-        let suffix = if domain.starts_with('.') {
-            domain
-        } else {
-            format!(".{domain}")
-        };
-        text.strip_suffix(suffix.as_str())
-    });
-    let Some(front) = front else {
-        return Err(XrpcError::bad_request(
-            ErrorName::UnsupportedDomain,
-            "Not a supported handle domain",
-        ));
-    };
-    if front.contains('.') {
-        return Err(invalid_handle("Invalid characters in handle"));
-    }
-    if front.len() < MIN_HANDLE_FRONT {
-        return Err(invalid_handle("Handle too short"));
-    }
-    if front.len() > MAX_HANDLE_FRONT {
-        return Err(invalid_handle("Handle too long"));
-    }
-    if crate::identity::reserved::is_reserved(front) {
-        return Err(XrpcError::bad_request(
-            ErrorName::HandleNotAvailable,
-            "Reserved handle",
-        ));
-    }
-    Ok(handle)
-}
-
-/// A plausible e-mail address: one `@`, a non-empty local part, a dotted domain, no spaces
-/// or control characters. Returns it lowercased.
-pub fn normalize_email(raw: &str) -> Option<String> {
-    let email = raw.trim().to_lowercase();
-    let (local, domain) = email.split_once('@')?;
-    let ok = !local.is_empty()
-        && local.len() <= 64
-        && email.len() <= 254
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(email)
-}
-
-/// Checks a new account password's length.
-pub fn check_password(password: &str) -> Result<(), XrpcError> {
-    let len = password.chars().count();
-    if len < MIN_PASSWORD_LEN {
-        Err(XrpcError::bad_request(
-            ErrorName::InvalidPassword,
-            format!("Password must be at least {MIN_PASSWORD_LEN} characters"),
-        ))
-    } else if len > MAX_PASSWORD_LEN {
-        Err(XrpcError::bad_request(
-            ErrorName::InvalidPassword,
-            "Password too long",
-        ))
-    } else {
-        Ok(())
-    }
 }
 
 #[derive(Deserialize)]
@@ -161,12 +67,12 @@ pub async fn create_account(
         }
         None => None,
     };
-    let handle = normalize_service_handle(&input.handle, &config.service_handle_domains)?;
+    let handle = rules::new_account_handle(&input.handle, &config.service_handle_domains)?;
     let email = input
         .email
         .as_deref()
         .ok_or_else(|| XrpcError::invalid_request("Email is required"))?;
-    let email = normalize_email(email).ok_or_else(|| {
+    let email = rules::normalize_email(email).ok_or_else(|| {
         XrpcError::bad_request(
             ErrorName::InvalidEmail,
             "This email address is not supported, please use a different email.",
@@ -176,7 +82,7 @@ pub async fn create_account(
         .password
         .as_deref()
         .ok_or_else(|| XrpcError::invalid_request("Password is required"))?;
-    check_password(password)?;
+    rules::check_password(password)?;
     let invite_code = input.invite_code.as_deref().map(str::trim);
     if let Some(recovery) = input.recovery_key.as_deref() {
         PublicKey::from_did_key(recovery)
@@ -253,34 +159,10 @@ pub async fn delete_account(
         .did
         .parse()
         .map_err(|_| XrpcError::invalid_request("did must be a valid DID"))?;
-    let accounts = state.accounts();
-    if accounts
-        .get_account(AccountRef::Did(did.as_str()))
-        .await?
-        .is_none()
-    {
-        return Err(XrpcError::invalid_request("account not found"));
-    }
-    let now = now();
-    let bad_credentials = || XrpcError::auth_required("Invalid did or password");
-    match accounts
-        .login(did.as_str(), &input.password, None, now)
-        .await
-    {
-        Ok(login) if login.app_password.is_none() => {}
-        Ok(_) | Err(crate::accounts::Error::AuthFailed) => return Err(bad_credentials()),
-        Err(crate::accounts::Error::AccountTakedown) => {}
-        Err(err) => return Err(err.into()),
-    }
-    accounts
-        .assert_valid_email_token(
-            did.as_str(),
-            EmailTokenPurpose::DeleteAccount,
-            input.token.trim(),
-            now,
-        )
+    state
+        .account_service()
+        .delete_with_credentials(&did, &input.password, &input.token)
         .await?;
-    state.account_service().delete_account(&did).await?;
     Ok(empty())
 }
 
@@ -306,12 +188,8 @@ pub async fn deactivate_account(
         })
         .transpose()?;
     state
-        .accounts()
-        .deactivate(caller.did.as_str(), now(), delete_after)
-        .await?;
-    state
-        .repo()
-        .sequence_account(&caller.did, false, Some("deactivated"))
+        .account_service()
+        .deactivate(&caller.did, delete_after)
         .await?;
     Ok(empty())
 }
@@ -333,66 +211,16 @@ pub async fn check_account_status(
     State(state): State<AppState>,
     AccessAllowDeactivated(caller): AccessAllowDeactivated,
 ) -> Result<Json<Value>, XrpcError> {
-    let did = &caller.did;
-    let account = state
-        .accounts()
-        .get_account(AccountRef::Did(did.as_str()))
-        .await?
-        .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
-    let actor =
-        state.repo().stores().open(did).await?.ok_or_else(|| {
-            XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"))
-        })?;
-    let root = state
-        .repo()
-        .current_root(did)
-        .await
-        .map_err(|err| match err {
-            crate::actor::Error::RepoNotFound(_) => {
-                XrpcError::repo_not_found(format!("Could not find repo for DID: {did}"))
-            }
-            other => other.into(),
-        })?;
-    let pool = actor.pool();
-    let count = |sql: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await
-            .map_err(internal)
-    };
-    let repo_blocks = count("SELECT COUNT(*) FROM repo_block").await?;
-    let indexed_records = count("SELECT COUNT(*) FROM record").await?;
-    let private_state_values = count("SELECT COUNT(*) FROM account_pref").await?;
-    let blob_cids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT DISTINCT blobCid FROM record_blob")
-        .fetch_all(pool)
-        .await
-        .map_err(internal)?;
-    let mut imported = 0i64;
-    for bytes in &blob_cids {
-        if let Ok(cid) = cid::Cid::try_from(bytes.as_slice())
-            && state.blobs().has(did, &cid).await.map_err(internal)?
-        {
-            imported += 1;
-        }
-    }
-    let valid_did = match state.resolver().resolve_did(did).await {
-        Ok(doc) => {
-            doc.pds_endpoint() == Some(state.config().public_url.as_str())
-                && doc
-                    .signing_key()
-                    .is_ok_and(|key| key.to_did_key() == actor.keypair().public_key().to_did_key())
-        }
-        Err(_) => false,
-    };
+    let report = state.account_service().status_report(&caller.did).await?;
     Ok(Json(json!({
-        "activated": account.deactivated_at.is_none(),
-        "validDid": valid_did,
-        "repoCommit": root.cid.to_string(),
-        "repoRev": root.rev,
-        "repoBlocks": repo_blocks,
-        "indexedRecords": indexed_records,
-        "privateStateValues": private_state_values,
-        "expectedBlobs": i64::try_from(blob_cids.len()).unwrap_or(i64::MAX),
-        "importedBlobs": imported,
+        "activated": report.activated,
+        "validDid": report.valid_did,
+        "repoCommit": report.repo_commit.to_string(),
+        "repoRev": report.repo_rev,
+        "repoBlocks": report.repo_blocks,
+        "indexedRecords": report.indexed_records,
+        "privateStateValues": report.private_state_values,
+        "expectedBlobs": report.expected_blobs,
+        "importedBlobs": report.imported_blobs,
     })))
 }

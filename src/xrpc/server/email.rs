@@ -7,8 +7,8 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::account::{check_password, normalize_email};
 use super::{empty, now};
+use crate::account_service::rules::{check_password, normalize_email};
 use crate::crypto::{Algorithm, Keypair};
 use crate::error::XrpcError;
 use crate::server::AppState;

@@ -10,7 +10,7 @@ mod invite;
 mod service_auth;
 mod session;
 
-pub(crate) use account::{check_password, normalize_email};
+pub(crate) use crate::account_service::rules::{check_password, normalize_email};
 pub(crate) use email::unsupported_email;
 pub(crate) use invite::code_view;
 

@@ -7,6 +7,12 @@
 //! that cannot be delivered. Mail goes out in the background ([`crate::mail::Outbox`]):
 //! a slow or failing SMTP server never holds up the call.
 
+mod handles;
+pub mod rules;
+mod status;
+
+pub use status::{StatusChange, StatusReport};
+
 use crate::accounts::{
     self, AccountInfo, AccountRef, EmailTokenPurpose, EmailUpdate, NewAccount, Session,
 };
@@ -47,6 +53,29 @@ pub enum Error {
     Actor(Box<crate::actor::Error>),
     #[error(transparent)]
     Sequencer(#[from] crate::sequencer::Error),
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::Error),
+    /// A PLC update operation could not be built.
+    #[error("cannot build the PLC operation: {0}")]
+    PlcUpdate(plc::OpError),
+    /// The handle breaks the handle rules.
+    #[error("{0}")]
+    InvalidHandle(String),
+    /// The handle is reserved or held by another account.
+    #[error("{0}")]
+    HandleNotAvailable(String),
+    /// The handle is not under one of the service's handle domains.
+    #[error("not a supported handle domain")]
+    UnsupportedDomain,
+    /// The password breaks the password rules.
+    #[error("{0}")]
+    InvalidPassword(String),
+    /// The DID and password do not match an account's own password.
+    #[error("invalid did or password")]
+    BadCredentials,
+    /// The request cannot be carried out as asked (the reason is for the caller).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<crate::actor::Error> for Error {
