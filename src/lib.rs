@@ -41,6 +41,7 @@ pub mod server;
 pub mod store;
 pub mod syntax;
 pub mod telemetry;
+pub mod web;
 pub mod xrpc;
 
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(server::banner))
         .route("/metrics", get(server::metrics::admin_metrics))
         .merge(xrpc::routes())
+        .merge(web::routes())
         .fallback(xrpc::not_routed)
         .method_not_allowed_fallback(xrpc::wrong_method);
     if let Some(directory) = state.embedded_plc() {

@@ -38,9 +38,15 @@ pub fn check_admin_basic(authorization_header: &str, admin_password: &str) -> bo
     user_ok & password_ok
 }
 
+/// Whether `given` is the admin password (`configured`; an empty one admits nobody), as a
+/// sign-in form submits it.
+pub fn check_admin_password(given: &str, configured: &str) -> bool {
+    !configured.is_empty() & constant_time_eq(given.as_bytes(), configured.as_bytes())
+}
+
 /// Compares two secrets without data-dependent timing: both are hashed to fixed-length
 /// digests first (so lengths do not leak either), then all 32 bytes are folded together.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let a = Sha256::digest(a);
     let b = Sha256::digest(b);
     let diff = a

@@ -59,6 +59,7 @@ struct Inner {
     embedded_plc: Option<Directory>,
     oauth: crate::oauth::OAuthProvider,
     replica: Option<Replicator>,
+    web_sessions: crate::web::WebSessions,
 }
 
 /// Why the services could not be set up.
@@ -277,6 +278,7 @@ impl AppState {
             embedded_plc,
             oauth,
             replica,
+            web_sessions: crate::web::WebSessions::default(),
             config,
             secrets,
         })))
@@ -284,6 +286,11 @@ impl AppState {
 
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// The web pages' browser sessions.
+    pub fn web_sessions(&self) -> &crate::web::WebSessions {
+        &self.0.web_sessions
     }
 
     pub fn secrets(&self) -> &ServiceSecrets {

@@ -14,12 +14,12 @@ use crate::xrpc::auth::{AccessFull, AdminAuth};
 use crate::xrpc::extract::{XrpcJson, XrpcQuery};
 
 /// `createdBy` of codes an administrator makes, as the reference.
-const CREATED_BY_ADMIN: &str = "admin";
+pub(crate) const CREATED_BY_ADMIN: &str = "admin";
 
 /// Most codes one createInviteCodes call makes per account.
-const MAX_CODE_COUNT: usize = 1000;
+pub(crate) const MAX_CODE_COUNT: usize = 1000;
 
-fn check_use_count(use_count: i64) -> Result<(), XrpcError> {
+pub(crate) fn check_use_count(use_count: i64) -> Result<(), XrpcError> {
     if use_count < 1 {
         Err(XrpcError::invalid_request("useCount must be at least 1"))
     } else {

@@ -6,7 +6,7 @@
 mod account;
 mod app_password;
 mod email;
-mod invite;
+pub(crate) mod invite;
 mod service_auth;
 mod session;
 

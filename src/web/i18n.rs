@@ -1,0 +1,185 @@
+//! The pages' two languages, English and Simplified Chinese (the hub's audience), chosen
+//! from `Accept-Language`; every visible string is a [`Text`] key with both translations.
+
+use axum::http::{HeaderMap, header};
+
+/// A page language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    ZhHans,
+}
+
+impl Lang {
+    /// The `lang` attribute of the page.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhHans => "zh-Hans",
+        }
+    }
+
+    /// The preferred of our languages in `Accept-Language` (by q-value, then order);
+    /// English when none matches.
+    pub fn from_headers(headers: &HeaderMap) -> Lang {
+        let Some(value) = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Lang::En;
+        };
+        let mut best: Option<(f32, Lang)> = None;
+        for part in value.split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let lang = if tag == "zh" || tag.starts_with("zh-") {
+                // Traditional script variants are not served; Simplified is the closer.
+                Some(Lang::ZhHans)
+            } else if tag == "en" || tag.starts_with("en-") {
+                Some(Lang::En)
+            } else {
+                None
+            };
+            if let Some(lang) = lang
+                && q > 0.0
+                && best.is_none_or(|(bq, _)| q > bq)
+            {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, lang)| lang)
+    }
+
+    /// `text` in this language.
+    pub fn t(self, text: Text) -> &'static str {
+        let (en, zh) = text.pair();
+        match self {
+            Lang::En => en,
+            Lang::ZhHans => zh,
+        }
+    }
+}
+
+macro_rules! texts {
+    ($($key:ident => $en:literal, $zh:literal;)*) => {
+        /// Every string the pages show.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Text { $($key,)* }
+
+        impl Text {
+            /// Every key, for the completeness test.
+            #[cfg(test)]
+            pub const ALL: &'static [Text] = &[$(Text::$key,)*];
+
+            fn pair(self) -> (&'static str, &'static str) {
+                match self { $(Text::$key => ($en, $zh),)* }
+            }
+        }
+    };
+}
+
+texts! {
+    AdminTitle => "Rookery operator dashboard", "Rookery 运营面板";
+    SignInTitle => "Operator sign-in", "运营者登录";
+    AdminPassword => "Admin password", "管理员密码";
+    SignIn => "Sign in", "登录";
+    SignOut => "Sign out", "退出登录";
+    WrongPassword => "Wrong password.", "密码错误。";
+    FormExpired => "The form expired or came from another site. Please try again.", "表单已过期或来自其他网站，请重试。";
+    Accounts => "Accounts", "账户";
+    Invites => "Invite codes", "邀请码";
+    Search => "Search", "搜索";
+    SearchHint => "Handle, email or DID", "用户名、邮箱或 DID";
+    NoAccounts => "No accounts found.", "未找到账户。";
+    Handle => "Handle", "用户名";
+    Email => "Email", "邮箱";
+    Status => "Status", "状态";
+    Created => "Created", "创建时间";
+    Active => "active", "正常";
+    Deactivated => "deactivated", "已停用";
+    TakenDown => "taken down", "已下架";
+    NextPage => "Next page", "下一页";
+    Repository => "Repository", "数据仓库";
+    Revision => "Revision", "版本";
+    Records => "Records", "记录数";
+    Blocks => "Blocks", "数据块";
+    Blobs => "Blobs (here / referenced)", "文件（已存 / 已引用）";
+    Actions => "Actions", "操作";
+    TakeDown => "Take down", "下架";
+    Restore => "Restore", "恢复";
+    Deactivate => "Deactivate", "停用";
+    Activate => "Reactivate", "重新启用";
+    NewPassword => "New password", "新密码";
+    SetPassword => "Set password", "设置密码";
+    NewHandle => "New handle", "新用户名";
+    ChangeHandle => "Change handle", "修改用户名";
+    NewEmail => "New email", "新邮箱";
+    ChangeEmail => "Change email", "修改邮箱";
+    DeleteAccount => "Delete account", "删除账户";
+    DeleteConfirmHint => "Type the handle to confirm deletion. This cannot be undone.", "输入用户名以确认删除。此操作无法撤销。";
+    ConfirmMismatch => "The confirmation does not match the handle.", "确认内容与用户名不符。";
+    Done => "Done.", "已完成。";
+    Back => "Back", "返回";
+    AccountNotFound => "No such account.", "账户不存在。";
+    Code => "Code", "邀请码";
+    Uses => "Used / available", "已用 / 可用";
+    Disabled => "disabled", "已禁用";
+    Usable => "usable", "可用";
+    Disable => "Disable", "禁用";
+    CreateCodes => "Create codes", "创建邀请码";
+    CodeCount => "How many", "数量";
+    UseCount => "Uses per code", "每个可用次数";
+    NoCodes => "No invite codes yet.", "尚无邀请码。";
+    Error => "Something went wrong.", "出现错误。";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_LANGUAGE, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn accept_language_picks_by_quality() {
+        assert_eq!(Lang::from_headers(&HeaderMap::new()), Lang::En);
+        assert_eq!(
+            Lang::from_headers(&with("zh-CN,zh;q=0.9,en;q=0.8")),
+            Lang::ZhHans
+        );
+        assert_eq!(
+            Lang::from_headers(&with("en-US,en;q=0.9,zh;q=0.8")),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::from_headers(&with("fr;q=1, zh-Hans;q=0.5")),
+            Lang::ZhHans
+        );
+        assert_eq!(Lang::from_headers(&with("de, fr")), Lang::En);
+        assert_eq!(Lang::from_headers(&with("zh;q=0, en;q=0.1")), Lang::En);
+        assert_eq!(
+            Lang::from_headers(&with("en;q=0.2, zh-TW;q=0.7")),
+            Lang::ZhHans
+        );
+    }
+
+    #[test]
+    fn every_text_has_both_languages() {
+        for text in Text::ALL {
+            let (en, zh) = text.pair();
+            assert!(!en.is_empty() && !zh.is_empty(), "{text:?}");
+            assert_ne!(en, zh, "{text:?} is not translated");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Web pages for people, server-rendered (maud) with no scripts and nothing loaded from
+//! elsewhere: the operator dashboard under `/admin`.
+//!
+//! Every action goes through the same services as the XRPC API
+//! ([`crate::account_service`], the account database's invite codes), so no rule has a
+//! second implementation here. Forms are protected by a CSRF token: before sign-in a
+//! double-submit cookie, after it the token of the session ([`sessions`]).
+
+mod admin;
+mod i18n;
+mod layout;
+pub mod sessions;
+
+use axum::Router;
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+
+use crate::server::AppState;
+
+pub use sessions::WebSessions;
+
+/// The pages' routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(layout::STYLE_PATH, get(layout::stylesheet))
+        .route("/admin", get(admin::home))
+        .route("/admin/login", post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route(
+            "/admin/accounts/{did}",
+            get(admin::account).post(admin::account_action),
+        )
+        .route(
+            "/admin/invites",
+            get(admin::invites).post(admin::invite_action),
+        )
+}
+
+/// The value of cookie `name`, if it is a plausible token.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// A `Set-Cookie` value for `name` under `path`: `HttpOnly`, `SameSite=Strict`, `Secure`
+/// when the server is reached over HTTPS; `max_age` 0 deletes it.
+fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> String {
+    let secure = if state.config().public_url.starts_with("https:") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// Compares two tokens without data-dependent timing.
+fn same_token(a: &str, b: &str) -> bool {
+    crate::auth::admin::constant_time_eq(a.as_bytes(), b.as_bytes())
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
