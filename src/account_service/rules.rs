@@ -14,6 +14,20 @@ pub const MIN_SERVICE_HANDLE_LABEL: usize = 3;
 /// Longest label in front of a service handle domain.
 pub const MAX_SERVICE_HANDLE_LABEL: usize = 18;
 
+/// Longest app password name accepted.
+pub const MAX_APP_PASSWORD_NAME_LEN: usize = 100;
+
+/// A new app password's name, trimmed: 1 to [`MAX_APP_PASSWORD_NAME_LEN`] characters.
+pub fn app_password_name(raw: &str) -> Result<&str, Error> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_APP_PASSWORD_NAME_LEN {
+        return Err(Error::Refused(format!(
+            "App password name must be 1 to {MAX_APP_PASSWORD_NAME_LEN} characters"
+        )));
+    }
+    Ok(name)
+}
+
 /// Checks a new account password's length.
 pub fn check_password(password: &str) -> Result<(), Error> {
     let len = password.chars().count();

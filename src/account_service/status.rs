@@ -101,6 +101,38 @@ impl AccountService<'_> {
         Ok(())
     }
 
+    /// A person's sign-in with the account password (app passwords do not open the
+    /// account's own pages) and, where the account has the email sign-in factor, the mailed
+    /// code ([`Self::check_sign_in_factor`]). A taken-down account is refused.
+    pub async fn password_sign_in(
+        &self,
+        identifier: &str,
+        password: &str,
+        code: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<accounts::AccountInfo, Error> {
+        let login = self.db().login(identifier, password, ip, now()).await?;
+        if login.app_password.is_some() {
+            return Err(Error::BadCredentials);
+        }
+        if login.account.email_auth_factor {
+            self.check_sign_in_factor(&login.account, code).await?;
+        }
+        Ok(login.account)
+    }
+
+    /// Changes the password of a signed-in person who knows the current one; every session
+    /// ends, as with a reset.
+    pub async fn change_password(&self, did: &Did, current: &str, new: &str) -> Result<(), Error> {
+        match self.db().login(did.as_str(), current, None, now()).await {
+            Ok(login) if login.app_password.is_none() => {}
+            Ok(_) | Err(accounts::Error::AuthFailed) => return Err(Error::BadCredentials),
+            Err(err) => return Err(err.into()),
+        }
+        super::rules::check_password(new)?;
+        self.set_password(did.as_str(), new).await
+    }
+
     /// `com.atproto.server.deleteAccount`: with the account's own password (not an app
     /// password; a taken-down account may still delete itself) and the mailed token,
     /// deletes the account ([`Self::delete_account`]).

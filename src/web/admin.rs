@@ -92,7 +92,14 @@ fn sign_in_page(state: &AppState, lang: Lang, error: Option<Text>, status: Statu
     let cookie = set_cookie(state, LOGIN_CSRF_COOKIE, &csrf, COOKIE_PATH, 3600);
     respond(
         status,
-        page(lang, lang.t(Text::SignInTitle), None, true, body),
+        page(
+            lang,
+            Text::AdminTitle,
+            lang.t(Text::SignInTitle),
+            None,
+            true,
+            body,
+        ),
         &[cookie],
     )
 }
@@ -170,7 +177,14 @@ fn refused(admin: &Admin) -> Response {
     };
     respond(
         StatusCode::FORBIDDEN,
-        page(lang, lang.t(Text::AdminTitle), admin.nav(), false, body),
+        page(
+            lang,
+            Text::AdminTitle,
+            lang.t(Text::AdminTitle),
+            admin.nav(),
+            false,
+            body,
+        ),
         &[],
     )
 }
@@ -276,7 +290,14 @@ pub(super) async fn home(
     };
     respond(
         StatusCode::OK,
-        page(lang, lang.t(Text::Accounts), admin.nav(), false, body),
+        page(
+            lang,
+            Text::AdminTitle,
+            lang.t(Text::Accounts),
+            admin.nav(),
+            false,
+            body,
+        ),
         &[],
     )
 }
@@ -299,7 +320,14 @@ fn error_page(admin: &Admin, err: &XrpcError) -> Response {
     };
     respond(
         err.status,
-        page(lang, lang.t(Text::AdminTitle), admin.nav(), false, body),
+        page(
+            lang,
+            Text::AdminTitle,
+            lang.t(Text::AdminTitle),
+            admin.nav(),
+            false,
+            body,
+        ),
         &[],
     )
 }
@@ -438,7 +466,11 @@ async fn account_page(
         p { a href="/admin" { (lang.t(Text::Back)) } }
     };
     let title = account.handle.as_deref().unwrap_or(&account.did).to_owned();
-    respond(status, page(lang, &title, admin.nav(), false, body), &[])
+    respond(
+        status,
+        page(lang, Text::AdminTitle, &title, admin.nav(), false, body),
+        &[],
+    )
 }
 
 /// `POST /admin/accounts/{did}`: one action of the account page, through the accounts
@@ -667,7 +699,14 @@ async fn invites_page(
     };
     respond(
         status,
-        page(lang, lang.t(Text::Invites), admin.nav(), false, body),
+        page(
+            lang,
+            Text::AdminTitle,
+            lang.t(Text::Invites),
+            admin.nav(),
+            false,
+            body,
+        ),
         &[],
     )
 }

@@ -139,6 +139,33 @@ texts! {
     UseCount => "Uses per code", "每个可用次数";
     NoCodes => "No invite codes yet.", "尚无邀请码。";
     Error => "Something went wrong.", "出现错误。";
+    AccountTitle => "Your Rookery account", "你的 Rookery 账户";
+    AccountSignIn => "Sign in to your account", "登录你的账户";
+    Identifier => "Handle or email", "用户名或邮箱";
+    Password => "Password", "密码";
+    SignInCode => "Sign-in code from your email", "邮件中的登录验证码";
+    CodeSent => "We emailed you a sign-in code. Enter it with your password.", "登录验证码已发送到你的邮箱，请与密码一同输入。";
+    WrongCredentials => "Wrong handle, email or password.", "用户名、邮箱或密码错误。";
+    WrongCode => "That sign-in code is wrong or expired.", "登录验证码错误或已过期。";
+    AccountLocked => "Too many failed attempts. Try again later.", "失败次数过多，请稍后再试。";
+    AccountSuspended => "This account has been taken down.", "此账户已被下架。";
+    EmailConfirmed => "confirmed", "已验证";
+    EmailUnconfirmed => "not confirmed", "未验证";
+    TwoFactor => "Email sign-in codes", "邮件登录验证码";
+    On => "on", "已开启";
+    Off => "off", "已关闭";
+    AppPasswords => "App passwords", "应用专用密码";
+    AppPasswordName => "Name", "名称";
+    CreateAppPassword => "Create app password", "创建应用专用密码";
+    NewAppPassword => "Your new app password (shown once):", "新的应用专用密码（仅显示一次）：";
+    NoAppPasswords => "No app passwords.", "没有应用专用密码。";
+    Revoke => "Revoke", "撤销";
+    ChangePassword => "Change password", "修改密码";
+    CurrentPassword => "Current password", "当前密码";
+    PasswordChanged => "Password changed. Sign in again with the new password.", "密码已修改，请使用新密码重新登录。";
+    YourData => "Your data", "你的数据";
+    DownloadRepo => "Download my repository (CAR file)", "下载我的数据仓库（CAR 文件）";
+    DeactivateHint => "Deactivating hides your account until you sign in to an app and reactivate it.", "停用后你的账户将被隐藏，直到你在应用中登录并重新启用。";
 }
 
 #[cfg(test)]

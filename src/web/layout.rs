@@ -20,9 +20,11 @@ pub struct AdminNav<'a> {
     pub csrf: &'a str,
 }
 
-/// A whole page: `title`, the operator navigation if signed in, and `body`.
+/// A whole page: the `brand` line, `title`, the operator navigation if signed in, and
+/// `body`.
 pub fn page(
     lang: Lang,
+    brand: Text,
     title: &str,
     nav: Option<AdminNav<'_>>,
     narrow: bool,
@@ -40,7 +42,7 @@ pub fn page(
             }
             body {
                 header.top {
-                    span.brand { (lang.t(Text::AdminTitle)) }
+                    span.brand { (lang.t(brand)) }
                     @if let Some(nav) = nav {
                         nav aria-label="Main" {
                             a href="/admin" { (lang.t(Text::Accounts)) }

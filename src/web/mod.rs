@@ -1,11 +1,12 @@
 //! Web pages for people, server-rendered (maud) with no scripts and nothing loaded from
-//! elsewhere: the operator dashboard under `/admin`.
+//! elsewhere: the operator dashboard under `/admin` and the account page under `/account`.
 //!
 //! Every action goes through the same services as the XRPC API
 //! ([`crate::account_service`], the account database's invite codes), so no rule has a
 //! second implementation here. Forms are protected by a CSRF token: before sign-in a
 //! double-submit cookie, after it the token of the session ([`sessions`]).
 
+mod account;
 mod admin;
 mod i18n;
 mod layout;
@@ -23,6 +24,9 @@ pub use sessions::WebSessions;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(layout::STYLE_PATH, get(layout::stylesheet))
+        .route("/account", get(account::home).post(account::action))
+        .route("/account/login", post(account::login))
+        .route("/account/logout", post(account::logout))
         .route("/admin", get(admin::home))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))

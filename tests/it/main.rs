@@ -26,7 +26,7 @@ mod proxy;
 mod replication;
 mod server_basic;
 mod sync_blocks_list;
-mod web_admin;
+mod web;
 mod write_crash;
 mod xrpc_admin;
 mod xrpc_blobs;

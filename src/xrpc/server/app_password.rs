@@ -11,9 +11,6 @@ use crate::server::AppState;
 use crate::xrpc::auth::AccessFull;
 use crate::xrpc::extract::XrpcJson;
 
-/// Longest app-password name accepted.
-const MAX_NAME_LEN: usize = 100;
-
 #[derive(Deserialize)]
 pub struct CreateInput {
     name: String,
@@ -27,12 +24,7 @@ pub async fn create(
     AccessFull(caller): AccessFull,
     XrpcJson(input): XrpcJson<CreateInput>,
 ) -> Result<Json<Value>, XrpcError> {
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(XrpcError::invalid_request(format!(
-            "App password name must be 1 to {MAX_NAME_LEN} characters"
-        )));
-    }
+    let name = crate::account_service::rules::app_password_name(&input.name)?;
     let created = state
         .accounts()
         .create_app_password(caller.did.as_str(), name, input.privileged, now())
