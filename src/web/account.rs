@@ -257,6 +257,27 @@ enum Outcome {
     NewAppPassword(String, String),
     /// Every session ended with the old password, this one too.
     PasswordChanged,
+    /// The account is gone, and its sessions.
+    Deleted,
+    /// A confirmation of something under way.
+    Notice(Text),
+}
+
+/// A code field's value, if one was given.
+fn code(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// The account's current address.
+async fn current_email(state: &AppState, did: &str) -> Result<String, crate::error::XrpcError> {
+    state
+        .accounts()
+        .get_account(AccountRef::Did(did))
+        .await?
+        .and_then(|a| a.email)
+        .ok_or_else(|| {
+            crate::error::XrpcError::invalid_request("account does not have an email address")
+        })
 }
 
 async fn overview(
@@ -300,7 +321,8 @@ async fn overview(
         @match &outcome {
             Some(Outcome::Done) => (notice(true, lang.t(Text::Done))),
             Some(Outcome::Failed(message)) => (notice(false, message)),
-            Some(Outcome::PasswordChanged) | None => {},
+            Some(Outcome::Notice(text)) => (notice(true, lang.t(*text))),
+            Some(Outcome::PasswordChanged | Outcome::Deleted) | None => {},
             Some(Outcome::NewAppPassword(name, password)) => {
                 div.notice.ok role="status" {
                     (lang.t(Text::NewAppPassword)) " " strong { (name) } ": " code #new-app-password { (password) }
@@ -317,6 +339,53 @@ async fn overview(
             }
             dt { (lang.t(Text::TwoFactor)) }
             dd { @if account.email_auth_factor { (lang.t(Text::On)) } @else { (lang.t(Text::Off)) } }
+        }
+        h2 { (lang.t(Text::EmailSection)) }
+        section.card {
+            @let confirmed = account.email_confirmed_at.is_some();
+            form method="post" action="/account" {
+                (person.csrf_field())
+                input type="hidden" name="action" value="send-email-code";
+                input type="hidden" name="purpose" value=(if confirmed { "update" } else { "confirm" });
+                button.secondary type="submit" { (lang.t(Text::SendCode)) }
+            }
+            @if !confirmed {
+                form.row method="post" action="/account" {
+                    (person.csrf_field())
+                    input type="hidden" name="action" value="confirm-email";
+                    div {
+                        label for="confirm-code" { (lang.t(Text::EmailCode)) }
+                        input #confirm-code type="text" name="code" autocomplete="one-time-code" required;
+                    }
+                    button type="submit" { (lang.t(Text::ConfirmEmail)) }
+                }
+            }
+            form method="post" action="/account" {
+                (person.csrf_field())
+                input type="hidden" name="action" value="update-email";
+                label for="new-email" { (lang.t(Text::NewEmail)) }
+                input #new-email type="email" name="email" autocomplete="email" required;
+                @if confirmed {
+                    label for="update-code" { (lang.t(Text::EmailCode)) }
+                    input #update-code type="text" name="code" autocomplete="one-time-code" required;
+                }
+                button type="submit" { (lang.t(Text::UpdateEmail)) }
+            }
+            form.row method="post" action="/account" {
+                (person.csrf_field())
+                input type="hidden" name="action" value="two-factor";
+                input type="hidden" name="on" value=(if account.email_auth_factor { "false" } else { "true" });
+                @if confirmed {
+                    div {
+                        label for="factor-code" { (lang.t(Text::TwoFactor)) " — " (lang.t(Text::EmailCode)) }
+                        input #factor-code type="text" name="code" autocomplete="one-time-code" required;
+                    }
+                }
+                button type="submit" {
+                    @if account.email_auth_factor { (lang.t(Text::TurnOff)) } @else { (lang.t(Text::TurnOn)) }
+                    " · " (lang.t(Text::TwoFactor))
+                }
+            }
         }
         h2 { (lang.t(Text::AppPasswords)) }
         section.card {
@@ -377,6 +446,25 @@ async fn overview(
                 p { (lang.t(Text::Status)) ": " (lang.t(Text::Deactivated)) }
             }
         }
+        h2 { (lang.t(Text::DeleteMyAccount)) }
+        section.card {
+            p { (lang.t(Text::DeleteHint)) }
+            form method="post" action="/account" {
+                (person.csrf_field())
+                input type="hidden" name="action" value="send-email-code";
+                input type="hidden" name="purpose" value="delete";
+                button.secondary type="submit" { (lang.t(Text::SendCode)) }
+            }
+            form method="post" action="/account" {
+                (person.csrf_field())
+                input type="hidden" name="action" value="delete";
+                label for="delete-password" { (lang.t(Text::Password)) }
+                input #delete-password type="password" name="password" autocomplete="current-password" required;
+                label for="delete-code" { (lang.t(Text::EmailCode)) }
+                input #delete-code type="text" name="code" autocomplete="one-time-code" required;
+                button.danger type="submit" { (lang.t(Text::DeleteMyAccount)) }
+            }
+        }
         form method="post" action="/account/logout" {
             (person.csrf_field())
             button.secondary type="submit" { (lang.t(Text::SignOut)) }
@@ -431,6 +519,54 @@ pub(super) async fn action(
                 state.web_sessions().end_account(did);
                 Ok(Outcome::PasswordChanged)
             }
+            "send-email-code" => match field("purpose") {
+                "confirm" => {
+                    service.request_email_confirmation(did).await?;
+                    Ok(Outcome::Notice(Text::CodeMailed))
+                }
+                "update" => {
+                    if service.request_email_update(did).await? {
+                        Ok(Outcome::Notice(Text::CodeMailed))
+                    } else {
+                        Ok(Outcome::Notice(Text::NoCodeNeeded))
+                    }
+                }
+                "delete" => {
+                    service.request_account_delete(did).await?;
+                    Ok(Outcome::Notice(Text::CodeMailed))
+                }
+                _ => Err(crate::error::XrpcError::invalid_request("unknown code")),
+            },
+            "confirm-email" => {
+                let email = current_email(&state, did).await?;
+                service
+                    .confirm_email(did, &email, field("code").trim())
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            "update-email" => {
+                let email = rules::normalize_email(field("email"))
+                    .ok_or_else(crate::xrpc::server::unsupported_email)?;
+                service
+                    .update_email(did, &email, code(field("code")), None)
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            "two-factor" => {
+                let email = current_email(&state, did).await?;
+                let on = field("on") == "true";
+                service
+                    .update_email(did, &email, code(field("code")), Some(on))
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            "delete" => {
+                service
+                    .delete_with_credentials(&person.did, field("password"), field("code"))
+                    .await?;
+                state.web_sessions().end_account(did);
+                Ok(Outcome::Deleted)
+            }
             "deactivate" => {
                 service.deactivate(&person.did, None).await?;
                 Ok(Outcome::Done)
@@ -440,13 +576,17 @@ pub(super) async fn action(
     }
     .await;
     match result {
-        Ok(Outcome::PasswordChanged) => {
+        Ok(outcome @ (Outcome::PasswordChanged | Outcome::Deleted)) => {
+            let message = match outcome {
+                Outcome::Deleted => Text::AccountDeleted,
+                _ => Text::PasswordChanged,
+            };
             let mut response = sign_in_page(
                 &state,
                 lang,
                 SignInState {
                     identifier: "",
-                    message: Some((true, Text::PasswordChanged)),
+                    message: Some((true, message)),
                     ask_code: false,
                 },
                 StatusCode::OK,

@@ -165,6 +165,18 @@ texts! {
     PasswordChanged => "Password changed. Sign in again with the new password.", "密码已修改，请使用新密码重新登录。";
     YourData => "Your data", "你的数据";
     DownloadRepo => "Download my repository (CAR file)", "下载我的数据仓库（CAR 文件）";
+    EmailSection => "Email", "邮箱";
+    SendCode => "Email me a code", "发送验证码到我的邮箱";
+    CodeMailed => "A code is on its way to your email address.", "验证码已发送到你的邮箱。";
+    NoCodeNeeded => "Your address is not confirmed, so no code is needed.", "你的邮箱尚未验证，无需验证码。";
+    EmailCode => "Code from your email", "邮件中的验证码";
+    ConfirmEmail => "Confirm email", "验证邮箱";
+    UpdateEmail => "Change email", "修改邮箱";
+    TurnOn => "Turn on", "开启";
+    TurnOff => "Turn off", "关闭";
+    DeleteMyAccount => "Delete my account", "删除我的账户";
+    DeleteHint => "Deleting removes your repository and blobs from this server for good. Email yourself a code first.", "删除将从本服务器永久移除你的数据仓库和文件。请先发送验证码到你的邮箱。";
+    AccountDeleted => "Your account has been deleted.", "你的账户已删除。";
     DeactivateHint => "Deactivating hides your account until you sign in to an app and reactivate it.", "停用后你的账户将被隐藏，直到你在应用中登录并重新启用。";
 }
 

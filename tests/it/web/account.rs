@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::{Browser, csrf_of, set_cookies};
 use crate::support::pds::TestPds;
+use crate::support::smtp::SmtpServer;
 
 async fn create_session(pds: &TestPds, password: &str) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
@@ -250,5 +251,228 @@ async fn account_page_signs_in_and_manages_the_account() {
         StatusCode::UNAUTHORIZED,
         "the old page session ended"
     );
+    pds.stop().await;
+}
+
+/// `getSession` of a fresh session of `identifier`.
+async fn session_of(pds: &TestPds, identifier: &str, password: &str) -> Value {
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!(
+            "{}/xrpc/com.atproto.server.createSession",
+            pds.url()
+        ))
+        .json(&json!({ "identifier": identifier, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = created["accessJwt"].as_str().expect("a session").to_owned();
+    http.get(format!("{}/xrpc/com.atproto.server.getSession", pds.url()))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn sign_in_page(
+    browser: &mut Browser,
+    identifier: &str,
+    password: &str,
+    code: Option<&str>,
+) -> (StatusCode, String) {
+    let (_, _, page) = browser.get("/account").await;
+    let csrf = csrf_of(&page);
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("identifier", identifier),
+        ("password", password),
+    ];
+    if let Some(code) = code {
+        form.push(("code", code));
+    }
+    let (status, _, page) = browser.post("/account/login", &form).await;
+    (status, page)
+}
+
+#[tokio::test]
+async fn account_page_email_codes_two_factor_and_deletion() {
+    let smtp = SmtpServer::shared();
+    let pds = TestPds::start_with(|config| {
+        config.email = Some(smtp.config("noreply@pds.test"));
+    })
+    .await;
+    let (did, _) = pds.seed_account("webmail.test", "webmail-password").await;
+    let address = "webmail-test@example.com";
+    let mut browser = Browser::new(&pds);
+    let (status, _) = sign_in_page(&mut browser, "webmail.test", "webmail-password", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = browser.get("/account").await;
+    let csrf = csrf_of(&page);
+    let mut mails = 0;
+
+    // Confirm the address with the mailed code.
+    let (_, _, page) = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "send-email-code"),
+                ("purpose", "confirm"),
+            ],
+        )
+        .await;
+    assert!(page.contains("A code is on its way"), "{page}");
+    mails += 1;
+    let token = smtp.wait_for(address, mails).await.token();
+    let (status, _, page) = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "confirm-email"),
+                ("code", "WRONG-CODES"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "confirm-email"),
+                ("code", &token),
+            ],
+        )
+        .await;
+    let session = session_of(&pds, "webmail.test", "webmail-password").await;
+    assert_eq!(session["emailConfirmed"], true, "{session}");
+
+    // Email sign-in codes on, with a code now that the address is confirmed.
+    browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "send-email-code"),
+                ("purpose", "update"),
+            ],
+        )
+        .await;
+    mails += 1;
+    let token = smtp.wait_for(address, mails).await.token();
+    let (status, _, page) = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "two-factor"),
+                ("on", "true"),
+                ("code", &token),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Turn off"), "{page}");
+
+    // A new browser signing in now needs the mailed code.
+    let mut phone = Browser::new(&pds);
+    let (status, page) = sign_in_page(&mut phone, "webmail.test", "webmail-password", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("id=\"code\""), "{page}");
+    mails += 1;
+    let code = smtp.wait_for(address, mails).await.token();
+    let (status, _) = sign_in_page(
+        &mut phone,
+        "webmail.test",
+        "webmail-password",
+        Some("AAAAA-BBBBB"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a wrong code");
+    let (status, _) =
+        sign_in_page(&mut phone, "webmail.test", "webmail-password", Some(&code)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // A new address, with a code mailed to the confirmed one.
+    browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "send-email-code"),
+                ("purpose", "update"),
+            ],
+        )
+        .await;
+    mails += 1;
+    let token = smtp.wait_for(address, mails).await.token();
+    let (status, _, page) = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "update-email"),
+                ("email", "webmail-new@example.com"),
+                ("code", &token),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("webmail-new@example.com"), "{page}");
+
+    // Deletion: the mailed code (to the new address) and the password.
+    let new_address = "webmail-new@example.com";
+    browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "send-email-code"),
+                ("purpose", "delete"),
+            ],
+        )
+        .await;
+    let token = smtp.wait_for(new_address, 1).await.token();
+    let (status, _, _) = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "delete"),
+                ("password", "wrong-password"),
+                ("code", &token),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, page) = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "delete"),
+                ("password", "webmail-password"),
+                ("code", &token),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Your account has been deleted."), "{page}");
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/xrpc/com.atproto.sync.getLatestCommit?did={did}",
+            pds.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     pds.stop().await;
 }
