@@ -61,7 +61,7 @@ if ! installed_ok; then
   [[ -x "$node_bin" ]] || { log "node binary missing after install: $node_bin"; exit 1; }
   v="$("$node_bin" --version)"
   [[ "$v" == "v$want_major."* ]] || { log "expected Node $want_major, got $v"; exit 1; }
-  for pkg in @did-plc/server @did-plc/lib @atproto/api @atproto/repo @atproto/sync @atproto/identity @atproto/crypto @atproto/oauth-client-node; do
+  for pkg in @did-plc/server @did-plc/lib @atproto/api @atproto/repo @atproto/sync @atproto/identity @atproto/crypto @atproto/oauth-client-node puppeteer-core; do
     [[ -f "$js_dir/$pkg/package.json" ]] || { log "package missing after install: $pkg"; exit 1; }
   done
   tmp="$(mktemp "$cache/env.XXXXXX")"
@@ -82,5 +82,9 @@ fi
 # --- SMTP server for the mail tests (aiosmtpd, from PyPI) -------------------------------
 # Separate script, cache subdirectory (<cache>/smtp) and stamp; see scripts/smtp-deps.sh.
 "$repo/scripts/smtp-deps.sh" >/dev/null
+
+# --- Headless Chromium for the web-page tests (Debian's package) -------------------------
+# See scripts/browser-deps.sh; puppeteer-core, which drives it, is in tests/js.
+"$repo/scripts/browser-deps.sh" >/dev/null
 
 cat "$cache/env"

@@ -2,6 +2,7 @@
 
 mod account;
 mod admin;
+mod browser;
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
