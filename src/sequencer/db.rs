@@ -150,6 +150,21 @@ pub(super) async fn next_after(
     )
 }
 
+/// Events sequenced at or after `time` (RFC 3339), counted by minute (`YYYY-MM-DDTHH:MM`),
+/// oldest first; minutes without events are left out.
+pub(super) async fn count_by_minute(
+    conn: &mut SqliteConnection,
+    time: &str,
+) -> Result<Vec<(String, i64)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT substr(sequencedAt, 1, 16) AS minute, COUNT(*) FROM repo_seq
+         WHERE sequencedAt >= ?1 GROUP BY minute ORDER BY minute",
+    )
+    .bind(time)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// The first event sequenced at or after `time` (RFC 3339, same format as `sequencedAt`).
 pub(super) async fn first_since(
     conn: &mut SqliteConnection,

@@ -208,6 +208,13 @@ impl Sequencer {
         db::highest_seq(&mut conn).await
     }
 
+    /// Firehose events per minute since `since` (RFC 3339), for the operator dashboard:
+    /// `(YYYY-MM-DDTHH:MM, count)`, oldest first, quiet minutes left out.
+    pub async fn events_per_minute(&self, since: &str) -> Result<Vec<(String, i64)>, Error> {
+        let mut conn = self.0.pool.acquire().await?;
+        db::count_by_minute(&mut conn, since).await
+    }
+
     /// Where a firehose subscription with `cursor` starts, given the backfill `window`
     /// (the reference's rules): a cursor past the latest `seq` is [`CursorStart::Future`];
     /// one whose next event is older than the window, or was pruned, replays from the

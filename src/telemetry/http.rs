@@ -86,6 +86,26 @@ impl HttpMetrics {
         write.entry(key.into()).or_default().clone()
     }
 
+    /// The methods that answered with a 5xx status, with how many times, most first (the
+    /// operator dashboard's "recent errors").
+    pub fn server_errors(&self) -> Vec<(String, u64)> {
+        let read = self.methods.read().unwrap_or_else(|p| p.into_inner());
+        let mut errors: Vec<(String, u64)> = read
+            .iter()
+            .filter_map(|(method, stats)| {
+                let n: u64 = stats
+                    .statuses
+                    .iter()
+                    .filter(|(slot, _)| slot.load(Ordering::Acquire) >= 500)
+                    .map(|(_, n)| n.load(Ordering::Relaxed))
+                    .sum();
+                (n > 0).then(|| (method.to_string(), n))
+            })
+            .collect();
+        errors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        errors
+    }
+
     /// Requests answered so far for `method` with `status` (for tests and the bench).
     pub fn count(&self, method: &str, status: u16) -> u64 {
         let read = self.methods.read().unwrap_or_else(|p| p.into_inner());

@@ -30,8 +30,8 @@ const PAGE_SIZE: u32 = 50;
 type FormData = HashMap<String, String>;
 
 /// A signed-in operator's request.
-struct Admin {
-    lang: Lang,
+pub(super) struct Admin {
+    pub(super) lang: Lang,
     token: String,
     session: WebSession,
 }
@@ -54,8 +54,28 @@ impl Admin {
     }
 }
 
+/// An operator page with the navigation.
+pub(super) fn admin_page(admin: &Admin, status: StatusCode, title: &str, body: Markup) -> Response {
+    respond(
+        status,
+        page(
+            admin.lang,
+            Text::AdminTitle,
+            title,
+            admin.nav(),
+            false,
+            body,
+        ),
+        &[],
+    )
+}
+
 /// The operator session of the request, or the sign-in page to answer with instead (a
 /// session of an account is no operator session).
+pub(super) fn admin_session(state: &AppState, headers: &HeaderMap) -> Result<Admin, Box<Response>> {
+    admin(state, headers)
+}
+
 fn admin(state: &AppState, headers: &HeaderMap) -> Result<Admin, Box<Response>> {
     let lang = Lang::from_headers(headers);
     let found = cookie(headers, SESSION_COOKIE).and_then(|token| {

@@ -10,6 +10,7 @@ mod account;
 mod admin;
 mod i18n;
 mod layout;
+mod server;
 pub mod sessions;
 
 use axum::Router;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/logout", post(account::logout))
         .route("/admin", get(admin::home))
         .route("/admin/login", post(admin::login))
+        .route("/admin/server", get(server::page))
         .route("/admin/logout", post(admin::logout))
         .route(
             "/admin/accounts/{did}",

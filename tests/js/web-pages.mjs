@@ -79,6 +79,9 @@ try {
   await submit(page, 'form input[value=create] ~ div ~ button')
   out.inviteRows = await page.$$eval('main table tbody tr', (rows) => rows.length)
   await shot(page, 'admin-invites')
+  await page.goto(`${base}/admin/server`)
+  out.serverChart = (await page.$$('svg#events-chart rect')).length
+  await shot(page, 'admin-server')
   await page.close()
 
   // The operator, in Simplified Chinese on a phone.

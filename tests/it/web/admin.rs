@@ -162,6 +162,18 @@ async fn operator_dashboard_manages_accounts_and_invites() {
         "{page}"
     );
 
+    // The server page: the firehose's latest seq and the events chart.
+    let (status, _, page) = browser.get("/admin/server").await;
+    assert_eq!(status, StatusCode::OK);
+    let marker = "id=\"latest-seq\">";
+    let at = page.find(marker).expect("latest seq") + marker.len();
+    let seq: i64 = page[at..at + page[at..].find('<').unwrap()]
+        .parse()
+        .unwrap();
+    assert!(seq >= 2, "two accounts were announced: {seq}");
+    assert!(page.contains("<svg id=\"events-chart\""), "{page}");
+    assert!(page.contains("No server errors since start."), "{page}");
+
     let account = format!("/admin/accounts/{}", alice.as_str().replace(':', "%3A"));
     let (status, _, page) = browser.get(&account).await;
     assert_eq!(status, StatusCode::OK);

@@ -69,6 +69,7 @@ async fn pages_work_in_headless_chromium() {
     assert_eq!(out["takedownDone"], true, "{out}");
     assert_eq!(out["takenDown"], true, "{out}");
     assert_eq!(out["inviteRows"], 2, "{out}");
+    assert_eq!(out["serverChart"], 60, "one bar a minute: {out}");
     assert_eq!(out["chineseDashboard"], true, "{out}");
     assert_eq!(out["accountSignedOutStatus"], 401, "{out}");
     assert_eq!(out["accountStatus"], 200, "{out}");
@@ -119,7 +120,7 @@ async fn pages_work_in_headless_chromium() {
 
     // Every page left a screenshot.
     let names = out["shots"].as_array().unwrap();
-    assert!(names.len() >= 11, "{out}");
+    assert!(names.len() >= 12, "{out}");
     for name in names {
         let path = shots.join(format!("{}.png", name.as_str().unwrap()));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
