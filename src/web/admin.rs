@@ -27,7 +27,7 @@ const LOGIN_CSRF_COOKIE: &str = "rookery-admin-csrf";
 const COOKIE_PATH: &str = "/admin";
 const PAGE_SIZE: u32 = 50;
 
-type FormData = HashMap<String, String>;
+pub(super) type FormData = HashMap<String, String>;
 
 /// A signed-in operator's request.
 pub(super) struct Admin {
@@ -43,12 +43,12 @@ impl Admin {
         })
     }
 
-    fn csrf_field(&self) -> Markup {
+    pub(super) fn csrf_field(&self) -> Markup {
         html! { input type="hidden" name="csrf" value=(self.session.csrf); }
     }
 
     /// Whether a form carries this session's CSRF token.
-    fn form_ok(&self, form: &FormData) -> bool {
+    pub(super) fn form_ok(&self, form: &FormData) -> bool {
         form.get("csrf")
             .is_some_and(|given| same_token(given, &self.session.csrf))
     }
@@ -189,7 +189,7 @@ pub(super) async fn logout(
 }
 
 /// The answer to a post without this session's CSRF token.
-fn refused(admin: &Admin) -> Response {
+pub(super) fn refused(admin: &Admin) -> Response {
     let lang = admin.lang;
     let body = html! {
         (notice(false, lang.t(Text::FormExpired)))
@@ -327,7 +327,7 @@ fn enc(s: &str) -> String {
 }
 
 /// An error page: the XRPC error's message for a 4xx, nothing internal for a 5xx.
-fn error_page(admin: &Admin, err: &XrpcError) -> Response {
+pub(super) fn error_page(admin: &Admin, err: &XrpcError) -> Response {
     let lang = admin.lang;
     let text = if err.status.is_server_error() {
         lang.t(Text::Error).to_owned()

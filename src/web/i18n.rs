@@ -153,6 +153,17 @@ texts! {
     WritesPerMinute => "Firehose events per minute, last hour", "每分钟事件数（最近一小时）";
     ServerErrors => "Server errors since start", "启动以来服务器错误";
     NoServerErrors => "No server errors since start.", "启动以来无服务器错误。";
+    Hub => "Hub moderation", "插件市场审核";
+    PendingPlugins => "Pending plugins", "待审核插件";
+    PendingCases => "Pending case studies", "待审核案例";
+    NothingPending => "Nothing is waiting for review.", "没有待审核的内容。";
+    Author => "Author", "作者";
+    Moderator => "Review as moderator", "以此审核员身份审核";
+    NoModerators => "No hub moderator has an account on this server: name one with ROOKERY_HUB_MODERATORS or cn.pocketbase.hub.setModerator.", "本服务器上没有插件市场审核员账户：请通过 ROOKERY_HUB_MODERATORS 或 cn.pocketbase.hub.setModerator 指定。";
+    Note => "Note (optional)", "备注（可选）";
+    Approve => "Approve", "通过";
+    Reject => "Reject", "拒绝";
+    Feature => "Approve and feature", "通过并推荐";
     AccountTitle => "Your Rookery account", "你的 Rookery 账户";
     AccountSignIn => "Sign in to your account", "登录你的账户";
     Identifier => "Handle or email", "用户名或邮箱";

@@ -47,6 +47,7 @@ pub fn page(
                         nav aria-label="Main" {
                             a href="/admin" { (lang.t(Text::Accounts)) }
                             a href="/admin/invites" { (lang.t(Text::Invites)) }
+                            a href="/admin/hub" { (lang.t(Text::Hub)) }
                             a href="/admin/server" { (lang.t(Text::Server)) }
                         }
                         form.inline method="post" action="/admin/logout" {

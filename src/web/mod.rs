@@ -8,6 +8,7 @@
 
 mod account;
 mod admin;
+mod hub;
 mod i18n;
 mod layout;
 mod server;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(admin::home))
         .route("/admin/login", post(admin::login))
         .route("/admin/server", get(server::page))
+        .route("/admin/hub", get(hub::page).post(hub::review))
         .route("/admin/logout", post(admin::logout))
         .route(
             "/admin/accounts/{did}",

@@ -8,7 +8,7 @@
 
 mod import;
 mod read;
-mod write;
+pub(crate) mod write;
 
 use axum::Router;
 use axum::routing::{get, post};

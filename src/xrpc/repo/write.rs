@@ -162,14 +162,14 @@ pub struct ApplyResult {
 
 /// A record made ready for the repository: its data-model value and validation status.
 #[derive(Debug)]
-struct Prepared {
-    value: Ipld,
+pub(crate) struct Prepared {
+    pub(crate) value: Ipld,
     status: Status,
 }
 
 /// Sets a missing `$type`, checks it, converts the record and validates it (see the module
 /// documentation).
-fn prepare_record(
+pub(crate) fn prepare_record(
     catalog: &Catalog,
     collection: &Nsid,
     rkey: &RecordKey,

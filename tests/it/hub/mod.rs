@@ -3,6 +3,7 @@
 //! limits, hidden accounts, reindexing and crash repair.
 
 mod client;
+mod dashboard;
 mod lifecycle;
 mod listings;
 mod market;

@@ -96,3 +96,17 @@ impl Browser {
         (status, headers, response.text().await.unwrap())
     }
 }
+
+/// A browser signed in to the operator dashboard with `password`, and its CSRF token.
+pub(crate) async fn admin_browser(pds: &TestPds, password: &str) -> (Browser, String) {
+    let mut browser = Browser::new(pds);
+    let (_, _, page) = browser.get("/admin").await;
+    let csrf = csrf_of(&page);
+    let (status, _, _) = browser
+        .post("/admin/login", &[("csrf", &csrf), ("password", password)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "operator sign-in");
+    let (_, _, page) = browser.get("/admin").await;
+    let csrf = csrf_of(&page);
+    (browser, csrf)
+}
