@@ -32,6 +32,9 @@ struct Pending {
     indexed_at: String,
 }
 
+/// Pending plugins, pending cases, and the local moderators.
+type Queue = (Vec<Pending>, Vec<Pending>, Vec<Moderator>);
+
 fn options() -> ListOptions {
     ListOptions {
         category: None,
@@ -91,7 +94,7 @@ async fn queue_page(
     status: StatusCode,
 ) -> Response {
     let lang = admin.lang;
-    let loaded: Result<(Vec<Pending>, Vec<Pending>, Vec<Moderator>), XrpcError> = async {
+    let loaded: Result<Queue, XrpcError> = async {
         let plugins = state
             .hub()
             .list_plugins(&options())
