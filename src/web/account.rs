@@ -309,6 +309,11 @@ async fn overview(
         .list_app_passwords(person.did.as_str())
         .await
         .unwrap_or_default();
+    let oauth_sessions = state
+        .oauth()
+        .sessions_of(person.did.as_str(), now())
+        .await
+        .unwrap_or_default();
     let repo_link = format!(
         "/xrpc/com.atproto.sync.getRepo?did={}",
         percent_encoding::utf8_percent_encode(
@@ -418,6 +423,39 @@ async fn overview(
                     input #app-name type="text" name="name" required maxlength=(rules::MAX_APP_PASSWORD_NAME_LEN);
                 }
                 button type="submit" { (lang.t(Text::CreateAppPassword)) }
+            }
+        }
+        h2 { (lang.t(Text::AuthorizedApps)) }
+        section.card {
+            @if oauth_sessions.is_empty() {
+                p { (lang.t(Text::NoAuthorizedApps)) }
+            } @else {
+                table #oauth-apps {
+                    thead { tr {
+                        th scope="col" { (lang.t(Text::AppPasswordName)) }
+                        th scope="col" { (lang.t(Text::Permissions)) }
+                        th scope="col" { (lang.t(Text::LastUsed)) }
+                        th scope="col" { span.visually-hidden { (lang.t(Text::Actions)) } }
+                    } }
+                    tbody {
+                        @for app in &oauth_sessions {
+                            @let name = app.client_name.as_deref().unwrap_or(&app.client_id);
+                            tr {
+                                td { (name) br; code { (app.client_id) } }
+                                td { code { (app.scope) } }
+                                td { (super::admin::date(app.updated_at)) }
+                                td {
+                                    form.inline method="post" action="/account" {
+                                        (person.csrf_field())
+                                        input type="hidden" name="action" value="revoke-oauth";
+                                        input type="hidden" name="id" value=(app.id);
+                                        button.secondary type="submit" aria-label=(format!("{} {}", lang.t(Text::Revoke), name)) { (lang.t(Text::Revoke)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         h2 { (lang.t(Text::ChangePassword)) }
@@ -566,6 +604,19 @@ pub(super) async fn action(
                     .await?;
                 state.web_sessions().end_account(did);
                 Ok(Outcome::Deleted)
+            }
+            "revoke-oauth" => {
+                let revoked = state
+                    .oauth()
+                    .revoke_session(did, field("id"))
+                    .await
+                    .map_err(|e| crate::error::XrpcError::internal(format!("{e:?}")))?;
+                if !revoked {
+                    return Err(crate::error::XrpcError::invalid_request(
+                        "no such app session",
+                    ));
+                }
+                Ok(Outcome::Done)
             }
             "deactivate" => {
                 service.deactivate(&person.did, None).await?;

@@ -209,7 +209,7 @@ pub(super) fn refused(admin: &Admin) -> Response {
     )
 }
 
-fn date(unix: i64) -> String {
+pub(super) fn date(unix: i64) -> String {
     DateTime::<Utc>::from_timestamp(unix, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()

@@ -164,6 +164,10 @@ texts! {
     Approve => "Approve", "通过";
     Reject => "Reject", "拒绝";
     Feature => "Approve and feature", "通过并推荐";
+    AuthorizedApps => "Apps signed in with OAuth", "通过 OAuth 登录的应用";
+    NoAuthorizedApps => "No app is signed in with OAuth.", "没有通过 OAuth 登录的应用。";
+    LastUsed => "Last used", "最近使用";
+    Permissions => "Permissions", "权限";
     AccountTitle => "Your Rookery account", "你的 Rookery 账户";
     AccountSignIn => "Sign in to your account", "登录你的账户";
     Identifier => "Handle or email", "用户名或邮箱";

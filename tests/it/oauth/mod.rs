@@ -2,5 +2,5 @@
 //! enforcement, and the refusals of bad input, driven over real sockets.
 
 mod bad_input;
-mod client;
+pub(crate) mod client;
 mod flow;

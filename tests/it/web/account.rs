@@ -476,3 +476,53 @@ async fn account_page_email_codes_two_factor_and_deletion() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     pds.stop().await;
 }
+
+#[tokio::test]
+async fn account_page_lists_and_revokes_oauth_apps() {
+    use crate::oauth::client::{DpopKey, TestClient, loopback_client_id};
+
+    let pds = TestPds::start().await;
+    pds.seed_account("oauthweb.test", "oauthweb-password").await;
+    let scope = "atproto transition:generic";
+    let client = TestClient::new(&pds.url(), &loopback_client_id(scope));
+    let tokens = client
+        .tokens(scope, "oauthweb.test", "oauthweb-password")
+        .await;
+    let key: &DpopKey = &client.key;
+    assert_eq!(client.get_session(&tokens.access, key).await.status, 200);
+
+    let mut browser = Browser::new(&pds);
+    let (status, _) = sign_in_page(&mut browser, "oauthweb.test", "oauthweb-password", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, page) = browser.get("/account").await;
+    assert!(page.contains("id=\"oauth-apps\""), "{page}");
+    assert!(page.contains("transition:generic"), "{page}");
+    let csrf = csrf_of(&page);
+    let marker =
+        "name=\"action\" value=\"revoke-oauth\"><input type=\"hidden\" name=\"id\" value=\"";
+    let at = page.find(marker).expect("a revoke form") + marker.len();
+    let id = page[at..at + page[at..].find('"').unwrap()].to_owned();
+
+    let (status, _, _) = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &csrf),
+                ("action", "revoke-oauth"),
+                ("id", "not-a-session"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(client.get_session(&tokens.access, key).await.status, 200);
+    let (status, _, page) = browser
+        .post(
+            "/account",
+            &[("csrf", &csrf), ("action", "revoke-oauth"), ("id", &id)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("No app is signed in with OAuth."), "{page}");
+    assert_eq!(client.get_session(&tokens.access, key).await.status, 401);
+    pds.stop().await;
+}
