@@ -417,6 +417,13 @@ async fn account_page(
             h2 { (lang.t(Text::Repository)) }
             dl {
                 dt { (lang.t(Text::Revision)) } dd { code { (report.repo_rev) } }
+                dt { (lang.t(Text::LastWrite)) }
+                dd #last-write {
+                    (report.repo_rev.parse::<crate::syntax::Tid>().ok()
+                        .and_then(|tid| i64::try_from(tid.timestamp_micros() / 1_000_000).ok())
+                        .map(date)
+                        .unwrap_or_default())
+                }
                 dt { (lang.t(Text::Records)) } dd { (report.indexed_records) }
                 dt { (lang.t(Text::Blocks)) } dd { (report.repo_blocks) }
                 dt { (lang.t(Text::Blobs)) } dd { (report.imported_blobs) " / " (report.expected_blobs) }
@@ -434,6 +441,7 @@ async fn account_page(
                 form.inline method="post" action=(action) {
                     (admin.csrf_field())
                     input type="hidden" name="action" value="takedown";
+                    label.check { input type="checkbox" name="confirm" value="yes" required; " " (lang.t(Text::ConfirmAction)) }
                     button.danger type="submit" { (lang.t(Text::TakeDown)) }
                 }
             }
@@ -447,6 +455,7 @@ async fn account_page(
                 form.inline method="post" action=(action) {
                     (admin.csrf_field())
                     input type="hidden" name="action" value="deactivate";
+                    label.check { input type="checkbox" name="confirm" value="yes" required; " " (lang.t(Text::ConfirmAction)) }
                     button.secondary type="submit" { (lang.t(Text::Deactivate)) }
                 }
             }
@@ -517,8 +526,13 @@ pub(super) async fn account_action(
     };
     let value = form.get("value").map(|v| v.trim()).unwrap_or_default();
     let service = state.account_service();
+    let confirmed = form.get("confirm").map(String::as_str) == Some("yes");
     let result: Result<(), XrpcError> = async {
-        match form.get("action").map(String::as_str) {
+        let action = form.get("action").map(String::as_str);
+        if matches!(action, Some("takedown" | "deactivate")) && !confirmed {
+            return Err(XrpcError::invalid_request(lang.t(Text::ConfirmRequired)));
+        }
+        match action {
             Some("takedown") => {
                 let reference = format!("web-admin:{}", Utc::now().to_rfc3339());
                 service

@@ -168,6 +168,9 @@ texts! {
     NoAuthorizedApps => "No app is signed in with OAuth.", "没有通过 OAuth 登录的应用。";
     LastUsed => "Last used", "最近使用";
     Permissions => "Permissions", "权限";
+    LastWrite => "Last write", "最近写入";
+    ConfirmAction => "I am sure", "我确定";
+    ConfirmRequired => "Tick the confirmation box first.", "请先勾选确认框。";
     AccountTitle => "Your Rookery account", "你的 Rookery 账户";
     AccountSignIn => "Sign in to your account", "登录你的账户";
     Identifier => "Handle or email", "用户名或邮箱";

@@ -65,20 +65,51 @@ try {
   out.searchFound = (await page.content()).includes(handle)
   await submit(page, 'table.accounts a')
   await shot(page, 'admin-account')
+  const did = await page.$eval('dd code', (e) => e.textContent)
+  const adminGet = (method) =>
+    fetch(`${base}/xrpc/${method}?did=${encodeURIComponent(did)}`, {
+      headers: { authorization: `Basic ${Buffer.from(`admin:${adminPassword}`).toString('base64')}` },
+    }).then((r) => r.json())
+  // Take down (the confirmation box ticked), then restore.
+  out.confirmRequired = await page.$eval('form input[value=takedown] ~ label input', (e) => e.required)
+  await page.click('form input[value=takedown] ~ label input')
   await submit(page, 'form input[value=takedown] ~ button')
   out.takedownDone = (await page.content()).includes('Done.')
-  const status = await fetch(
-    `${base}/xrpc/com.atproto.admin.getSubjectStatus?did=${encodeURIComponent(await page.$eval('dd code', (e) => e.textContent))}`,
-    { headers: { authorization: `Basic ${Buffer.from(`admin:${adminPassword}`).toString('base64')}` } },
-  ).then((r) => r.json())
-  out.takenDown = status.takedown?.applied === true
+  out.takenDown = (await adminGet('com.atproto.admin.getSubjectStatus')).takedown?.applied === true
   await shot(page, 'admin-account-taken-down')
   await submit(page, 'form input[value=restore] ~ button')
+  // Deactivate, then reactivate.
+  await page.click('form input[value=deactivate] ~ label input')
+  await submit(page, 'form input[value=deactivate] ~ button')
+  out.deactivated = typeof (await adminGet('com.atproto.admin.getAccountInfo')).deactivatedAt === 'string'
+  await submit(page, 'form input[value=activate] ~ button')
+  // Password, email and handle.
+  await page.type('#new-password', 'browser-password-2')
+  await submit(page, 'form input[value=password] ~ button')
+  await page.$eval('#new-email', (e) => { e.value = '' })
+  await page.type('#new-email', 'webuser-new@example.com')
+  await submit(page, 'form input[value=email] ~ button')
+  await page.$eval('#new-handle', (e) => { e.value = '' })
+  await page.type('#new-handle', 'webuser2.test')
+  await submit(page, 'form input[value=handle] ~ button')
+  out.renamed = (await page.content()).includes('webuser2.test')
   await page.goto(`${base}/admin/invites`)
   await page.$eval('#count', (e) => { e.value = '2' })
   await submit(page, 'form input[value=create] ~ div ~ button')
   out.inviteRows = await page.$$eval('main table tbody tr', (rows) => rows.length)
   await shot(page, 'admin-invites')
+  await submit(page, 'form input[value=disable] ~ button')
+  // The moderation queue: approve and feature the first plugin.
+  await page.goto(`${base}/admin/hub`)
+  await shot(page, 'admin-hub')
+  await submit(page, 'button[value=feature]')
+  out.hubDone = (await page.content()).includes('Done.')
+  // Delete the other account, its handle typed to confirm.
+  await page.goto(`${base}/admin?q=another`)
+  await submit(page, 'table.accounts a')
+  await page.type('#confirm-delete', 'another.test')
+  response = await submit(page, 'form input[value=delete] ~ button')
+  out.deletedRedirect = new URL(response.url()).pathname
   await page.goto(`${base}/admin/server`)
   out.serverChart = (await page.$$('svg#events-chart rect')).length
   await shot(page, 'admin-server')
@@ -98,15 +129,19 @@ try {
   response = await page.goto(`${base}/account`)
   out.accountSignedOutStatus = response.status()
   await shot(page, 'account-sign-in')
-  await page.type('#identifier', handle)
-  await page.type('#password', password)
+  await page.type('#identifier', 'webuser2.test')
+  await page.type('#password', 'browser-password-2')
   response = await submit(page, 'main button[type=submit]')
   out.accountStatus = response.status()
   await shot(page, 'account')
+  await page.type('#app-name', 'to revoke')
+  await submit(page, 'form input[value=create-app-password] ~ button')
+  out.revokedAppPassword = await page.$eval('#new-app-password', (e) => e.textContent)
   await page.type('#app-name', 'browser test')
   await submit(page, 'form input[value=create-app-password] ~ button')
   out.appPassword = await page.$eval('#new-app-password', (e) => e.textContent)
   await shot(page, 'account-app-password')
+  await submit(page, 'button[aria-label="Revoke to revoke"]')
   // A form whose CSRF field was removed is refused.
   await page.$$eval('form input[name=csrf]', (inputs) => inputs.forEach((i) => i.remove()))
   response = await submit(page, 'form input[value=deactivate] ~ button')
@@ -114,13 +149,20 @@ try {
   // An account session is no operator session.
   response = await page.goto(`${base}/admin`)
   out.accountOnAdminStatus = response.status()
+  // Deactivate from the page, then change the password (which signs this browser out).
+  await page.goto(`${base}/account`)
+  await submit(page, 'form input[value=deactivate] ~ p ~ button')
+  await page.type('#current-password', 'browser-password-2')
+  await page.type('#new-password', 'browser-password-3')
+  await submit(page, 'form input[value=change-password] ~ button')
+  out.passwordChanged = (await page.content()).includes('Password changed.')
   await page.close()
 
   // The account page in Simplified Chinese on a phone.
   page = await open('zh-CN', 390)
   await page.goto(`${base}/account`)
-  await page.type('#identifier', handle)
-  await page.type('#password', password)
+  await page.type('#identifier', 'webuser2.test')
+  await page.type('#password', 'browser-password-3')
   await submit(page, 'main button[type=submit]')
   out.chineseAccount = (await page.content()).includes('应用专用密码')
   await shot(page, 'account-zh-phone')

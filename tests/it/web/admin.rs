@@ -184,7 +184,10 @@ async fn operator_dashboard_manages_accounts_and_invites() {
 
     // Take down, then restore: the XRPC admin API sees each.
     let (status, headers, _) = browser
-        .post(&account, &[("csrf", &csrf), ("action", "takedown")])
+        .post(
+            &account,
+            &[("csrf", &csrf), ("action", "takedown"), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(headers["location"].to_str().unwrap().ends_with("?done=1"));
@@ -199,7 +202,9 @@ async fn operator_dashboard_manages_accounts_and_invites() {
     assert!(!taken_down(&pds, &alice).await);
 
     // Without the session's CSRF token, nothing happens.
-    let (status, _, _) = browser.post(&account, &[("action", "takedown")]).await;
+    let (status, _, _) = browser
+        .post(&account, &[("action", "takedown"), ("confirm", "yes")])
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _, _) = browser
         .post(
@@ -210,9 +215,24 @@ async fn operator_dashboard_manages_accounts_and_invites() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(!taken_down(&pds, &alice).await);
 
+    // Without the confirmation box, no takedown.
+    let (status, _, page) = browser
+        .post(&account, &[("csrf", &csrf), ("action", "takedown")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Tick the confirmation box first."), "{page}");
+    assert!(!taken_down(&pds, &alice).await);
+
     // Deactivate and reactivate.
     browser
-        .post(&account, &[("csrf", &csrf), ("action", "deactivate")])
+        .post(
+            &account,
+            &[
+                ("csrf", &csrf),
+                ("action", "deactivate"),
+                ("confirm", "yes"),
+            ],
+        )
         .await;
     let (_, body) = admin_get(
         &pds,
