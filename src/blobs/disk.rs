@@ -332,6 +332,36 @@ impl BlobStore for DiskBlobStore {
         .boxed()
     }
 
+    fn stored_bytes(&self) -> BoxFuture<'_, Result<u64>> {
+        let roots = [self.location.clone(), self.quarantine_location.clone()];
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut total = 0u64;
+                let mut dirs: Vec<PathBuf> = roots.into_iter().collect();
+                while let Some(dir) = dirs.pop() {
+                    let entries = match std::fs::read_dir(&dir) {
+                        Ok(entries) => entries,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(Error::Io(e)),
+                    };
+                    for entry in entries {
+                        let entry = entry.map_err(Error::Io)?;
+                        let meta = entry.metadata().map_err(Error::Io)?;
+                        if meta.is_dir() {
+                            dirs.push(entry.path());
+                        } else {
+                            total += meta.len();
+                        }
+                    }
+                }
+                Ok(total)
+            })
+            .await
+            .map_err(|e| Error::Io(io::Error::other(e)))?
+        }
+        .boxed()
+    }
+
     fn delete_all<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<()>> {
         async move {
             let segment = did_segment(did)?;

@@ -161,6 +161,10 @@ impl BlobStore for MeteredBlobStore {
         async move { self.count(self.inner.list_temp_older_than(cutoff, limit).await) }.boxed()
     }
 
+    fn stored_bytes(&self) -> BoxFuture<'_, Result<u64>> {
+        self.inner.stored_bytes()
+    }
+
     fn delete_all<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<()>> {
         async move { self.count(self.inner.delete_all(did).await) }.boxed()
     }

@@ -255,6 +255,10 @@ pub trait BlobStore: Send + Sync {
     /// deletion).
     fn delete_all<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<()>>;
 
+    /// Bytes of the permanent (and quarantined) blobs stored, for the operator dashboard:
+    /// walks the whole store, so not for hot paths.
+    fn stored_bytes(&self) -> BoxFuture<'_, Result<u64>>;
+
     /// A cheap check that the store can be used (the health check): on disk, that its
     /// directories (or, before the first upload, their nearest existing ancestors) are
     /// writable directories; on S3, that the bucket answers.

@@ -171,6 +171,7 @@ texts! {
     LastWrite => "Last write", "最近写入";
     ConfirmAction => "I am sure", "我确定";
     ConfirmRequired => "Tick the confirmation box first.", "请先勾选确认框。";
+    BlobStorage => "Blob storage used (bytes)", "文件存储占用（字节）";
     AccountTitle => "Your Rookery account", "你的 Rookery 账户";
     AccountSignIn => "Sign in to your account", "登录你的账户";
     Identifier => "Handle or email", "用户名或邮箱";

@@ -51,6 +51,7 @@ pub(super) async fn page(State(state): State<AppState>, headers: HeaderMap) -> R
     let mails = state.mail_counts();
     let errors = state.http_metrics().server_errors();
     let replica_lag = state.replica().map(|r| r.stats().lag_seconds());
+    let stored = state.blobs().stored_bytes().await;
     let body = html! {
         h1 { (lang.t(Text::Server)) }
         dl {
@@ -59,6 +60,13 @@ pub(super) async fn page(State(state): State<AppState>, headers: HeaderMap) -> R
             dt { (lang.t(Text::MaxLag)) } dd { (firehose.max_queued) }
             dt { (lang.t(Text::Disconnected)) } dd { (firehose.too_slow) }
             dt { (lang.t(Text::OpenStores)) } dd { (state.repo().stores().open_pools()) }
+            dt { (lang.t(Text::BlobStorage)) }
+            dd #blob-storage {
+                @match &stored {
+                    Ok(bytes) => (bytes),
+                    Err(_) => (lang.t(Text::Error)),
+                }
+            }
             dt { (lang.t(Text::BlobUploads)) } dd { (blobs.uploads) " (" (blobs.uploaded_bytes) ")" }
             dt { (lang.t(Text::BlobErrors)) } dd { (blobs.errors) }
             dt { (lang.t(Text::MailsSent)) } dd { (mails.sent.load(Ordering::Relaxed)) " / " (mails.failed.load(Ordering::Relaxed)) }

@@ -160,6 +160,11 @@ async fn suite(name: &str, store: &dyn BlobStore, backend: &Backend) {
     assert_eq!(temp.cid, cid_for_raw(&one));
     assert_eq!(temp.sniffed, Sniffed::Known("image/png"));
     assert_eq!(backend.inventory().await, [tmp(&alice, &temp.key)]);
+    assert_eq!(
+        store.stored_bytes().await.unwrap(),
+        0,
+        "temp uploads are not stored blobs"
+    );
     assert!(store.has_temp(&alice, &temp.key).await.unwrap());
     assert!(!store.has(&alice, &temp.cid).await.unwrap());
     assert!(matches!(
@@ -178,6 +183,7 @@ async fn suite(name: &str, store: &dyn BlobStore, backend: &Backend) {
         .await
         .unwrap();
     assert_eq!(backend.inventory().await, [blocks(&alice, &temp.cid)]);
+    assert_eq!(store.stored_bytes().await.unwrap(), 1_000_000);
     assert!(store.has(&alice, &temp.cid).await.unwrap());
     assert!(!store.has_temp(&alice, &temp.key).await.unwrap());
     assert!(

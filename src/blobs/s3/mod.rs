@@ -618,6 +618,40 @@ impl BlobStore for S3BlobStore {
         self.list_temp_impl(cutoff, limit).boxed()
     }
 
+    fn stored_bytes(&self) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            let mut total = 0u64;
+            for area in [BLOCKS, QUARANTINE] {
+                let mut token: Option<String> = None;
+                loop {
+                    let out = self
+                        .client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(format!("{area}/"))
+                        .set_continuation_token(token.take())
+                        .send()
+                        .await
+                        .map_err(|e| s3_error("ListObjectsV2", e))?;
+                    total += out
+                        .contents()
+                        .iter()
+                        .filter_map(|o| o.size())
+                        .map(|size| u64::try_from(size).unwrap_or(0))
+                        .sum::<u64>();
+                    match out.next_continuation_token() {
+                        Some(next) if out.is_truncated() == Some(true) => {
+                            token = Some(next.to_owned())
+                        }
+                        _ => break,
+                    }
+                }
+            }
+            Ok(total)
+        }
+        .boxed()
+    }
+
     fn delete_all<'a>(&'a self, did: &'a Did) -> BoxFuture<'a, Result<()>> {
         self.delete_all_impl(did).boxed()
     }

@@ -173,6 +173,10 @@ async fn operator_dashboard_manages_accounts_and_invites() {
     assert!(seq >= 2, "two accounts were announced: {seq}");
     assert!(page.contains("<svg id=\"events-chart\""), "{page}");
     assert!(page.contains("No server errors since start."), "{page}");
+    assert!(
+        page.contains("id=\"blob-storage\">0<"),
+        "no blobs yet: {page}"
+    );
 
     let account = format!("/admin/accounts/{}", alice.as_str().replace(':', "%3A"));
     let (status, _, page) = browser.get(&account).await;
