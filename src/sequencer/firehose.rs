@@ -160,6 +160,18 @@ impl Firehose {
         }
     }
 
+    /// Each live subscriber's queue depth (frames behind), deepest first.
+    pub fn subscriber_lags(&self) -> Vec<usize> {
+        let hub = self.hub();
+        let mut depths: Vec<usize> = hub
+            .slots
+            .values()
+            .map(|slot| slot.tx.max_capacity() - slot.tx.capacity())
+            .collect();
+        depths.sort_unstable_by(|a, b| b.cmp(a));
+        depths
+    }
+
     pub fn sequencer(&self) -> &Sequencer {
         &self.0.sequencer
     }

@@ -47,6 +47,7 @@ pub(super) async fn page(State(state): State<AppState>, headers: HeaderMap) -> R
         })
         .collect();
     let firehose = state.firehose().stats();
+    let lags = state.firehose().subscriber_lags();
     let blobs = state.blob_counter().counts();
     let mails = state.mail_counts();
     let errors = state.http_metrics().server_errors();
@@ -58,6 +59,14 @@ pub(super) async fn page(State(state): State<AppState>, headers: HeaderMap) -> R
             dt { (lang.t(Text::LatestSeq)) } dd #latest-seq { (seq) }
             dt { (lang.t(Text::Subscribers)) } dd { (sequencer.subscriber_count()) " (" (firehose.live) ")" }
             dt { (lang.t(Text::MaxLag)) } dd { (firehose.max_queued) }
+            dt { (lang.t(Text::SubscriberLags)) }
+            dd #subscriber-lags {
+                @if lags.is_empty() { "—" }
+                @for (i, lag) in lags.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (lag)
+                }
+            }
             dt { (lang.t(Text::Disconnected)) } dd { (firehose.too_slow) }
             dt { (lang.t(Text::OpenStores)) } dd { (state.repo().stores().open_pools()) }
             dt { (lang.t(Text::BlobStorage)) }
