@@ -339,6 +339,18 @@ impl ActorStores {
         self.0.root.join(shard).join(did.as_str())
     }
 
+    /// Bytes `did`'s store takes on disk: the database and its write-ahead log.
+    pub async fn disk_bytes(&self, did: &Did) -> u64 {
+        let dir = self.dir(did);
+        let mut total = 0;
+        for file in [STORE_FILE.to_owned(), format!("{STORE_FILE}-wal")] {
+            if let Ok(meta) = tokio::fs::metadata(dir.join(file)).await {
+                total += meta.len();
+            }
+        }
+        total
+    }
+
     /// Whether `did` has a store.
     pub async fn exists(&self, did: &Did) -> Result<bool, Error> {
         let path = self.dir(did).join(STORE_FILE);

@@ -393,9 +393,12 @@ async fn account_page(
         }
         Err(err) => return error_page(admin, &err.into()),
     };
-    let report = match account.did.parse::<Did>() {
-        Ok(did) => state.account_service().status_report(&did).await.ok(),
-        Err(_) => None,
+    let (report, repo_bytes) = match account.did.parse::<Did>() {
+        Ok(did) => (
+            state.account_service().status_report(&did).await.ok(),
+            state.repo().stores().disk_bytes(&did).await,
+        ),
+        Err(_) => (None, 0),
     };
     let status_now = account.status();
     let handle = account.handle.clone().unwrap_or_default();
@@ -424,6 +427,7 @@ async fn account_page(
                         .map(date)
                         .unwrap_or_default())
                 }
+                dt { (lang.t(Text::RepoBytes)) } dd #repo-bytes { (repo_bytes) }
                 dt { (lang.t(Text::Records)) } dd { (report.indexed_records) }
                 dt { (lang.t(Text::Blocks)) } dd { (report.repo_blocks) }
                 dt { (lang.t(Text::Blobs)) } dd { (report.imported_blobs) " / " (report.expected_blobs) }

@@ -173,6 +173,7 @@ texts! {
     ConfirmRequired => "Tick the confirmation box first.", "请先勾选确认框。";
     BlobStorage => "Blob storage used (bytes)", "文件存储占用（字节）";
     SubscriberLags => "Live subscribers, frames behind", "实时订阅者落后帧数";
+    RepoBytes => "Size on disk (bytes)", "磁盘占用（字节）";
     AccountTitle => "Your Rookery account", "你的 Rookery 账户";
     AccountSignIn => "Sign in to your account", "登录你的账户";
     Identifier => "Handle or email", "用户名或邮箱";

@@ -185,6 +185,15 @@ async fn operator_dashboard_manages_accounts_and_invites() {
         page.contains(alice.as_str()) && page.contains("alice-test@example.com"),
         "{page}"
     );
+    let marker = "id=\"repo-bytes\">";
+    let at = page.find(marker).expect("repo size") + marker.len();
+    let bytes: u64 = page[at..at + page[at..].find('<').unwrap()]
+        .parse()
+        .unwrap();
+    assert!(
+        bytes > 4096,
+        "a SQLite store is at least a few pages: {bytes}"
+    );
 
     // Take down, then restore: the XRPC admin API sees each.
     let (status, headers, _) = browser
