@@ -473,3 +473,190 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
         "{log}"
     );
 }
+
+// ---- point-in-time restore ----
+
+/// `getRecord` on `url` for the record `uri`: its CID, or `None` when it is not there.
+async fn record_cid(client: &reqwest::Client, url: &str, uri: &str) -> Option<String> {
+    let uri: rookery::syntax::AtUri = uri.parse().unwrap();
+    let reply = client
+        .get(format!(
+            "{url}/xrpc/com.atproto.repo.getRecord?repo={}&collection={}&rkey={}",
+            uri.authority(),
+            uri.collection().unwrap(),
+            uri.rkey().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    if reply.status() != 200 {
+        assert_eq!(reply.status(), 400);
+        return None;
+    }
+    let body: Value = reply.json().await.unwrap();
+    Some(body["cid"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_to_a_time_has_the_writes_before_it_and_none_after() {
+    let s3 = S3Server::shared();
+    let bucket = s3.new_bucket("pitr").await;
+    let config = replica(s3.config(&bucket), false);
+    let pds = TestPds::start_with(|c| c.replica = Some(config.clone())).await;
+    let client = reqwest::Client::new();
+    let mut accounts = Vec::new();
+    for i in 0..3 {
+        accounts.push(
+            pds.seed_account(&format!("pitr{i}.test"), "hunter2hunter2")
+                .await,
+        );
+    }
+    // Writes A.
+    let mut before = Vec::new();
+    for (i, (did, token)) in accounts.iter().enumerate() {
+        for j in 0..3 {
+            let created = post(&client, &pds.url(), token, did.as_str(), i * 10 + j).await;
+            before.push(created);
+        }
+    }
+    let replicator = pds.state.replica().unwrap();
+    assert!(replicator.sync(DEADLINE).await);
+    let seq_at = pds
+        .state
+        .repo()
+        .sequencer()
+        .latest_seq()
+        .await
+        .unwrap()
+        .unwrap();
+    let at = rookery::replica::now_ms();
+    // A cycle that started after `at` completes: every cycle stamped at or before `at` is
+    // then over, so nothing written from here on can be in one of them.
+    assert!(replicator.sync(DEADLINE).await);
+
+    // Writes B: more posts, a deleted A post, a new account; all shipped.
+    let mut after = Vec::new();
+    for (i, (did, token)) in accounts.iter().enumerate() {
+        after.push(post(&client, &pds.url(), token, did.as_str(), 100 + i).await);
+    }
+    let (did0, token0) = &accounts[0];
+    let deleted: rookery::syntax::AtUri = before[0]["uri"].as_str().unwrap().parse().unwrap();
+    let reply = client
+        .post(format!("{}/xrpc/com.atproto.repo.deleteRecord", pds.url()))
+        .bearer_auth(token0)
+        .json(
+            &json!({"repo": did0.as_str(), "collection": "app.bsky.feed.post",
+                      "rkey": deleted.rkey().unwrap()}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let (late, _) = pds.seed_account("pitrlate.test", "hunter2hunter2").await;
+    assert!(replicator.sync(DEADLINE).await);
+    let seq_end = pds
+        .state
+        .repo()
+        .sequencer()
+        .latest_seq()
+        .await
+        .unwrap()
+        .unwrap();
+    let mut keys = BTreeMap::new();
+    for (did, _) in &accounts {
+        keys.insert(did.to_string(), pds.signing_key(did).await.to_did_key());
+    }
+    pds.stop().await;
+    let bucket_client = Bucket::new(&config).await;
+
+    // The newest point has B (so the point-in-time check below can fail).
+    let newest = tempfile::tempdir().unwrap();
+    let latest = rookery::replica::restore(&newest.path().join("data"), &bucket_client, None)
+        .await
+        .unwrap();
+    assert_eq!(latest.verified_repos, 4, "{latest:?}");
+
+    // As of `at`: A, and nothing of B.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let report = rookery::replica::restore(&data, &bucket_client, Some(at))
+        .await
+        .unwrap();
+    assert_eq!(report.verified_repos, 3, "{report:?}");
+    // The store of the account created after `at` has no segment that old.
+    assert_eq!(report.databases + 1, latest.databases, "{report:?}");
+    assert!(report.seq_floor > seq_end, "{report:?}");
+    let other = s3.new_bucket("pitr-after").await;
+    let restored_config = replica(s3.config(&other), false);
+    let restored = TestPds::start_with(|c| {
+        c.data_directory = data.clone();
+        c.blobstore = rookery::config::BlobstoreConfig::Disk {
+            location: data.join("blocks"),
+            tmp_location: data.join("tmp"),
+        };
+        c.replica = Some(restored_config.clone());
+    })
+    .await;
+    let url = restored.url();
+    for created in &before {
+        let uri = created["uri"].as_str().unwrap();
+        // The A post deleted after `at` is back.
+        assert_eq!(
+            record_cid(&client, &url, uri).await.as_deref(),
+            Some(created["cid"].as_str().unwrap()),
+            "{uri}"
+        );
+    }
+    for created in &after {
+        let uri = created["uri"].as_str().unwrap();
+        assert_eq!(record_cid(&client, &url, uri).await, None, "{uri}");
+    }
+    let reply = client
+        .get(format!(
+            "{url}/xrpc/com.atproto.sync.getLatestCommit?did={late}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status(),
+        400,
+        "the account created after the time is absent"
+    );
+
+    // Every repository verifies with the official verifyRepoCar and holds A's 3 records.
+    for (did, _) in &accounts {
+        let car = client
+            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let official = support::verify_repo_car(&car, did.as_str(), &keys[did.as_str()]);
+        assert_eq!(official["records"].as_u64(), Some(3), "{official}");
+    }
+
+    // The firehose log as of `at`: every event up to the seq reached then, no later one,
+    // each account's last commit event is its restored head; new events go above the lease.
+    let sequencer = restored.state.repo().sequencer().clone();
+    let events = sequencer.events_after(0, 10_000).await.unwrap();
+    let old: Vec<_> = events.iter().filter(|e| e.seq <= seq_end).collect();
+    assert_eq!(old.last().map(|e| e.seq), Some(seq_at), "{:?}", old.last());
+    assert!(old.windows(2).all(|w| w[0].seq < w[1].seq));
+    for (did, _) in &accounts {
+        let last_rev = old
+            .iter()
+            .filter(|e| e.did == did.as_str() && e.event_type == "commit")
+            .filter_map(|e| e.rev.clone())
+            .next_back();
+        let head = restored.state.repo().current_root(did).await.unwrap();
+        assert_eq!(last_rev.as_deref(), Some(head.rev.as_str()), "{did}");
+    }
+    let (did, token) = &accounts[1];
+    post(&client, &url, token, did.as_str(), 999).await;
+    let newest_seq = sequencer.latest_seq().await.unwrap().unwrap();
+    assert!(newest_seq >= report.seq_floor && newest_seq > seq_end);
+    restored.stop().await;
+}
