@@ -13,9 +13,9 @@ use axum::response::Response;
 use maud::{Markup, html};
 
 use super::i18n::{Lang, Text};
-use super::layout::{notice, page, redirect, respond};
+use super::layout::{notice, page, respond};
 use super::sessions::{Subject, WebSession, random_token};
-use super::{cookie, now, same_token, set_cookie};
+use super::{CookieNames, cookie, now, same_token, set_cookie};
 use crate::account_service::{self, rules};
 use crate::accounts::{self, AccountInfo, AccountRef};
 use crate::server::AppState;
@@ -24,6 +24,11 @@ use crate::syntax::Did;
 const SESSION_COOKIE: &str = "rookery-account";
 const LOGIN_CSRF_COOKIE: &str = "rookery-account-csrf";
 const COOKIE_PATH: &str = "/account";
+const COOKIES: CookieNames = CookieNames {
+    session: SESSION_COOKIE,
+    login_csrf: LOGIN_CSRF_COOKIE,
+    path: COOKIE_PATH,
+};
 
 type FormData = HashMap<String, String>;
 
@@ -129,10 +134,7 @@ pub(super) async fn login(
 ) -> Response {
     let lang = Lang::from_headers(&headers);
     let identifier = form.get("identifier").map(|i| i.trim()).unwrap_or_default();
-    let csrf_ok = match (cookie(&headers, LOGIN_CSRF_COOKIE), form.get("csrf")) {
-        (Some(cookie), Some(field)) => same_token(&cookie, field),
-        _ => false,
-    };
+    let csrf_ok = COOKIES.login_csrf_ok(&headers, &form);
     let again = |message: Text, ask_code: bool, status: StatusCode| {
         sign_in_page(
             &state,
@@ -186,20 +188,7 @@ pub(super) async fn login(
             return again(Text::Error, false, StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
-    let (token, _) = state
-        .web_sessions()
-        .create(Subject::Account(account.did), now());
-    let cookies = [
-        set_cookie(
-            &state,
-            SESSION_COOKIE,
-            &token,
-            COOKIE_PATH,
-            super::sessions::SESSION_LIFETIME_SECS,
-        ),
-        set_cookie(&state, LOGIN_CSRF_COOKIE, "", COOKIE_PATH, 0),
-    ];
-    redirect("/account", &cookies)
+    COOKIES.start_session(&state, Subject::Account(account.did))
 }
 
 /// `POST /account/logout`.
@@ -215,11 +204,7 @@ pub(super) async fn logout(
     if !person.form_ok(&form) {
         return refused(person.lang);
     }
-    state.web_sessions().end(&person.token);
-    redirect(
-        "/account",
-        &[set_cookie(&state, SESSION_COOKIE, "", COOKIE_PATH, 0)],
-    )
+    COOKIES.end_session(&state, &person.token)
 }
 
 fn refused(lang: Lang) -> Response {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::i18n::{Lang, Text};
 use super::layout::{AdminNav, notice, page, redirect, respond};
 use super::sessions::{Subject, WebSession, random_token};
-use super::{cookie, now, same_token, set_cookie};
+use super::{CookieNames, cookie, now, same_token, set_cookie};
 use crate::account_service::{StatusChange, rules};
 use crate::accounts::{AccountInfo, AccountRef, AccountStatus, InviteSort};
 use crate::error::XrpcError;
@@ -25,6 +25,11 @@ use crate::xrpc::server::invite::{CREATED_BY_ADMIN, MAX_CODE_COUNT, check_use_co
 const SESSION_COOKIE: &str = "rookery-admin";
 const LOGIN_CSRF_COOKIE: &str = "rookery-admin-csrf";
 const COOKIE_PATH: &str = "/admin";
+const COOKIES: CookieNames = CookieNames {
+    session: SESSION_COOKIE,
+    login_csrf: LOGIN_CSRF_COOKIE,
+    path: COOKIE_PATH,
+};
 const PAGE_SIZE: u32 = 50;
 
 pub(super) type FormData = HashMap<String, String>;
@@ -131,10 +136,7 @@ pub(super) async fn login(
     Form(form): Form<FormData>,
 ) -> Response {
     let lang = Lang::from_headers(&headers);
-    let csrf_ok = match (cookie(&headers, LOGIN_CSRF_COOKIE), form.get("csrf")) {
-        (Some(cookie), Some(field)) => same_token(&cookie, field),
-        _ => false,
-    };
+    let csrf_ok = COOKIES.login_csrf_ok(&headers, &form);
     if !csrf_ok {
         return sign_in_page(&state, lang, Some(Text::FormExpired), StatusCode::FORBIDDEN);
     }
@@ -154,18 +156,7 @@ pub(super) async fn login(
             StatusCode::UNAUTHORIZED,
         );
     }
-    let (token, _) = state.web_sessions().create(Subject::Admin, now());
-    let cookies = [
-        set_cookie(
-            &state,
-            SESSION_COOKIE,
-            &token,
-            COOKIE_PATH,
-            super::sessions::SESSION_LIFETIME_SECS,
-        ),
-        set_cookie(&state, LOGIN_CSRF_COOKIE, "", COOKIE_PATH, 0),
-    ];
-    redirect("/admin", &cookies)
+    COOKIES.start_session(&state, Subject::Admin)
 }
 
 /// `POST /admin/logout`.
@@ -181,11 +172,7 @@ pub(super) async fn logout(
     if !admin.form_ok(&form) {
         return refused(&admin);
     }
-    state.web_sessions().end(&admin.token);
-    redirect(
-        "/admin",
-        &[set_cookie(&state, SESSION_COOKIE, "", COOKIE_PATH, 0)],
-    )
+    COOKIES.end_session(&state, &admin.token)
 }
 
 /// The answer to a post without this session's CSRF token.

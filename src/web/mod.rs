@@ -68,6 +68,57 @@ fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: i6
     format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
 }
 
+/// The cookies of one kind of page session: the session token, the sign-in form's
+/// double-submit CSRF token, and the path both are sent to.
+struct CookieNames {
+    session: &'static str,
+    login_csrf: &'static str,
+    path: &'static str,
+}
+
+impl CookieNames {
+    /// Whether a sign-in form's CSRF field matches its cookie.
+    fn login_csrf_ok(
+        &self,
+        headers: &HeaderMap,
+        form: &std::collections::HashMap<String, String>,
+    ) -> bool {
+        match (cookie(headers, self.login_csrf), form.get("csrf")) {
+            (Some(cookie), Some(field)) => same_token(&cookie, field),
+            _ => false,
+        }
+    }
+
+    /// Starts a session for `subject` and sends the browser to the pages' home.
+    fn start_session(
+        &self,
+        state: &AppState,
+        subject: sessions::Subject,
+    ) -> axum::response::Response {
+        let (token, _) = state.web_sessions().create(subject, now());
+        let cookies = [
+            set_cookie(
+                state,
+                self.session,
+                &token,
+                self.path,
+                sessions::SESSION_LIFETIME_SECS,
+            ),
+            set_cookie(state, self.login_csrf, "", self.path, 0),
+        ];
+        layout::redirect(self.path, &cookies)
+    }
+
+    /// Ends the session of `token` and sends the browser to the sign-in page.
+    fn end_session(&self, state: &AppState, token: &str) -> axum::response::Response {
+        state.web_sessions().end(token);
+        layout::redirect(
+            self.path,
+            &[set_cookie(state, self.session, "", self.path, 0)],
+        )
+    }
+}
+
 /// Compares two tokens without data-dependent timing.
 fn same_token(a: &str, b: &str) -> bool {
     crate::auth::admin::constant_time_eq(a.as_bytes(), b.as_bytes())
