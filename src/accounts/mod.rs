@@ -37,8 +37,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
-
 use crate::store::sqlite::{self, OpenOptions};
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Sqlite, Transaction};
@@ -63,7 +61,7 @@ pub use rate_limit::{
 pub use repo_root::{ListedRepo, MalformedCursor, RepoCursor, RepoHead};
 pub use session::{REFRESH_REUSE_GRACE_SECS, Session};
 
-/// The account-database schema, embedded at compile time from `migrations/account/`.
+// The account-database schema, embedded at compile time from `migrations/account/`.
 impl From<crate::store::Error> for Error {
     fn from(e: crate::store::Error) -> Self {
         match e {
@@ -74,7 +72,7 @@ impl From<crate::store::Error> for Error {
     }
 }
 
-pub static ACCOUNT_MIGRATOR: Migrator = sqlx::migrate!("./migrations/account");
+pub use crate::store::migrations::ACCOUNT as ACCOUNT_MIGRATOR;
 
 /// The file name of the account database inside the data directory.
 pub(crate) const ACCOUNT_DB_FILE: &str = "account.sqlite";

@@ -13,6 +13,8 @@ pub const DEFAULT_REPLICA_INTERVAL: Duration = Duration::from_millis(500);
 pub const DEFAULT_STRICT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `ROOKERY_REPLICA_RETENTION_HOURS`: three days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(72 * 3600);
+/// Default `ROOKERY_REPLICA_COMPACT_SEGMENTS`.
+pub const DEFAULT_COMPACT_SEGMENTS: u64 = 1000;
 
 /// Where and how the databases are replicated (see `docs/replication.md`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,10 @@ pub struct ReplicaConfig {
     /// `ROOKERY_REPLICA_RETENTION_HOURS` — how long superseded generations are kept (the
     /// reach of point-in-time restore). Default `72`.
     pub retention: Duration,
+    /// `ROOKERY_REPLICA_COMPACT_SEGMENTS` — a database whose generation holds this many
+    /// segments starts a new generation (a fresh base snapshot) at its next change, so the
+    /// old chain can be pruned. Default `1000`; at least `2`.
+    pub compact_segments: u64,
 }
 
 fn setting(src: &Sources, own: &'static str, blob: &'static str) -> Option<String> {
@@ -112,6 +118,12 @@ pub(super) fn replica_from(src: &Sources) -> Result<Option<ReplicaConfig>, Confi
     let retention = src
         .int::<u64>("ROOKERY_REPLICA_RETENTION_HOURS", "a number of hours")?
         .map_or(DEFAULT_RETENTION, |h| Duration::from_secs(h * 3600));
+    let compact_segments = src
+        .int::<u64>("ROOKERY_REPLICA_COMPACT_SEGMENTS", "a number of segments")?
+        .unwrap_or(DEFAULT_COMPACT_SEGMENTS);
+    if compact_segments < 2 {
+        return Err(src.invalid("ROOKERY_REPLICA_COMPACT_SEGMENTS", "must be at least 2"));
+    }
     Ok(Some(ReplicaConfig {
         s3: S3Config {
             bucket,
@@ -125,6 +137,7 @@ pub(super) fn replica_from(src: &Sources) -> Result<Option<ReplicaConfig>, Confi
         strict: src.bool("ROOKERY_REPLICA_STRICT")?.unwrap_or(false),
         strict_timeout,
         retention,
+        compact_segments,
     }))
 }
 

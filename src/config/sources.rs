@@ -46,6 +46,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::plain("ROOKERY_REPLICA_STRICT"),
     Setting::plain("ROOKERY_REPLICA_STRICT_TIMEOUT_MS"),
     Setting::plain("ROOKERY_REPLICA_RETENTION_HOURS"),
+    Setting::plain("ROOKERY_REPLICA_COMPACT_SEGMENTS"),
     Setting::plain("PDS_BLOB_UPLOAD_LIMIT"),
     Setting::plain("ROOKERY_BLOB_GRACE_PERIOD_MS"),
     Setting::plain("ROOKERY_IMPORT_REPO_LIMIT"),

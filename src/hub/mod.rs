@@ -26,7 +26,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -42,8 +41,8 @@ pub use records::{CASE, PLUGIN, REVIEW};
 use crate::config::Config;
 use crate::lexicon::Catalog;
 
-/// The index schema, embedded at compile time from `migrations/hub/`.
-pub(crate) static HUB_MIGRATOR: Migrator = sqlx::migrate!("./migrations/hub");
+// The index schema, embedded at compile time from `migrations/hub/`.
+pub(crate) use crate::store::migrations::HUB as HUB_MIGRATOR;
 
 /// File name of the index database inside the data directory.
 pub(crate) const DATABASE_FILE: &str = "hub.sqlite";

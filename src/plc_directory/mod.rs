@@ -25,7 +25,6 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::SqlitePool;
-use sqlx::migrate::Migrator;
 
 use crate::crypto::{Algorithm, PublicKey};
 use crate::identity::did_doc::DidDocument;
@@ -35,8 +34,8 @@ use crate::syntax::Did;
 use store::ExportFrom;
 use validate::IndexedOp;
 
-/// The directory schema, embedded at compile time from `migrations/plc/`.
-pub(crate) static PLC_MIGRATOR: Migrator = sqlx::migrate!("./migrations/plc");
+// The directory schema, embedded at compile time from `migrations/plc/`.
+pub(crate) use crate::store::migrations::PLC as PLC_MIGRATOR;
 
 /// File name of the directory database inside a data directory.
 pub const DATABASE_FILE: &str = "plc.sqlite";

@@ -249,6 +249,14 @@ impl Shipper {
         }
     }
 
+    /// The state a new segment of `path` extends; `None` (a new generation, a fresh base
+    /// snapshot: the compaction) when its generation has `compact_segments` segments.
+    fn state_to_extend(&self, path: &Path) -> Option<&DbState> {
+        self.states
+            .get(path)
+            .filter(|s| s.next_index < self.shared.config.compact_segments)
+    }
+
     fn tmp_file(&mut self) -> PathBuf {
         self.tmp_counter += 1;
         self.work_dir()
@@ -283,7 +291,7 @@ impl Shipper {
                 match snapshot(
                     &shared.data,
                     &path,
-                    self.states.get(&path),
+                    self.state_to_extend(&path),
                     &tmp,
                     cycle_ms,
                     true,
@@ -304,7 +312,7 @@ impl Shipper {
         let mut jobs: Vec<(PathBuf, Option<DbState>, PathBuf)> = Vec::with_capacity(changed.len());
         for path in changed {
             let tmp = self.tmp_file();
-            let state = self.states.get(&path).cloned();
+            let state = self.state_to_extend(&path).cloned();
             jobs.push((path, state, tmp));
         }
         report.read += jobs.len();

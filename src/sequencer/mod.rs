@@ -60,7 +60,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::Notify;
 
@@ -70,10 +69,10 @@ pub use events::{Event, EventType};
 pub use firehose::{Firehose, FirehoseSettings, FirehoseStats, Subscription};
 pub use frame::Frame;
 
-/// The sequencer schema, embedded at compile time from `migrations/sequencer/`.
+// The sequencer schema, embedded at compile time from `migrations/sequencer/`.
 use crate::store::sqlite::{self, OpenOptions};
 
-pub(crate) static SEQUENCER_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sequencer");
+pub(crate) use crate::store::migrations::SEQUENCER as SEQUENCER_MIGRATOR;
 
 /// File name of the sequencer database inside the data directory.
 pub(crate) const DATABASE_FILE: &str = "sequencer.sqlite";

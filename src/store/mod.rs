@@ -19,6 +19,7 @@ pub mod changes;
 pub mod commit;
 pub mod export;
 pub(crate) mod group;
+pub mod migrations;
 pub mod outbox;
 pub mod prefs;
 pub mod records;

@@ -12,11 +12,8 @@ use sqlx::{Sqlite, Transaction};
 
 use super::Error;
 
-/// The actor-store schema, embedded at compile time from `migrations/actor/`.
-///
-/// The files are read when this crate is compiled: after adding or editing only a `.sql`
-/// file, touch a Rust file (or `cargo clean -p rookery`) so the new migration is embedded.
-pub(crate) static ACTOR_MIGRATOR: Migrator = sqlx::migrate!("./migrations/actor");
+// The actor-store schema, embedded at compile time from `migrations/actor/`.
+pub(crate) use super::migrations::ACTOR as ACTOR_MIGRATOR;
 
 /// Settings for [`open`].
 #[derive(Debug, Clone)]

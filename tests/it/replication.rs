@@ -30,6 +30,7 @@ fn replica(s3: S3Config, strict: bool) -> ReplicaConfig {
         strict,
         strict_timeout: Duration::from_secs(30),
         retention: Duration::from_secs(3600),
+        compact_segments: 1000,
     }
 }
 
@@ -180,12 +181,12 @@ struct Spawned {
     log: std::thread::JoinHandle<String>,
 }
 
-fn spawn_server(data: &Path, port: u16, s3: &S3Server, bucket: &str) -> Spawned {
+/// The `rookery` binary with the environment of a server on `data` replicating to `bucket`.
+fn rookery_command(data: &Path, s3: &S3Server, bucket: &str) -> Command {
     let config = s3.config(bucket);
     let creds = config.credentials.unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_rookery"));
     command
-        .args(["serve", "--port", &port.to_string()])
         .env_clear()
         .env("PDS_HOSTNAME", "localhost")
         .env("ROOKERY_BIND_ADDRESS", "127.0.0.1")
@@ -203,7 +204,14 @@ fn spawn_server(data: &Path, port: u16, s3: &S3Server, bucket: &str) -> Spawned 
             creds.secret_access_key.expose(),
         )
         .env("ROOKERY_REPLICA_INTERVAL_MS", "200")
-        .env("LOG_LEVEL", "info")
+        .env("LOG_LEVEL", "info");
+    command
+}
+
+fn spawn_server(data: &Path, port: u16, s3: &S3Server, bucket: &str) -> Spawned {
+    let mut command = rookery_command(data, s3, bucket);
+    command
+        .args(["serve", "--port", &port.to_string()])
         .stdin(Stdio::null())
         .stderr(Stdio::piped());
     let mut process = LineProcess::spawn(&mut command);
@@ -658,5 +666,115 @@ async fn restore_to_a_time_has_the_writes_before_it_and_none_after() {
     post(&client, &url, token, did.as_str(), 999).await;
     let newest_seq = sequencer.latest_seq().await.unwrap().unwrap();
     assert!(newest_seq >= report.seq_floor && newest_seq > seq_end);
+    restored.stop().await;
+}
+
+// ---- compaction and retention ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_and_pruning_shrink_the_bucket_and_lose_no_write() {
+    let s3 = S3Server::shared();
+    let bucket = s3.new_bucket("compact").await;
+    let config = ReplicaConfig {
+        compact_segments: 3,
+        ..replica(s3.config(&bucket), false)
+    };
+    let pds = TestPds::start_with(|c| c.replica = Some(config.clone())).await;
+    let client = reqwest::Client::new();
+    let replicator = pds.state.replica().unwrap();
+    let mut accounts = Vec::new();
+    for i in 0..2 {
+        accounts.push(
+            pds.seed_account(&format!("compact{i}.test"), "hunter2hunter2")
+                .await,
+        );
+    }
+    // One shipped segment per write: with 3 segments a generation, chains roll over.
+    let mut written = Vec::new();
+    for i in 0..8 {
+        for (did, token) in &accounts {
+            written.push(post(&client, &pds.url(), token, did.as_str(), i).await);
+        }
+        assert!(replicator.sync(DEADLINE).await);
+    }
+    let generations = rookery::replica::list_generations(replicator.bucket())
+        .await
+        .unwrap();
+    for (did, _) in &accounts {
+        let chains: Vec<_> = generations
+            .iter()
+            .filter(|g| g.db.contains(did.as_str()))
+            .collect();
+        assert!(chains.len() >= 3, "{chains:?}");
+        assert!(chains.iter().all(|g| g.segments <= 3), "{chains:?}");
+    }
+    let mut keys = BTreeMap::new();
+    for (did, _) in &accounts {
+        keys.insert(did.to_string(), pds.signing_key(did).await.to_did_key());
+    }
+    pds.stop().await;
+
+    // `rookery backup prune` with a retention of 0 hours deletes every superseded chain.
+    let objects_before = s3.inventory(&bucket).await.len();
+    let work = tempfile::tempdir().unwrap();
+    let output = rookery_command(&work.path().join("data"), s3, &bucket)
+        .env("ROOKERY_REPLICA_RETENTION_HOURS", "0")
+        .args(["backup", "prune"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let objects_after = s3.inventory(&bucket).await.len();
+    assert!(
+        objects_after < objects_before,
+        "{objects_after} objects, {objects_before} before"
+    );
+    let bucket_client = Bucket::new(&config).await;
+    let left = rookery::replica::list_generations(&bucket_client)
+        .await
+        .unwrap();
+    let dbs: BTreeSet<_> = left.iter().map(|g| g.db.clone()).collect();
+    assert_eq!(
+        dbs.len(),
+        left.len(),
+        "one generation per database: {left:?}"
+    );
+    eprintln!("compaction: {objects_before} objects before pruning, {objects_after} after");
+
+    // The newest point still has every write.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let report = rookery::replica::restore(&data, &bucket_client, None)
+        .await
+        .unwrap();
+    assert_eq!(report.verified_repos, 2, "{report:?}");
+    let restored = TestPds::start_with(|c| {
+        c.data_directory = data.clone();
+        c.blobstore = rookery::config::BlobstoreConfig::Disk {
+            location: data.join("blocks"),
+            tmp_location: data.join("tmp"),
+        };
+    })
+    .await;
+    let url = restored.url();
+    for created in &written {
+        let uri = created["uri"].as_str().unwrap();
+        assert_eq!(
+            record_cid(&client, &url, uri).await.as_deref(),
+            Some(created["cid"].as_str().unwrap()),
+            "{uri}"
+        );
+    }
+    for (did, _) in &accounts {
+        let car = client
+            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let official = support::verify_repo_car(&car, did.as_str(), &keys[did.as_str()]);
+        assert_eq!(official["records"].as_u64(), Some(8), "{official}");
+    }
     restored.stop().await;
 }
