@@ -209,7 +209,11 @@ fn rookery_command(data: &Path, s3: &S3Server, bucket: &str) -> Command {
 }
 
 fn spawn_server(data: &Path, port: u16, s3: &S3Server, bucket: &str) -> Spawned {
-    let mut command = rookery_command(data, s3, bucket);
+    spawn(rookery_command(data, s3, bucket), port)
+}
+
+/// Runs `rookery serve` on `port` with `command`'s environment until it listens.
+fn spawn(mut command: Command, port: u16) -> Spawned {
     command
         .args(["serve", "--port", &port.to_string()])
         .stdin(Stdio::null())
@@ -777,4 +781,82 @@ async fn compaction_and_pruning_shrink_the_bucket_and_lose_no_write() {
         assert_eq!(official["records"].as_u64(), Some(8), "{official}");
     }
     restored.stop().await;
+}
+
+// ---- SIGTERM ----
+
+/// A container being stopped gets SIGTERM: the server ships what changed since the last
+/// cycle before it exits, so a wiped disk loses nothing. The interval is the longest allowed
+/// (60 s), so no cycle runs between start-up and the signal: only the flush at shutdown
+/// can have put these writes in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_every_write_to_the_bucket() {
+    let s3 = S3Server::shared();
+    let bucket = s3.new_bucket("sigterm").await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut command = rookery_command(&data, s3, &bucket);
+    command.env("ROOKERY_REPLICA_INTERVAL_MS", "60000");
+    let first = spawn(command, port);
+    let client = reqwest::Client::new();
+    let (did, token) = create_account(&client, &first.url, "sigterm.test").await;
+    let mut written = Vec::new();
+    for i in 0..20 {
+        written.push(post(&client, &first.url, &token, &did, i).await);
+    }
+    assert!(
+        s3.inventory(&bucket).await.is_empty(),
+        "nothing is shipped before the first cycle"
+    );
+
+    let Spawned {
+        mut process, log, ..
+    } = first;
+    let pid = process.child.id().to_string();
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(signalled.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let status = process.child.wait().unwrap();
+        drop(process);
+        status
+    });
+    let status = tokio::time::timeout(DEADLINE, status)
+        .await
+        .expect("the server exits after SIGTERM")
+        .unwrap();
+    let log = log.join().unwrap();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("replica flushed at shutdown"), "{log}");
+
+    // The disk is gone; the next start restores from the bucket before it listens.
+    std::fs::remove_dir_all(&data).unwrap();
+    let second = spawn_server(&data, port, s3, &bucket);
+    for created in &written {
+        let uri = created["uri"].as_str().unwrap();
+        assert_eq!(
+            record_cid(&client, &second.url, uri).await.as_deref(),
+            Some(created["cid"].as_str().unwrap()),
+            "{uri}"
+        );
+    }
+    let car = client
+        .get(format!(
+            "{}/xrpc/com.atproto.sync.getRepo?did={did}",
+            second.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let key_hex = std::fs::read_to_string(key_dir(&data, &did).join("key")).unwrap();
+    let key = rookery::crypto::Keypair::from_private_hex(
+        rookery::crypto::Algorithm::K256,
+        key_hex.trim(),
+    )
+    .unwrap();
+    let official = support::verify_repo_car(&car, &did, &key.public_key().to_did_key());
+    assert_eq!(official["records"].as_u64(), Some(20), "{official}");
 }
