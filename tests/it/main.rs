@@ -11,6 +11,7 @@ mod crawlers;
 mod firehose;
 mod hub;
 mod migration;
+mod migration_refpds;
 mod oauth;
 mod official_client;
 mod offline_first_run;

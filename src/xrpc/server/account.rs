@@ -114,10 +114,7 @@ pub async fn create_account(
         other => other.into(),
     })?;
     let (did, session) = (created.did, created.session);
-    let did_doc = match state.resolver().resolve_did(&did).await {
-        Ok(doc) => serde_json::to_value(doc).ok(),
-        Err(_) => None,
-    };
+    let did_doc = super::session_did_doc(&state, &did).await;
     let mut out = json!({
         "handle": handle.as_str(),
         "did": did.as_str(),

@@ -120,8 +120,22 @@ fn parse_did(did: &str) -> Result<Did, XrpcError> {
     did.parse().map_err(internal)
 }
 
+/// The `didDoc` of a session answer: the account's DID document when it resolves and names
+/// this server as the account's PDS. Clients such as `@atproto/api` send every later call to
+/// the PDS a session's document names, so a document that still points at another host (an
+/// account moving in, before its PLC update) is left out, as the reference PDS leaves it out:
+/// the migration's calls must reach this server.
+pub(super) async fn session_did_doc(state: &AppState, did: &Did) -> Option<Value> {
+    let doc = state.resolver().resolve_did(did).await.ok()?;
+    let here = state.config().public_url.trim_end_matches('/');
+    if doc.pds_endpoint().map(|e| e.trim_end_matches('/')) != Some(here) {
+        return None;
+    }
+    serde_json::to_value(&doc).ok()
+}
+
 /// The account fields shared by createSession, getSession and refreshSession: `handle`,
-/// `did`, `didDoc` (when it resolves), `email`, `emailConfirmed`, `emailAuthFactor`,
+/// `did`, `didDoc` (see [`session_did_doc`]), `email`, `emailConfirmed`, `emailAuthFactor`,
 /// `active` and `status` (when not active).
 async fn account_view(
     state: &AppState,
@@ -139,10 +153,8 @@ async fn account_view(
         ),
     );
     out.insert("did".into(), json!(account.did));
-    if let Ok(doc) = state.resolver().resolve_did(&did).await
-        && let Ok(value) = serde_json::to_value(&doc)
-    {
-        out.insert("didDoc".into(), value);
+    if let Some(doc) = session_did_doc(state, &did).await {
+        out.insert("didDoc".into(), doc);
     }
     if let Some(email) = &account.email {
         out.insert("email".into(), json!(email));

@@ -6,6 +6,7 @@
 pub mod pds;
 pub mod plc;
 pub mod process;
+pub mod refpds;
 pub mod s3;
 pub mod smtp;
 

@@ -3,7 +3,7 @@
 //! dies without running `Drop` leaves nothing behind).
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -22,9 +22,15 @@ impl ChildServer {
     /// Runs `program script` in `dir` and waits for the line `{key}=…`; panics (a test failure,
     /// never a skip) if the server does not announce itself in time or not on 127.0.0.1.
     pub fn start(what: &str, program: &Path, script: &Path, dir: &Path, key: &str) -> ChildServer {
-        let mut child = Command::new(program)
-            .arg(script)
-            .current_dir(dir)
+        let mut command = Command::new(program);
+        command.arg(script).current_dir(dir);
+        ChildServer::start_command(what, command, key)
+    }
+
+    /// [`ChildServer::start`] for a prepared command (arguments, environment, directory).
+    pub fn start_command(what: &str, mut command: Command, key: &str) -> ChildServer {
+        let program = PathBuf::from(command.get_program());
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
