@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{SecondsFormat, Utc};
 use cid::Cid;
-use sqlx::SqliteConnection;
 use sqlx::sqlite::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{ActorRepo, heads};
 use crate::crypto::PublicKey;
@@ -40,6 +40,10 @@ use crate::syntax::{Did, Nsid, RecordKey, Tid};
 
 /// Rows written to the staging store per transaction in the second pass.
 const INDEX_BATCH: usize = 2000;
+/// Rows per multi-row `INSERT` (at most 6 parameters a row, far under SQLite's 32,766).
+const INSERT_ROWS: usize = 500;
+/// Record blocks read per lookup in the second pass.
+const READ_BATCH: usize = 500;
 /// Revision tag of blocks in the staging store (the real one is set when they are copied).
 const STAGING_REV: &str = "import";
 
@@ -181,40 +185,78 @@ impl IndexBatch {
     }
 
     async fn flush(&mut self, pool: &SqlitePool, rev: &str, now: &str) -> Result<(), Error> {
+        // Multi-row statements: one round trip to SQLite's thread per few hundred rows, not
+        // one per row (which made the import wait on thread hand-offs).
         let mut tx = begin_write(pool).await?;
-        for cid in self.reachable.drain(..) {
-            sqlx::query("INSERT INTO reachable (cid) VALUES (?1) ON CONFLICT DO NOTHING")
-                .bind(cid.to_bytes())
-                .execute(&mut *tx)
-                .await?;
+        for chunk in self.reachable.chunks(INSERT_ROWS) {
+            let mut insert = QueryBuilder::<Sqlite>::new("INSERT INTO reachable (cid) ");
+            insert.push_values(chunk, |mut row, cid| {
+                row.push_bind(cid.to_bytes());
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
         }
-        for (uri, cid, collection, rkey) in self.records.drain(..) {
-            sqlx::query(
-                "INSERT INTO record (uri, cid, collection, rkey, repoRev, indexedAt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .bind(uri)
-            .bind(cid.to_bytes())
-            .bind(collection)
-            .bind(rkey)
-            .bind(rev)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in self.records.chunks(INSERT_ROWS) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO record (uri, cid, collection, rkey, repoRev, indexedAt) ",
+            );
+            insert.push_values(chunk, |mut row, (uri, cid, collection, rkey)| {
+                row.push_bind(uri.as_str())
+                    .push_bind(cid.to_bytes())
+                    .push_bind(collection.as_str())
+                    .push_bind(rkey.as_str())
+                    .push_bind(rev)
+                    .push_bind(now);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
-        for (blob, uri) in self.blobs.drain(..) {
-            sqlx::query(
-                "INSERT INTO record_blob (blobCid, recordUri) VALUES (?1, ?2)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(blob.to_bytes())
-            .bind(uri)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in self.blobs.chunks(INSERT_ROWS) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new("INSERT INTO record_blob (blobCid, recordUri) ");
+            insert.push_values(chunk, |mut row, (blob, uri)| {
+                row.push_bind(blob.to_bytes()).push_bind(uri.as_str());
+            });
+            insert.push(" ON CONFLICT DO NOTHING");
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        self.reachable.clear();
+        self.records.clear();
+        self.blobs.clear();
         Ok(())
     }
+}
+
+/// Reads the record blocks of `leaves` in one lookup, checks each decodes, and adds the
+/// record, its block and its blob references to `batch`. Empties `leaves`.
+async fn index_leaves(
+    conn: &mut SqliteConnection,
+    did: &Did,
+    leaves: &mut Vec<(String, Cid)>,
+    batch: &mut IndexBatch,
+) -> Result<(), Error> {
+    let cids: Vec<Cid> = leaves.iter().map(|(_, cid)| *cid).collect();
+    let (found, _missing) = blocks::get_many(conn, &cids).await?;
+    for (path, cid) in leaves.drain(..) {
+        let (collection, rkey) = split_path(&path)?;
+        let Some(bytes) = found.get(&cid) else {
+            return Err(Error::MissingRecord {
+                path,
+                cid: Box::new(cid),
+            });
+        };
+        let value = cbor::decode(bytes).map_err(|source| Error::BadRecord {
+            path: path.clone(),
+            source,
+        })?;
+        let uri = format!("at://{did}/{path}");
+        for blob in cbor::find_blobs(&value) {
+            batch.blobs.push((blob.cid, uri.clone()));
+        }
+        batch.reachable.push(cid);
+        batch.records.push((uri, cid, collection, rkey));
+    }
+    Ok(())
 }
 
 impl ActorRepo {
@@ -308,36 +350,28 @@ impl ActorRepo {
         let mut scan = LeafScan::new(store.clone(), *commit.data()).await?;
         let mut reader_conn = staging.pool.acquire().await?;
         let mut records = 0u64;
-        while let Some(item) = scan.next().await? {
+        // Leaves whose record blocks are read together, in one lookup.
+        let mut leaves: Vec<(String, Cid)> = Vec::with_capacity(READ_BATCH);
+        loop {
+            let item = scan.next().await?;
+            let done = item.is_none();
             match item {
-                Scanned::Node(cid) => batch.reachable.push(cid),
-                Scanned::Leaf(path, cid) => {
-                    records += 1;
-                    let (collection, rkey) = split_path(&path)?;
-                    let bytes = blocks::get(&mut reader_conn, &cid).await?.ok_or_else(|| {
-                        Error::MissingRecord {
-                            path: path.clone(),
-                            cid: Box::new(cid),
-                        }
-                    })?;
-                    let value = cbor::decode(&bytes).map_err(|source| Error::BadRecord {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    let uri = format!("at://{did}/{path}");
-                    for blob in cbor::find_blobs(&value) {
-                        batch.blobs.push((blob.cid, uri.clone()));
-                    }
-                    batch.reachable.push(cid);
-                    batch.records.push((uri, cid, collection, rkey));
-                }
+                Some(Scanned::Node(cid)) => batch.reachable.push(cid),
+                Some(Scanned::Leaf(path, cid)) => leaves.push((path, cid)),
+                None => {}
             }
-            if batch.len() >= INDEX_BATCH {
+            if leaves.len() >= READ_BATCH || (done && !leaves.is_empty()) {
+                records += leaves.len() as u64;
+                index_leaves(&mut reader_conn, did, &mut leaves, &mut batch).await?;
+            }
+            if batch.len() >= INDEX_BATCH || done {
                 batch.flush(&staging.pool, &rev, &now).await?;
+            }
+            if done {
+                break;
             }
         }
         drop(reader_conn);
-        batch.flush(&staging.pool, &rev, &now).await?;
 
         // Distinct record blocks are counted once (identical records share a block).
         let reachable: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reachable")
