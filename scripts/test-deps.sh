@@ -88,7 +88,3 @@ fi
 "$repo/scripts/browser-deps.sh" >/dev/null
 
 cat "$cache/env"
-
-# --- The reference PDS, the migration tests' peer (npm @atproto/pds) ---------------------
-# Separate script, cache subdirectory (<cache>/refpds) and stamp; see scripts/refpds-deps.sh.
-"$repo/scripts/refpds-deps.sh" >/dev/null

@@ -434,3 +434,169 @@ async fn import_repo_body_limit_and_auth() {
         "{status}"
     );
 }
+
+/// A did:web account moves in: its owner serves the DID document (here on loopback), signs
+/// the service token and the repository with the key in it, imports, then points the document
+/// at this server with the key it recommends; activation checks the document, and the export
+/// verifies with the official `verifyRepoCar` against the document's new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_did_web_account_moves_in() {
+    use std::sync::{Arc, Mutex};
+
+    use rookery::crypto::{Algorithm, Keypair};
+    use rookery::repo::blockstore::MemoryBlockStore;
+    use rookery::repo::cbor::Ipld;
+    use rookery::repo::repository::{Repo, Write};
+
+    // The owner's document, served at /.well-known/did.json.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let did = format!("did:web:localhost%3A{port}");
+    let served = Arc::new(Mutex::new(Value::Null));
+    let app = {
+        let served = served.clone();
+        axum::Router::new().route(
+            "/.well-known/did.json",
+            axum::routing::get(move || {
+                let doc = served.lock().unwrap().clone();
+                async move { axum::Json(doc) }
+            }),
+        )
+    };
+    tokio::spawn(axum::serve(listener, app).into_future());
+    let document = |key: &str, handle: &str, pds: &str| {
+        json!({
+            "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1",
+                         "https://w3id.org/security/suites/secp256k1-2019/v1"],
+            "id": did,
+            "alsoKnownAs": [format!("at://{handle}")],
+            "verificationMethod": [{
+                "id": format!("{did}#atproto"),
+                "type": "Multikey",
+                "controller": did,
+                "publicKeyMultibase": key.strip_prefix("did:key:").unwrap(),
+            }],
+            "service": [{
+                "id": "#atproto_pds",
+                "type": "AtprotoPersonalDataServer",
+                "serviceEndpoint": pds,
+            }],
+        })
+    };
+    let own_key = Keypair::generate(Algorithm::K256);
+    *served.lock().unwrap() = document(
+        &own_key.public_key().to_did_key(),
+        "webby.test",
+        "http://localhost:1",
+    );
+
+    let new = pds().await;
+    let aud = new.state.config().service_did.clone();
+    let now = chrono::Utc::now().timestamp();
+    let token = rookery::auth::service::create_service_jwt(
+        &own_key,
+        rookery::auth::service::ServiceJwtParams {
+            iss: did.clone(),
+            aud,
+            lxm: Some("com.atproto.server.createAccount".into()),
+            iat: now,
+            exp: now + 60,
+        },
+    );
+    let (status, created) = post(
+        &new,
+        "com.atproto.server.createAccount",
+        json!({"handle": "webby.test", "did": did, "password": "web-pass-123",
+               "email": email_of("webby.test")}),
+        Auth::Bearer(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let access = created["accessJwt"].as_str().unwrap().to_owned();
+    let auth = Auth::Bearer(&access);
+    // The document still names another host: no didDoc in the session.
+    assert!(created.get("didDoc").is_none(), "{created}");
+
+    // The repository as the owner's old host would export it, signed with the owner's key.
+    let writes: Vec<Write> = (0..50)
+        .map(|i| Write::Create {
+            collection: "app.bsky.feed.post".parse().unwrap(),
+            rkey: format!("3kweb{i:08}").parse().unwrap(),
+            record: Ipld::Map(
+                [
+                    (
+                        "$type".to_owned(),
+                        Ipld::String("app.bsky.feed.post".into()),
+                    ),
+                    ("text".to_owned(), Ipld::String(format!("web post {i}"))),
+                    (
+                        "createdAt".to_owned(),
+                        Ipld::String("2026-12-03T00:00:00.000Z".into()),
+                    ),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        })
+        .collect();
+    let prepared = Repo::format_init(
+        MemoryBlockStore::new(),
+        &did,
+        &own_key,
+        "3kwebimport22".to_owned(),
+        &writes,
+    )
+    .await
+    .unwrap();
+    let mut car = Vec::new();
+    {
+        let mut writer = rookery::repo::car::CarWriter::new(&mut car, prepared.data.cid);
+        for (cid, bytes) in &prepared.data.new_blocks {
+            writer.write_block(cid, bytes).await.unwrap();
+        }
+        writer.finish().await.unwrap();
+    }
+    let (status, out) = raw_post(&new, "com.atproto.repo.importRepo", car, &access).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+
+    // Activation is refused while the document names another host.
+    let (status, out) = post(&new, "com.atproto.server.activateAccount", json!({}), auth).await;
+    assert_ne!(status, StatusCode::OK, "{out}");
+
+    // The owner points the document here, with the key this server recommends.
+    let (_, recommended) = get(
+        &new,
+        "com.atproto.identity.getRecommendedDidCredentials",
+        &[],
+        auth,
+    )
+    .await;
+    let new_key = recommended["verificationMethods"]["atproto"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let endpoint = recommended["services"]["atproto_pds"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(endpoint, new.url());
+    *served.lock().unwrap() = document(&new_key, "webby.test", &endpoint);
+    let (status, out) = post(&new, "com.atproto.server.activateAccount", json!({}), auth).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let (_, account) = get(&new, "com.atproto.server.checkAccountStatus", &[], auth).await;
+    assert_eq!(account["activated"], true, "{account}");
+    assert_eq!(account["validDid"], true, "{account}");
+    assert_eq!(account["indexedRecords"], 50, "{account}");
+
+    // The export verifies against the document's key, with every record.
+    // `%3A` is part of the DID: escaped in the query string.
+    let car = get_bytes(format!(
+        "{}/xrpc/com.atproto.sync.getRepo?did={}",
+        new.url(),
+        did.replace('%', "%25")
+    ))
+    .await;
+    let official = support::verify_repo_car(&car, &did, &new_key);
+    assert_eq!(official["records"].as_u64(), Some(50), "{official}");
+    new.stop().await;
+}

@@ -25,7 +25,7 @@ pub struct CarWriter<W: AsyncWrite + Unpin + Send> {
 impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     /// A writer whose header lists `root` as the only root. Nothing is written until the first
     /// block or [`finish`](Self::finish).
-    pub(crate) fn new(writer: W, root: Cid) -> Self {
+    pub fn new(writer: W, root: Cid) -> Self {
         Self {
             inner: iroh_car::CarWriter::new(
                 CarHeader::new_v1(vec![root]),
@@ -48,14 +48,14 @@ impl<W: AsyncWrite + Unpin + Send> CarWriter<W> {
     }
 
     /// Appends one section: `varint(len) ‖ cid ‖ bytes`.
-    pub(crate) async fn write_block(&mut self, cid: &Cid, bytes: &[u8]) -> Result<()> {
+    pub async fn write_block(&mut self, cid: &Cid, bytes: &[u8]) -> Result<()> {
         self.inner.write(*cid, bytes).await.map_err(Error::Write)?;
         Ok(())
     }
 
     /// Writes the header if no block did, flushes everything, and hands back the writer (not
     /// shut down: closing it is the caller's choice).
-    pub(crate) async fn finish(mut self) -> Result<W> {
+    pub async fn finish(mut self) -> Result<W> {
         self.inner.write_header().await.map_err(Error::Write)?;
         let buffered = self.inner.finish().await.map_err(Error::Write)?;
         Ok(buffered.into_inner())
