@@ -8,6 +8,30 @@ use crate::identity::plc::{self, PlcChanges};
 use crate::syntax::{Did, Handle};
 
 impl AccountService<'_> {
+    /// The handle of a new account: under one of the service domains (see
+    /// [`rules::new_account_handle`]), or, for an account moving here with its `did`, a
+    /// handle of its own domain that already resolves to that DID, as the reference allows.
+    pub async fn new_account_handle(
+        &self,
+        input: &str,
+        did: Option<&Did>,
+    ) -> Result<Handle, Error> {
+        let domains = &self.state.config().service_handle_domains;
+        let handle = rules::normalize_handle(input)?;
+        match (rules::service_domain(&handle, domains), did) {
+            (Some(_), _) | (None, None) => rules::new_account_handle(input, domains),
+            (None, Some(did)) => {
+                let resolved = self.state.resolver().resolve_handle(&handle).await.ok();
+                if resolved.as_ref() != Some(did) {
+                    return Err(Error::InvalidHandle(
+                        "External handle did not resolve to DID".into(),
+                    ));
+                }
+                Ok(handle)
+            }
+        }
+    }
+
     /// Gives `did` the handle `input`, as `identity.updateHandle` and (with `allow_reserved`,
     /// which allows reserved names under the service domains) `admin.updateAccountHandle`
     /// do. A handle outside the service domains must resolve to `did`. Giving an account

@@ -503,6 +503,16 @@ async fn a_did_web_account_moves_in() {
             exp: now + 60,
         },
     );
+    // A handle outside this server's domains must already resolve to the DID.
+    let (status, refused) = post(
+        &new,
+        "com.atproto.server.createAccount",
+        json!({"handle": "webby.invalid", "did": did, "password": "web-pass-123",
+               "email": email_of("webby.test")}),
+        Auth::Bearer(&token),
+    )
+    .await;
+    assert_error((status, refused), 400, "InvalidHandle");
     let (status, created) = post(
         &new,
         "com.atproto.server.createAccount",

@@ -50,7 +50,6 @@ pub async fn create_account(
     headers: HeaderMap,
     XrpcJson(input): XrpcJson<CreateAccountInput>,
 ) -> Result<Json<Value>, XrpcError> {
-    let config = state.config();
     if input.plc_op.is_some() {
         return Err(XrpcError::invalid_request("Unsupported input: \"plcOp\""));
     }
@@ -67,7 +66,10 @@ pub async fn create_account(
         }
         None => None,
     };
-    let handle = rules::new_account_handle(&input.handle, &config.service_handle_domains)?;
+    let handle = state
+        .account_service()
+        .new_account_handle(&input.handle, existing_did.as_ref())
+        .await?;
     let email = input
         .email
         .as_deref()
