@@ -860,3 +860,78 @@ async fn sigterm_flushes_every_write_to_the_bucket() {
     let official = support::verify_repo_car(&car, &did, &key.public_key().to_did_key());
     assert_eq!(official["records"].as_u64(), Some(20), "{official}");
 }
+
+// ---- bucket outage ----
+
+/// While the bucket cannot be written (here: it does not exist yet, so every upload fails),
+/// writes are acknowledged as usual and the lag grows; once the bucket is back, replication
+/// catches up and a restore has every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_outage_never_blocks_writes_and_replication_catches_up() {
+    let s3 = S3Server::shared();
+    let bucket = "outage-created-late".to_owned();
+    let config = replica(s3.config(&bucket), false);
+    let pds = TestPds::start_with(|c| {
+        c.replica = Some(config.clone());
+        c.admin_password = Some(rookery::config::Secret::new("admin-pass-123"));
+    })
+    .await;
+    let replicator = pds.state.replica().unwrap();
+    let client = reqwest::Client::new();
+    let (did, token) = pds.seed_account("outage.test", "hunter2hunter2").await;
+    let mut written = Vec::new();
+    for i in 0..10 {
+        written.push(post(&client, &pds.url(), &token, did.as_str(), i).await);
+    }
+    let cycles = replicator.stats().cycles.load(Ordering::Relaxed);
+    cycles_after(&pds, cycles, 2).await;
+    assert!(replicator.stats().failures.load(Ordering::Relaxed) > 0);
+    assert!(replicator.stats().lag_seconds() > 0.0);
+    let metrics = client
+        .get(format!("{}/metrics", pds.url()))
+        .basic_auth("admin", Some("admin-pass-123"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lag: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rookery_replica_lag_seconds "))
+        .unwrap_or_else(|| panic!("no lag in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(lag > 0.0, "{lag}");
+
+    // The bucket is back: everything is shipped, the lag is zero.
+    s3.create_bucket(&bucket).await;
+    assert!(replicator.sync(DEADLINE).await);
+    assert_eq!(replicator.stats().lag_seconds(), 0.0);
+    pds.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bucket_client = Bucket::new(&config).await;
+    let report = rookery::replica::restore(&data, &bucket_client, None)
+        .await
+        .unwrap();
+    assert_eq!(report.verified_repos, 1, "{report:?}");
+    let restored = TestPds::start_with(|c| {
+        c.data_directory = data.clone();
+        c.blobstore = rookery::config::BlobstoreConfig::Disk {
+            location: data.join("blocks"),
+            tmp_location: data.join("tmp"),
+        };
+    })
+    .await;
+    for created in &written {
+        let uri = created["uri"].as_str().unwrap();
+        assert_eq!(
+            record_cid(&client, &restored.url(), uri).await.as_deref(),
+            Some(created["cid"].as_str().unwrap()),
+            "{uri}"
+        );
+    }
+    restored.stop().await;
+}
