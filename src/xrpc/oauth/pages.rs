@@ -22,7 +22,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margi
 padding:0 1rem;color:#1a1a1a}h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}\
 input[type=text],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}\
 button{margin:1rem .5rem 0 0;padding:.5rem 1.2rem}.error{color:#b00020}\
-.client{font-weight:600}li{margin:.3rem 0}code{font-size:.85em;color:#555}";
+.client{font-weight:600}li{margin:.3rem 0}code{font-size:.85em;color:#555;overflow-wrap:anywhere}";
 
 #[derive(Deserialize)]
 pub(super) struct AuthorizeQuery {

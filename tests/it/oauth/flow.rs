@@ -105,3 +105,76 @@ async fn scope_limits_writes() {
         .unwrap();
     assert!(profile.is_none());
 }
+
+/// The sign-in and consent pages in headless Chromium (`tests/js/oauth-browser.mjs`), with
+/// screenshots under `target/screenshots/`: a wrong password keeps the sign-in page, the
+/// consent page lists the requested scopes, Allow sends the browser back to the client, whose
+/// session then writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_consent_in_headless_chromium() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node = support::plc::node_binary(repo);
+    let status = Command::new("bash")
+        .arg(repo.join("scripts/browser-deps.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/browser-deps.sh failed");
+    let pds = TestPds::start().await;
+    let (did, _) = pds.seed_account("carol.test", PASSWORD).await;
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let scope = "atproto transition:generic";
+    let args = [
+        repo.join("tests/js/oauth-browser.mjs")
+            .display()
+            .to_string(),
+        pds.url(),
+        pds.plc.url().to_owned(),
+        "carol.test".to_owned(),
+        PASSWORD.to_owned(),
+        scope.to_owned(),
+        shots.display().to_string(),
+    ];
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(node).args(args).output().unwrap())
+            .await
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "oauth-browser failed:\n{stdout}\n{stderr}"
+    );
+    let out: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(out["signInStatus"], 200, "{out}");
+    assert_eq!(out["prefilled"], "carol.test", "{out}");
+    assert_eq!(out["wrongPasswordStatus"], 401, "{out}");
+    assert_eq!(out["wrongPasswordPage"], true, "{out}");
+    assert_eq!(out["consentStatus"], 200, "{out}");
+    assert_eq!(
+        out["permissions"],
+        serde_json::json!(["atproto", "transition:generic"]),
+        "{out}"
+    );
+    assert_eq!(out["callbackState"], "browser-state", "{out}");
+    assert_eq!(out["did"], did.as_str(), "{out}");
+    let uri = out["uri"].as_str().unwrap();
+    let rkey = uri.rsplit('/').next().unwrap();
+    let got = reqwest::get(format!(
+        "{}/xrpc/com.atproto.repo.getRecord?repo={did}&collection=app.bsky.feed.post&rkey={rkey}",
+        pds.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(got.status(), 200);
+    for name in [
+        "oauth-sign-in",
+        "oauth-sign-in-wrong-password",
+        "oauth-consent",
+    ] {
+        assert!(shots.join(format!("{name}.png")).is_file(), "{name}");
+    }
+}
