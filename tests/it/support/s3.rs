@@ -17,7 +17,7 @@ use rookery::s3::Client;
 
 use super::process::ChildServer;
 
-/// Moto accepts any credentials; these are placeholders.
+/// The only keys the server accepts (tests/s3/moto-server.py checks every signature).
 const ACCESS_KEY: &str = "rookery-test";
 const SECRET_KEY: &str = "rookery-test-secret";
 const REGION: &str = "us-east-1";
