@@ -410,6 +410,14 @@ impl Client {
             text.push_str(&query);
         }
         let url = Url::parse(&text).map_err(|e| Error::Other(format!("bad S3 URL {text}: {e}")))?;
+        // The URL parser removes `.` and `..` segments: such a key would be sent (and
+        // signed) as another one.
+        if url.path() != path {
+            return Err(Error::Other(format!(
+                "key {:?} cannot be addressed (dot segments)",
+                req.key
+            )));
+        }
         let amz_date = chrono::DateTime::<chrono::Utc>::from(now)
             .format("%Y%m%dT%H%M%SZ")
             .to_string();
@@ -902,6 +910,12 @@ mod tests {
             )
             .unwrap();
         assert_eq!(p.url.as_str(), "https://s3.amazonaws.com/examplebucket");
+        let dots = example_client(true).prepare(
+            &Request::new(Method::GET, "examplebucket", "a/../b"),
+            sign::EMPTY_SHA256,
+            may_24_2013(),
+        );
+        assert!(matches!(dots, Err(Error::Other(_))), "{dots:?}");
     }
 
     #[test]
@@ -962,5 +976,76 @@ mod tests {
         assert!(!missing.is_retriable());
         assert_eq!(missing.to_string(), "HTTP 404 NoSuchKey: gone");
         assert!(Error::Transport("refused".into()).is_retriable());
+    }
+
+    /// A local server answering each request with the next status of `script` (then 200),
+    /// counting requests.
+    async fn scripted(
+        script: Vec<(u16, &'static str)>,
+    ) -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let app = axum::Router::new().fallback(move || {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let (status, code) = script.get(n).copied().unwrap_or((200, ""));
+            async move {
+                let body = if code.is_empty() {
+                    String::new()
+                } else {
+                    format!("<Error><Code>{code}</Code><Message>m</Message></Error>")
+                };
+                (StatusCode::from_u16(status).unwrap(), body)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count)
+    }
+
+    fn local(url: Url) -> Client {
+        Client::with_parts(
+            url,
+            true,
+            "us-east-1".into(),
+            Some(Credentials {
+                access_key_id: "k".into(),
+                secret_access_key: "s".into(),
+                session_token: None,
+            }),
+        )
+    }
+
+    #[tokio::test]
+    async fn retries_throttling_and_server_errors() {
+        use std::sync::atomic::Ordering;
+        let (url, count) = scripted(vec![(503, "SlowDown"), (500, "InternalError")]).await;
+        let client = local(url);
+        client
+            .put_object("b", "k", Body::Bytes(Bytes::from_static(b"replayed")))
+            .await
+            .unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried_and_keep_their_code() {
+        use std::sync::atomic::Ordering;
+        let (url, count) = scripted(vec![(403, "AccessDenied")]).await;
+        let err = local(url).head_bucket("b").await.unwrap_err();
+        assert_eq!(err.status(), Some(403));
+        assert!(!err.is_retriable());
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_attempts() {
+        use std::sync::atomic::Ordering;
+        let (url, count) = scripted(vec![(429, ""); 10]).await;
+        let err = local(url).delete_object("b", "k").await.unwrap_err();
+        assert_eq!(err.status(), Some(429));
+        assert!(err.is_retriable());
+        assert_eq!(count.load(Ordering::SeqCst), MAX_ATTEMPTS as usize);
     }
 }
