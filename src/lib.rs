@@ -36,6 +36,7 @@ pub mod plc_directory;
 pub mod proxy;
 pub mod replica;
 pub mod repo;
+pub mod s3;
 pub mod sequencer;
 pub mod server;
 pub mod store;

@@ -91,12 +91,7 @@ async fn run_in(
         Some(s3) => {
             // An existing bucket (of ours) is fine; a real failure shows in the uploads.
             let store = S3BlobStore::new(s3).await;
-            let _ = store
-                .client()
-                .create_bucket()
-                .bucket(&s3.bucket)
-                .send()
-                .await;
+            let _ = store.client().create_bucket(&s3.bucket).await;
             BlobstoreConfig::S3(s3.clone())
         }
         None => BlobstoreConfig::Disk {

@@ -67,7 +67,7 @@ pub enum Error {
     /// Local file system failure.
     #[error("blob store I/O error: {0}")]
     Io(#[source] io::Error),
-    /// An S3 request failed after the SDK's own retries.
+    /// An S3 request failed after the client's own retries.
     #[error("S3 {operation} failed: {message}")]
     S3 {
         operation: &'static str,

@@ -368,14 +368,16 @@ pub enum BlobstoreConfig {
 pub struct S3Config {
     /// `PDS_BLOBSTORE_S3_BUCKET` — the bucket name.
     pub bucket: String,
-    /// `PDS_BLOBSTORE_S3_REGION` — the region. Default: the SDK's default.
+    /// `PDS_BLOBSTORE_S3_REGION` — the region. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`,
+    /// else `us-east-1`.
     pub region: Option<String>,
     /// `PDS_BLOBSTORE_S3_ENDPOINT` — a non-AWS endpoint URL. Default: AWS.
     pub endpoint: Option<url::Url>,
     /// `PDS_BLOBSTORE_S3_FORCE_PATH_STYLE` — path-style addressing. Default `false`.
     pub force_path_style: bool,
     /// `PDS_BLOBSTORE_S3_ACCESS_KEY_ID` + `PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY` — static
-    /// credentials; both or neither. Default: the SDK's credential chain.
+    /// credentials; both or neither. Default: `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
     pub credentials: Option<S3Credentials>,
 }
 

@@ -2,14 +2,12 @@
 
 use std::path::Path;
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use bytes::Bytes;
 
 use super::Error;
 use crate::blobs::s3::S3BlobStore;
 use crate::config::ReplicaConfig;
+use crate::s3::{Body, Client};
 
 /// Keys per `DeleteObjects` request (S3's maximum).
 const DELETE_BATCH: usize = 1000;
@@ -30,16 +28,16 @@ pub struct Bucket {
     prefix: String,
 }
 
-fn sdk<E: std::error::Error + Send + Sync + 'static>(operation: &'static str, err: E) -> Error {
+fn s3(operation: &'static str, err: crate::s3::Error) -> Error {
     Error::Bucket {
         operation,
-        detail: DisplayErrorContext(&err).to_string(),
+        detail: err.to_string(),
     }
 }
 
 impl Bucket {
     /// The bucket of `config`, with a client built as the S3 blob store builds its own
-    /// (retries with back-off, timeouts, path style, checksums only where required).
+    /// (credentials, retries with back-off, timeouts, path style).
     pub async fn new(config: &ReplicaConfig) -> Bucket {
         let store = S3BlobStore::new(&config.s3).await;
         Bucket {
@@ -54,55 +52,37 @@ impl Bucket {
     }
 
     pub(crate) async fn put_file(&self, key: &str, path: &Path) -> Result<(), Error> {
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| sdk("PutObject", e))?;
         self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .body(body)
-            .send()
+            .put_object(&self.bucket, &self.full(key), Body::File(path.to_owned()))
             .await
-            .map_err(|e| sdk("PutObject", e))?;
-        Ok(())
+            .map_err(|e| s3("PutObject", e))
     }
 
     pub(crate) async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), Error> {
         self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .body(ByteStream::from(bytes))
-            .send()
+            .put_object(
+                &self.bucket,
+                &self.full(key),
+                Body::Bytes(Bytes::from(bytes)),
+            )
             .await
-            .map_err(|e| sdk("PutObject", e))?;
-        Ok(())
+            .map_err(|e| s3("PutObject", e))
     }
 
     /// The object's bytes, or `None` when there is no such key.
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let out = match self
             .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
+            .get_object(&self.bucket, &self.full(key), None)
             .await
         {
             Ok(out) => out,
-            Err(err) => {
-                if err
-                    .as_service_error()
-                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key)
-                {
-                    return Ok(None);
-                }
-                return Err(sdk("GetObject", err));
-            }
+            Err(err) if err.code() == Some("NoSuchKey") => return Ok(None),
+            Err(err) if err.code().is_none() && err.status() == Some(404) => return Ok(None),
+            Err(err) => return Err(s3("GetObject", err)),
         };
-        let bytes = out.body.collect().await.map_err(|e| sdk("GetObject", e))?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        let bytes = out.bytes().await.map_err(|e| s3("GetObject", e))?;
+        Ok(Some(bytes.to_vec()))
     }
 
     /// Every object under `under` (relative to the replica prefix), in key order.
@@ -111,57 +91,38 @@ impl Bucket {
         let mut objects = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let out = self
+            let page = self
                 .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(&prefix)
-                .set_continuation_token(token.take())
-                .send()
+                .list_objects_v2(&self.bucket, &prefix, token.as_deref())
                 .await
-                .map_err(|e| sdk("ListObjectsV2", e))?;
-            for object in out.contents() {
-                let Some(key) = object.key() else { continue };
-                let Some(rel) = key.strip_prefix(&self.prefix) else {
+                .map_err(|e| s3("ListObjectsV2", e))?;
+            for object in page.objects {
+                let Some(rel) = object.key.strip_prefix(&self.prefix) else {
                     continue;
                 };
                 objects.push(Object {
                     key: rel.to_owned(),
-                    size: object
-                        .size()
-                        .and_then(|s| u64::try_from(s).ok())
-                        .unwrap_or(0),
+                    size: object.size,
                 });
             }
-            match out.next_continuation_token() {
-                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => break,
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break,
             }
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
     }
 
-    /// Deletes `keys` (relative to the replica prefix).
+    /// Deletes `keys` (relative to the replica prefix). Per-key failures inside a batch
+    /// are not reported.
     pub(crate) async fn delete(&self, keys: &[String]) -> Result<(), Error> {
         for batch in keys.chunks(DELETE_BATCH) {
-            let objects = batch
-                .iter()
-                .map(|k| ObjectIdentifier::builder().key(self.full(k)).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| sdk("DeleteObjects", e))?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| sdk("DeleteObjects", e))?;
+            let full: Vec<String> = batch.iter().map(|k| self.full(k)).collect();
             self.client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
+                .delete_objects(&self.bucket, &full)
                 .await
-                .map_err(|e| sdk("DeleteObjects", e))?;
+                .map_err(|e| s3("DeleteObjects", e))?;
         }
         Ok(())
     }

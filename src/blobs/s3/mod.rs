@@ -5,23 +5,15 @@
 //! ([`DEFAULT_PART_SIZE`]) is sent with one `PutObject`; a larger one becomes a multipart
 //! upload, aborted on any failure (or when the upload future is dropped). Moving a blob
 //! is `CopyObject` + `DeleteObject`, so `blob_upload_limit` must stay under S3's 5 GiB
-//! single-copy limit. Transient failures are retried by the SDK (standard mode, explicit
-//! attempts and back-off below). Operators should still add a bucket lifecycle rule that
+//! single-copy limit. Transient failures are retried by the client ([`crate::s3`]: five
+//! attempts, exponential back-off). Operators should still add a bucket lifecycle rule that
 //! aborts incomplete multipart uploads, for processes killed mid-upload.
 
 mod multipart;
 mod wire;
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
-use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bytes::BytesMut;
 use cid::Cid;
 use futures::future::BoxFuture;
@@ -29,8 +21,8 @@ use futures::{FutureExt, StreamExt};
 
 use self::multipart::{Multipart, abort};
 use self::wire::{
-    SkipBytes, bad_response, body_stream, build_error, encode_key, is_invalid_range, is_not_found,
-    parse_content_range, parse_temp_key, s3_error,
+    SkipBytes, bad_response, is_invalid_range, is_not_found, parse_content_range, parse_temp_key,
+    s3_error,
 };
 use super::ingest::Ingest;
 use super::{
@@ -38,17 +30,13 @@ use super::{
     check_temp_key, cid_segment, did_segment, new_temp_key,
 };
 use crate::config::S3Config;
+use crate::s3::{Body, Client};
 use crate::syntax::Did;
 
 /// Multipart part size: uploads up to this size are one `PutObject`.
 pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
-/// Attempts per request, the first included (the SDK's standard retry mode).
-pub(crate) const MAX_ATTEMPTS: u32 = 5;
 /// Keys per `DeleteObjects` request (S3's maximum).
 const DELETE_BATCH: usize = 1000;
-/// Region used when neither the configuration nor the environment names one (R2 and
-/// MinIO accept any; `auto` is R2's own).
-const FALLBACK_REGION: &str = "us-east-1";
 
 const BLOCKS: &str = "blocks";
 const TMP: &str = "tmp";
@@ -63,50 +51,11 @@ pub struct S3BlobStore {
 }
 
 impl S3BlobStore {
-    /// A store for the configured bucket. Region and credentials not in the
-    /// configuration come from the SDK's usual sources (environment, profile, instance
-    /// role); the region falls back to `us-east-1`.
+    /// A store for the configured bucket. Credentials not in the configuration come from
+    /// the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`),
+    /// the region from `AWS_REGION` / `AWS_DEFAULT_REGION`, falling back to `us-east-1`.
     pub async fn new(config: &S3Config) -> S3BlobStore {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(MAX_ATTEMPTS)
-                    .with_initial_backoff(Duration::from_millis(200))
-                    .with_max_backoff(Duration::from_secs(10)),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    // One attempt: a part of up to 8 MiB, or the headers of a GET.
-                    .operation_attempt_timeout(Duration::from_secs(120))
-                    .build(),
-            );
-        if let Some(region) = &config.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &config.endpoint {
-            loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
-        }
-        if let Some(creds) = &config.credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                creds.access_key_id.clone(),
-                creds.secret_access_key.expose(),
-                None,
-                None,
-                "rookery-config",
-            ));
-        }
-        let shared = loader.load().await;
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(config.force_path_style)
-            // Checksums only where S3 requires them: several S3-compatible services
-            // reject the SDK's newer default (CRC trailers, aws-chunked bodies).
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        if shared.region().is_none() {
-            builder = builder.region(Region::new(FALLBACK_REGION));
-        }
-        S3BlobStore::with_client(Client::from_conf(builder.build()), &config.bucket)
+        S3BlobStore::with_client(Client::new(config), &config.bucket)
     }
 
     /// A store over an existing client (tests, custom set-ups).
@@ -118,7 +67,7 @@ impl S3BlobStore {
         }
     }
 
-    /// The SDK client, e.g. to inspect the bucket.
+    /// The S3 client, e.g. to inspect the bucket.
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
@@ -179,12 +128,7 @@ impl S3BlobStore {
         match multipart {
             None => {
                 self.client
-                    .put_object()
-                    .bucket(&self.bucket)
-                    .key(&object)
-                    .content_length(i64::try_from(buffer.len()).unwrap_or(i64::MAX))
-                    .body(SdkByteStream::from(buffer.freeze()))
-                    .send()
+                    .put_object(&self.bucket, &object, Body::Bytes(buffer.freeze()))
                     .await
                     .map_err(|e| s3_error("PutObject", e))?;
             }
@@ -204,22 +148,11 @@ impl S3BlobStore {
     }
 
     async fn start_multipart(&self, object: &str) -> Result<Multipart> {
-        let out = self
+        let upload_id = self
             .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(object)
-            .send()
+            .create_multipart_upload(&self.bucket, object)
             .await
             .map_err(|e| s3_error("CreateMultipartUpload", e))?;
-        let upload_id = out
-            .upload_id()
-            .map(str::to_owned)
-            .ok_or_else(|| Error::S3 {
-                operation: "CreateMultipartUpload",
-                retriable: false,
-                message: "no upload id in the response".into(),
-            })?;
         Ok(Multipart::new(
             self.client.clone(),
             self.bucket.clone(),
@@ -230,16 +163,7 @@ impl S3BlobStore {
 
     /// `CopyObject` + `DeleteObject`. A missing source is [`Error::NotFound`].
     async fn move_object(&self, from: &str, to: &str) -> Result<()> {
-        let source = format!("{}/{}", self.bucket, encode_key(from));
-        match self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .copy_source(source)
-            .key(to)
-            .send()
-            .await
-        {
+        match self.client.copy_object(&self.bucket, from, to).await {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => return Err(Error::NotFound),
             Err(e) => return Err(s3_error("CopyObject", e)),
@@ -269,13 +193,10 @@ impl S3BlobStore {
         if range == Some(ByteRange::Suffix(0)) {
             return Err(self.unsatisfiable(&key).await);
         }
+        let header = range.map(ByteRange::header_value);
         let out = match self
             .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .set_range(range.map(ByteRange::header_value))
-            .send()
+            .get_object(&self.bucket, &key, header.as_deref())
             .await
         {
             Ok(out) => out,
@@ -285,9 +206,9 @@ impl S3BlobStore {
         };
         let length = out
             .content_length()
-            .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| bad_response("GetObject", "no Content-Length"))?;
-        let (size, served) = match (range, out.content_range()) {
+        let content_range = out.header("content-range").map(str::to_owned);
+        let (size, served) = match (range, content_range.as_deref()) {
             (None, _) => (length, None),
             (Some(_), Some(header)) => {
                 let (first, last, size) = parse_content_range(header)
@@ -299,7 +220,7 @@ impl S3BlobStore {
                 let (first, last) = r
                     .resolve(length)
                     .ok_or(Error::RangeNotSatisfiable { size: length })?;
-                let body = body_stream(out.body).skip_bytes(first, last - first + 1);
+                let body = out.stream().skip_bytes(first, last - first + 1);
                 return Ok(BlobStream {
                     size: length,
                     range: Some((first, last)),
@@ -310,25 +231,15 @@ impl S3BlobStore {
         Ok(BlobStream {
             size,
             range: served,
-            stream: body_stream(out.body),
+            stream: out.stream(),
         })
     }
 
     /// [`Error::RangeNotSatisfiable`] with the blob's size, or [`Error::NotFound`].
     async fn unsatisfiable(&self, key: &str) -> Error {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => Error::RangeNotSatisfiable {
-                size: out
-                    .content_length()
-                    .and_then(|n| u64::try_from(n).ok())
-                    .unwrap_or(0),
+        match self.client.head_object(&self.bucket, key).await {
+            Ok(size) => Error::RangeNotSatisfiable {
+                size: size.unwrap_or(0),
             },
             Err(e) if is_not_found(&e) => Error::NotFound,
             Err(e) => s3_error("HeadObject", e),
@@ -336,14 +247,7 @@ impl S3BlobStore {
     }
 
     async fn has_key(&self, key: &str) -> Result<bool> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.head_object(&self.bucket, key).await {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(s3_error("HeadObject", e)),
@@ -351,14 +255,7 @@ impl S3BlobStore {
     }
 
     async fn delete_key(&self, key: &str) -> Result<()> {
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.delete_object(&self.bucket, key).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(s3_error("DeleteObject", e)),
@@ -367,35 +264,17 @@ impl S3BlobStore {
 
     async fn delete_keys(&self, keys: Vec<String>) -> Result<()> {
         for batch in keys.chunks(DELETE_BATCH) {
-            let objects = batch
-                .iter()
-                .map(|key| ObjectIdentifier::builder().key(key).build())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| build_error("DeleteObjects", e))?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| build_error("DeleteObjects", e))?;
-            let out = self
+            let errors = self
                 .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
+                .delete_objects(&self.bucket, batch)
                 .await
                 .map_err(|e| s3_error("DeleteObjects", e))?;
             // Per-key failures; a key already gone is not one.
-            if let Some(failed) = out.errors().iter().find(|e| e.code() != Some("NoSuchKey")) {
+            if let Some(failed) = errors.iter().find(|e| e.code != "NoSuchKey") {
                 return Err(Error::S3 {
                     operation: "DeleteObjects",
-                    retriable: matches!(failed.code(), Some("InternalError" | "SlowDown")),
-                    message: format!(
-                        "{}: {} {}",
-                        failed.key().unwrap_or("?"),
-                        failed.code().unwrap_or("?"),
-                        failed.message().unwrap_or("")
-                    ),
+                    retriable: matches!(failed.code.as_str(), "InternalError" | "SlowDown"),
+                    message: format!("{}: {} {}", failed.key, failed.code, failed.message),
                 });
             }
         }
@@ -413,30 +292,22 @@ impl S3BlobStore {
         let mut kept = 0;
         let mut token: Option<String> = None;
         loop {
-            let out = self
+            let page = self
                 .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
+                .list_objects_v2(&self.bucket, prefix, token.as_deref())
                 .await
                 .map_err(|e| s3_error("ListObjectsV2", e))?;
-            for object in out.contents() {
+            for object in &page.objects {
                 if kept >= limit {
                     return Ok(kept);
                 }
-                let Some(key) = object.key() else { continue };
-                let modified = object
-                    .last_modified()
-                    .and_then(|t| SystemTime::try_from(*t).ok());
-                if keep(key, modified) {
+                if keep(&object.key, object.last_modified) {
                     kept += 1;
                 }
             }
-            match out.next_continuation_token() {
-                Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(kept),
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(kept),
             }
         }
     }
@@ -456,40 +327,33 @@ impl S3BlobStore {
         let mut key_marker: Option<String> = None;
         let mut id_marker: Option<String> = None;
         loop {
-            let out = self
+            let page = self
                 .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker.take())
-                .set_upload_id_marker(id_marker.take())
-                .send()
+                .list_multipart_uploads(
+                    &self.bucket,
+                    prefix,
+                    key_marker.as_deref(),
+                    id_marker.as_deref(),
+                )
                 .await
                 .map_err(|e| s3_error("ListMultipartUploads", e))?;
-            for upload in out.uploads() {
-                if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
-                    match self
-                        .client
-                        .abort_multipart_upload()
-                        .bucket(&self.bucket)
-                        .key(key)
-                        .upload_id(id)
-                        .send()
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if is_not_found(&e) => {}
-                        Err(e) => return Err(s3_error("AbortMultipartUpload", e)),
-                    }
+            for (key, id) in &page.uploads {
+                match self
+                    .client
+                    .abort_multipart_upload(&self.bucket, key, id)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(s3_error("AbortMultipartUpload", e)),
                 }
             }
-            if out.is_truncated() != Some(true) {
-                return Ok(());
-            }
-            key_marker = out.next_key_marker().map(str::to_owned);
-            id_marker = out.next_upload_id_marker().map(str::to_owned);
-            if key_marker.is_none() {
-                return Ok(());
+            match page.next {
+                Some((key, id)) => {
+                    key_marker = Some(key);
+                    id_marker = id;
+                }
+                None => return Ok(()),
             }
         }
     }
@@ -524,9 +388,7 @@ impl BlobStore for S3BlobStore {
     fn probe(&self) -> BoxFuture<'_, Result<()>> {
         async move {
             self.client
-                .head_bucket()
-                .bucket(&self.bucket)
-                .send()
+                .head_bucket(&self.bucket)
                 .await
                 .map_err(|e| s3_error("HeadBucket", e))?;
             Ok(())
@@ -624,26 +486,15 @@ impl BlobStore for S3BlobStore {
             for area in [BLOCKS, QUARANTINE] {
                 let mut token: Option<String> = None;
                 loop {
-                    let out = self
+                    let page = self
                         .client
-                        .list_objects_v2()
-                        .bucket(&self.bucket)
-                        .prefix(format!("{area}/"))
-                        .set_continuation_token(token.take())
-                        .send()
+                        .list_objects_v2(&self.bucket, &format!("{area}/"), token.as_deref())
                         .await
                         .map_err(|e| s3_error("ListObjectsV2", e))?;
-                    total += out
-                        .contents()
-                        .iter()
-                        .filter_map(|o| o.size())
-                        .map(|size| u64::try_from(size).unwrap_or(0))
-                        .sum::<u64>();
-                    match out.next_continuation_token() {
-                        Some(next) if out.is_truncated() == Some(true) => {
-                            token = Some(next.to_owned())
-                        }
-                        _ => break,
+                    total += page.objects.iter().map(|o| o.size).sum::<u64>();
+                    match page.next {
+                        Some(next) => token = Some(next),
+                        None => break,
                     }
                 }
             }

@@ -1,18 +1,19 @@
 //! Multipart uploads: parts, completion, and aborting on failure or cancellation.
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
 use super::wire::s3_error;
 use crate::blobs::{Error, Result};
+use crate::s3::Client;
+
+/// S3's largest part number.
+const MAX_PARTS: usize = 10_000;
 
 /// A multipart upload in progress.
 pub(super) struct Multipart {
     pub(super) guard: AbortOnDrop,
-    parts: Vec<CompletedPart>,
+    /// `(part number, ETag)` of each part sent.
+    parts: Vec<(u32, Option<String>)>,
 }
 
 impl Multipart {
@@ -30,49 +31,42 @@ impl Multipart {
     }
 
     pub(super) async fn send_part(&mut self, body: Bytes) -> Result<()> {
-        let number = i32::try_from(self.parts.len() + 1).map_err(|_| Error::S3 {
-            operation: "UploadPart",
-            retriable: false,
-            message: "too many parts".into(),
-        })?;
+        let number = self.parts.len() + 1;
+        let number = u32::try_from(number)
+            .ok()
+            .filter(|_| number <= MAX_PARTS)
+            .ok_or_else(|| Error::S3 {
+                operation: "UploadPart",
+                retriable: false,
+                message: "too many parts".into(),
+            })?;
         let g = &self.guard;
-        let out = g
+        let etag = g
             .client
-            .upload_part()
-            .bucket(&g.bucket)
-            .key(&g.key)
-            .upload_id(g.upload_id.as_deref().unwrap_or_default())
-            .part_number(number)
-            .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
-            .body(SdkByteStream::from(body))
-            .send()
+            .upload_part(
+                &g.bucket,
+                &g.key,
+                g.upload_id.as_deref().unwrap_or_default(),
+                number,
+                body,
+            )
             .await
             .map_err(|e| s3_error("UploadPart", e))?;
-        self.parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(out.e_tag().map(str::to_owned))
-                .build(),
-        );
+        self.parts.push((number, etag));
         Ok(())
     }
 
     pub(super) async fn complete(&mut self) -> Result<()> {
         let g = &self.guard;
         g.client
-            .complete_multipart_upload()
-            .bucket(&g.bucket)
-            .key(&g.key)
-            .upload_id(g.upload_id.as_deref().unwrap_or_default())
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(self.parts.clone()))
-                    .build(),
+            .complete_multipart_upload(
+                &g.bucket,
+                &g.key,
+                g.upload_id.as_deref().unwrap_or_default(),
+                &self.parts,
             )
-            .send()
             .await
-            .map_err(|e| s3_error("CompleteMultipartUpload", e))?;
-        Ok(())
+            .map_err(|e| s3_error("CompleteMultipartUpload", e))
     }
 }
 
@@ -81,18 +75,13 @@ impl Multipart {
 pub(super) async fn abort(upload: Option<Multipart>, error: Error) -> Error {
     if let Some(mut upload) = upload {
         let g = &mut upload.guard;
-        if let Some(id) = g.upload_id.take() {
-            let result = g
+        if let Some(id) = g.upload_id.take()
+            && let Err(e) = g
                 .client
-                .abort_multipart_upload()
-                .bucket(&g.bucket)
-                .key(&g.key)
-                .upload_id(&id)
-                .send()
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(key = %g.key, error = %DisplayErrorContext(&e), "cannot abort multipart upload");
-            }
+                .abort_multipart_upload(&g.bucket, &g.key, &id)
+                .await
+        {
+            tracing::warn!(key = %g.key, error = %e, "cannot abort multipart upload");
         }
     }
     error
@@ -121,16 +110,12 @@ impl Drop for AbortOnDrop {
             tracing::warn!(key = %self.key, "multipart upload left open: no runtime to abort it");
             return;
         };
-        let request = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(id);
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
         let key = self.key.clone();
         runtime.spawn(async move {
-            if let Err(e) = request.send().await {
-                tracing::warn!(%key, error = %DisplayErrorContext(&e), "cannot abort multipart upload");
+            if let Err(e) = client.abort_multipart_upload(&bucket, &key, &id).await {
+                tracing::warn!(%key, error = %e, "cannot abort multipart upload");
             }
         });
     }

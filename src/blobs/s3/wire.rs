@@ -1,14 +1,12 @@
-//! Request and response details: error classification, copy-source encoding,
-//! `Content-Range`, body streams, key parsing.
+//! Response details: error classification, `Content-Range`, skipping into a body, key
+//! parsing.
 
 use std::time::SystemTime;
 
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::blobs::{ByteStream, Error, TempEntry, check_temp_key};
+use crate::s3::Error as S3Error;
 
 /// `tmp/<did>/<key>` back into its parts.
 pub(super) fn parse_temp_key(object: &str, modified: Option<SystemTime>) -> Option<TempEntry> {
@@ -22,19 +20,6 @@ pub(super) fn parse_temp_key(object: &str, modified: Option<SystemTime>) -> Opti
     })
 }
 
-/// Percent-encodes a key for `x-amz-copy-source`, keeping `/` and unreserved characters.
-pub(super) fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `bytes first-last/size` (the size may not be `*` here: the object exists).
 pub(super) fn parse_content_range(header: &str) -> Option<(u64, u64, u64)> {
     let spec = header.trim().strip_prefix("bytes ")?;
@@ -46,19 +31,6 @@ pub(super) fn parse_content_range(header: &str) -> Option<(u64, u64, u64)> {
         size.trim().parse().ok()?,
     );
     (first <= last && last < size).then_some((first, last, size))
-}
-
-/// The SDK body as our stream type.
-pub(super) fn body_stream(body: SdkByteStream) -> ByteStream {
-    futures::stream::try_unfold(body, |mut body| async move {
-        match body.next().await {
-            None => Ok(None),
-            Some(Ok(chunk)) => Ok(Some((chunk, body))),
-            Some(Err(e)) => Err(std::io::Error::other(e)),
-        }
-    })
-    .into_stream()
-    .boxed()
 }
 
 pub(super) trait SkipBytes {
@@ -97,57 +69,20 @@ impl SkipBytes for ByteStream {
     }
 }
 
-pub(super) fn is_not_found<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code();
-            matches!(code, Some("NoSuchKey" | "NotFound" | "NoSuchUpload"))
-                || (code.is_none() && service.raw().status().as_u16() == 404)
-        }
-        _ => false,
-    }
+pub(super) fn is_not_found(err: &S3Error) -> bool {
+    matches!(err.code(), Some("NoSuchKey" | "NotFound" | "NoSuchUpload"))
+        || (err.code().is_none() && err.status() == Some(404))
 }
 
-pub(super) fn is_invalid_range<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::ServiceError(service) => {
-            service.err().code() == Some("InvalidRange") || service.raw().status().as_u16() == 416
-        }
-        _ => false,
-    }
+pub(super) fn is_invalid_range(err: &S3Error) -> bool {
+    err.code() == Some("InvalidRange") || err.status() == Some(416)
 }
 
-pub(super) fn s3_error<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let retriable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(service)
-            if matches!(service.raw().status().as_u16(), 429 | 500..) =>
-        {
-            true
-        }
-        SdkError::ServiceError(service) => matches!(
-            service.err().code(),
-            Some(
-                "SlowDown"
-                    | "Throttling"
-                    | "ThrottlingException"
-                    | "RequestTimeout"
-                    | "RequestTimeTooSkewed"
-                    | "InternalError"
-                    | "ServiceUnavailable"
-            )
-        ),
-        _ => false,
-    };
+pub(super) fn s3_error(operation: &'static str, err: S3Error) -> Error {
     Error::S3 {
         operation,
-        retriable,
-        message: DisplayErrorContext(&err).to_string(),
+        retriable: err.is_retriable(),
+        message: err.to_string(),
     }
 }
 
@@ -159,14 +94,6 @@ pub(super) fn bad_response(operation: &'static str, what: &str) -> Error {
     }
 }
 
-pub(super) fn build_error(operation: &'static str, err: aws_sdk_s3::error::BuildError) -> Error {
-    Error::S3 {
-        operation,
-        retriable: false,
-        message: err.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,14 +101,48 @@ mod tests {
 
     #[test]
     fn copy_source_encoding() {
+        // The client encodes `x-amz-copy-source` the same way: once, `/` kept.
         assert_eq!(
-            encode_key("tmp/did:plc:abc/key2"),
+            crate::s3::sign::uri_encode("tmp/did:plc:abc/key2", true),
             "tmp/did%3Aplc%3Aabc/key2"
         );
         assert_eq!(
-            encode_key("tmp/did:web:localhost%3A1234/k"),
+            crate::s3::sign::uri_encode("tmp/did:web:localhost%3A1234/k", true),
             "tmp/did%3Aweb%3Alocalhost%253A1234/k"
         );
+    }
+
+    #[test]
+    fn error_classes() {
+        let service = |status: u16, code: Option<&str>| S3Error::Service {
+            status,
+            code: code.map(str::to_owned),
+            message: String::new(),
+        };
+        assert!(is_not_found(&service(404, Some("NoSuchKey"))));
+        assert!(is_not_found(&service(404, None)));
+        assert!(is_not_found(&service(404, Some("NoSuchUpload"))));
+        assert!(!is_not_found(&service(404, Some("NoSuchBucket"))));
+        assert!(!is_not_found(&S3Error::Transport("x".into())));
+        assert!(is_invalid_range(&service(416, None)));
+        assert!(is_invalid_range(&service(400, Some("InvalidRange"))));
+        let e = s3_error("GetObject", service(503, Some("SlowDown")));
+        assert!(matches!(
+            e,
+            Error::S3 {
+                retriable: true,
+                operation: "GetObject",
+                ..
+            }
+        ));
+        let e = s3_error("GetObject", service(403, Some("AccessDenied")));
+        assert!(matches!(
+            e,
+            Error::S3 {
+                retriable: false,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -12,13 +12,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use rookery::config::{S3Config, S3Credentials, Secret};
+use rookery::s3::Client;
 
 use super::process::ChildServer;
 
-/// Moto accepts any credentials; these are placeholders.
+/// The only keys the server accepts (tests/s3/moto-server.py checks every signature).
 const ACCESS_KEY: &str = "rookery-test";
 const SECRET_KEY: &str = "rookery-test-secret";
 const REGION: &str = "us-east-1";
@@ -85,31 +84,17 @@ impl S3Server {
         }
     }
 
-    /// A plain SDK client for inspecting the server.
+    /// A plain client (rookery's own) for inspecting the server.
     pub fn client(&self) -> Client {
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.0.url)
-            .force_path_style(true)
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-            .build();
-        Client::from_conf(config)
+        Client::new(&self.config("unused"))
     }
 
     /// Creates a bucket (the server starts empty).
     pub async fn create_bucket(&self, bucket: &str) {
         self.client()
-            .create_bucket()
-            .bucket(bucket)
-            .send()
+            .create_bucket(bucket)
             .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot create bucket {bucket}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(&e)
-                )
-            });
+            .unwrap_or_else(|e| panic!("cannot create bucket {bucket}: {e}"));
     }
 
     /// Every object key in `bucket`, and every multipart upload still open, sorted.
@@ -118,34 +103,25 @@ impl S3Server {
         let mut found = Vec::new();
         let mut token = None;
         loop {
-            let out = client
-                .list_objects_v2()
-                .bucket(bucket)
-                .set_continuation_token(token)
-                .send()
+            let page = client
+                .list_objects_v2(bucket, "", token.as_deref())
                 .await
                 .expect("ListObjectsV2");
-            found.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-            token = out.next_continuation_token().map(str::to_owned);
+            found.extend(page.objects.into_iter().map(|o| o.key));
+            token = page.next;
             if token.is_none() {
                 break;
             }
         }
         let uploads = client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .send()
+            .list_multipart_uploads(bucket, "", None, None)
             .await
             .expect("ListMultipartUploads");
         found.extend(
             uploads
-                .uploads()
-                .iter()
-                .map(|u| format!("multipart:{}", u.key().unwrap_or("?"))),
+                .uploads
+                .into_iter()
+                .map(|(key, _)| format!("multipart:{key}")),
         );
         found.sort();
         found
