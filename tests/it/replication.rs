@@ -13,6 +13,7 @@ use futures::StreamExt;
 use rookery::config::{ReplicaConfig, S3Config};
 use rookery::replica::Bucket;
 use serde_json::{Value, json};
+use support::free_port;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support;
@@ -166,14 +167,6 @@ async fn idle_stores_cost_nothing_and_strict_writes_are_in_the_bucket() {
 }
 
 // ---- kill and wipe, against the real binary ----
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Spawned {
     process: LineProcess,
@@ -489,6 +482,30 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
 // ---- point-in-time restore ----
 
 /// `getRecord` on `url` for the record `uri`: its CID, or `None` when it is not there.
+/// A server on a restored data directory `data` (its blobs inside it too).
+async fn start_restored(data: &Path) -> TestPds {
+    TestPds::start_with(|c| {
+        c.data_directory = data.to_path_buf();
+        c.blobstore = rookery::config::BlobstoreConfig::Disk {
+            location: data.join("blocks"),
+            tmp_location: data.join("tmp"),
+        };
+    })
+    .await
+}
+
+/// Every record `written` (createRecord answers) is served by `url` with its CID.
+async fn assert_written(client: &reqwest::Client, url: &str, written: &[Value]) {
+    for created in written {
+        let uri = created["uri"].as_str().unwrap();
+        assert_eq!(
+            record_cid(client, url, uri).await.as_deref(),
+            Some(created["cid"].as_str().unwrap()),
+            "{uri}"
+        );
+    }
+}
+
 async fn record_cid(client: &reqwest::Client, url: &str, uri: &str) -> Option<String> {
     let uri: rookery::syntax::AtUri = uri.parse().unwrap();
     let reply = client
@@ -751,23 +768,9 @@ async fn compaction_and_pruning_shrink_the_bucket_and_lose_no_write() {
         .await
         .unwrap();
     assert_eq!(report.verified_repos, 2, "{report:?}");
-    let restored = TestPds::start_with(|c| {
-        c.data_directory = data.clone();
-        c.blobstore = rookery::config::BlobstoreConfig::Disk {
-            location: data.join("blocks"),
-            tmp_location: data.join("tmp"),
-        };
-    })
-    .await;
+    let restored = start_restored(&data).await;
     let url = restored.url();
-    for created in &written {
-        let uri = created["uri"].as_str().unwrap();
-        assert_eq!(
-            record_cid(&client, &url, uri).await.as_deref(),
-            Some(created["cid"].as_str().unwrap()),
-            "{uri}"
-        );
-    }
+    assert_written(&client, &url, &written).await;
     for (did, _) in &accounts {
         let car = client
             .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
@@ -832,14 +835,7 @@ async fn sigterm_flushes_every_write_to_the_bucket() {
     // The disk is gone; the next start restores from the bucket before it listens.
     std::fs::remove_dir_all(&data).unwrap();
     let second = spawn_server(&data, port, s3, &bucket);
-    for created in &written {
-        let uri = created["uri"].as_str().unwrap();
-        assert_eq!(
-            record_cid(&client, &second.url, uri).await.as_deref(),
-            Some(created["cid"].as_str().unwrap()),
-            "{uri}"
-        );
-    }
+    assert_written(&client, &second.url, &written).await;
     let car = client
         .get(format!(
             "{}/xrpc/com.atproto.sync.getRepo?did={did}",
@@ -917,21 +913,7 @@ async fn a_bucket_outage_never_blocks_writes_and_replication_catches_up() {
         .await
         .unwrap();
     assert_eq!(report.verified_repos, 1, "{report:?}");
-    let restored = TestPds::start_with(|c| {
-        c.data_directory = data.clone();
-        c.blobstore = rookery::config::BlobstoreConfig::Disk {
-            location: data.join("blocks"),
-            tmp_location: data.join("tmp"),
-        };
-    })
-    .await;
-    for created in &written {
-        let uri = created["uri"].as_str().unwrap();
-        assert_eq!(
-            record_cid(&client, &restored.url(), uri).await.as_deref(),
-            Some(created["cid"].as_str().unwrap()),
-            "{uri}"
-        );
-    }
+    let restored = start_restored(&data).await;
+    assert_written(&client, &restored.url(), &written).await;
     restored.stop().await;
 }

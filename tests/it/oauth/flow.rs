@@ -1,8 +1,6 @@
 //! The whole flow with the official `@atproto/oauth-client-node` (Node 22), and scope
 //! enforcement seen by it.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use super::client::{DpopKey, TestClient};
@@ -13,10 +11,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// Runs `tests/js/oauth-flow.mjs`; returns its JSON output.
 async fn run_flow(pds: &TestPds, handle: &str, scope: &str, mode: &str) -> Value {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node = support::plc::node_binary(repo);
-    let args = [
-        repo.join("tests/js/oauth-flow.mjs").display().to_string(),
+    let args = vec![
         pds.url(),
         pds.plc.url().to_owned(),
         handle.to_owned(),
@@ -24,17 +19,7 @@ async fn run_flow(pds: &TestPds, handle: &str, scope: &str, mode: &str) -> Value
         scope.to_owned(),
         mode.to_owned(),
     ];
-    let output =
-        tokio::task::spawn_blocking(move || Command::new(node).args(args).output().unwrap())
-            .await
-            .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "oauth-flow failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.trim()).unwrap()
+    support::run_js("oauth-flow.mjs", args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,25 +97,11 @@ async fn scope_limits_writes() {
 /// session then writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_and_consent_in_headless_chromium() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node = support::plc::node_binary(repo);
-    let status = Command::new("bash")
-        .arg(repo.join("scripts/browser-deps.sh"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/browser-deps.sh failed");
+    let shots = support::browser_screenshot_dir();
     let pds = TestPds::start().await;
     let (did, _) = pds.seed_account("carol.test", PASSWORD).await;
-    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
     let scope = "atproto transition:generic";
-    let args = [
-        repo.join("tests/js/oauth-browser.mjs")
-            .display()
-            .to_string(),
+    let args = vec![
         pds.url(),
         pds.plc.url().to_owned(),
         "carol.test".to_owned(),
@@ -138,17 +109,7 @@ async fn sign_in_and_consent_in_headless_chromium() {
         scope.to_owned(),
         shots.display().to_string(),
     ];
-    let output =
-        tokio::task::spawn_blocking(move || Command::new(node).args(args).output().unwrap())
-            .await
-            .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "oauth-browser failed:\n{stdout}\n{stderr}"
-    );
-    let out: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let out = support::run_js("oauth-browser.mjs", args).await;
     assert_eq!(out["signInStatus"], 200, "{out}");
     assert_eq!(out["prefilled"], "carol.test", "{out}");
     assert_eq!(out["wrongPasswordStatus"], 401, "{out}");

@@ -10,6 +10,56 @@ pub mod refpds;
 pub mod s3;
 pub mod smtp;
 
+/// Runs the Node script `tests/js/{script}` with `args` under the cached Node 22 and returns
+/// the JSON line it prints; fails the test, with its output, when it exits unsuccessfully.
+pub async fn run_js(script: &str, args: Vec<String>) -> serde_json::Value {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let node = plc::node_binary(repo);
+    let path = repo.join("tests/js").join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(node)
+            .arg(path)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// Makes sure Chromium is installed (`scripts/browser-deps.sh`) and returns the directory the
+/// browser tests save their screenshots in, `target/screenshots`.
+pub fn browser_screenshot_dir() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("bash")
+        .arg(repo.join("scripts/browser-deps.sh"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/browser-deps.sh failed");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A port free on 127.0.0.1 a moment ago, for a child server that must be told its port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Checks a repository CAR with the official `verifyRepoCar` (`@atproto/repo`, through
 /// `tests/js/verify-repo-car.mjs`) against `did` and its signing `did:key`. Fails the test
 /// when it refuses; else returns what the script printed (`{"rev": …, "records": …}`).

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::free_port;
 use super::plc::node_binary;
 use super::process::ChildServer;
 use super::smtp::SmtpServer;
@@ -38,14 +39,6 @@ fn refpds_modules(repo: &Path) -> PathBuf {
         .find_map(|l| l.strip_prefix("ROOKERY_REFPDS="))
         .unwrap_or_else(|| panic!("scripts/refpds-deps.sh printed {text:?}"));
     PathBuf::from(dir)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl RefPds {

@@ -3,9 +3,6 @@
 //! screenshot of every page under `target/screenshots/`; this test checks what it saw and
 //! the effects through the XRPC API.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use reqwest::StatusCode;
 use rookery::config::Secret;
 use serde_json::{Value, json};
@@ -15,25 +12,9 @@ use crate::support::pds::TestPds;
 
 const ADMIN_PASSWORD: &str = "browser-admin-pass";
 
-/// `target/screenshots`.
-fn screenshot_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_work_in_headless_chromium() {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node = support::plc::node_binary(repo);
-    let status = Command::new("bash")
-        .arg(repo.join("scripts/browser-deps.sh"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/browser-deps.sh failed");
+    let shots = support::browser_screenshot_dir();
     let pds = TestPds::start_with(|config| {
         config.admin_password = Some(Secret::new(ADMIN_PASSWORD));
         config.hub_moderators = vec!["moderator.test".to_owned()];
@@ -60,26 +41,14 @@ async fn pages_work_in_headless_chromium() {
         .await
         .unwrap();
     assert_eq!(plugin.status(), StatusCode::OK);
-    let shots = screenshot_dir();
-    let args = [
-        repo.join("tests/js/web-pages.mjs").display().to_string(),
+    let args = vec![
         pds.url(),
         ADMIN_PASSWORD.to_owned(),
         "webuser.test".to_owned(),
         "webuser-password".to_owned(),
         shots.display().to_string(),
     ];
-    let output =
-        tokio::task::spawn_blocking(move || Command::new(node).args(args).output().unwrap())
-            .await
-            .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "web-pages failed:\n{stdout}\n{stderr}"
-    );
-    let out: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let out = support::run_js("web-pages.mjs", args).await;
 
     assert_eq!(out["adminSignedOutStatus"], 401, "{out}");
     assert_eq!(out["wrongPasswordStatus"], 401, "{out}");
