@@ -482,6 +482,28 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
 // ---- point-in-time restore ----
 
 /// `getRecord` on `url` for the record `uri`: its CID, or `None` when it is not there.
+/// Every repository of `keys` (DID → signing did:key) exported by `url` verifies with the
+/// official `verifyRepoCar` and holds `records` records.
+async fn verify_repos(
+    client: &reqwest::Client,
+    url: &str,
+    keys: &BTreeMap<String, String>,
+    records: u64,
+) {
+    for (did, key) in keys {
+        let car = client
+            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let official = support::verify_repo_car(&car, did, key);
+        assert_eq!(official["records"].as_u64(), Some(records), "{official}");
+    }
+}
+
 /// A server on a restored data directory `data` (its blobs inside it too).
 async fn start_restored(data: &Path) -> TestPds {
     TestPds::start_with(|c| {
@@ -654,18 +676,7 @@ async fn restore_to_a_time_has_the_writes_before_it_and_none_after() {
     );
 
     // Every repository verifies with the official verifyRepoCar and holds A's 3 records.
-    for (did, _) in &accounts {
-        let car = client
-            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let official = support::verify_repo_car(&car, did.as_str(), &keys[did.as_str()]);
-        assert_eq!(official["records"].as_u64(), Some(3), "{official}");
-    }
+    verify_repos(&client, &url, &keys, 3).await;
 
     // The firehose log as of `at`: every event up to the seq reached then, no later one,
     // each account's last commit event is its restored head; new events go above the lease.
@@ -771,18 +782,7 @@ async fn compaction_and_pruning_shrink_the_bucket_and_lose_no_write() {
     let restored = start_restored(&data).await;
     let url = restored.url();
     assert_written(&client, &url, &written).await;
-    for (did, _) in &accounts {
-        let car = client
-            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let official = support::verify_repo_car(&car, did.as_str(), &keys[did.as_str()]);
-        assert_eq!(official["records"].as_u64(), Some(8), "{official}");
-    }
+    verify_repos(&client, &url, &keys, 8).await;
     restored.stop().await;
 }
 
