@@ -46,6 +46,17 @@ impl Caller {
         }
     }
 
+    /// Refuses an OAuth caller whose scopes do not allow calling `lxm` (`*`: any method) on
+    /// the service `aud`, as a service token or through the proxy.
+    pub fn require_rpc(&self, lxm: &str, aud: &str) -> Result<(), XrpcError> {
+        match &self.oauth {
+            Some(grant) if !grant.permissions.allows_rpc(lxm, aud) => Err(insufficient_scope(
+                format!("Missing required scope \"rpc:{lxm}?aud={aud}\""),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses an OAuth caller whose scopes do not allow uploading a blob of `mime`.
     pub fn require_blob(&self, mime: &str) -> Result<(), XrpcError> {
         match &self.oauth {

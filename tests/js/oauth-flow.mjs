@@ -119,6 +119,9 @@ try {
   const stored = () => structuredClone(sessionStore.map.get(did))
   const first = stored()
   const out = { did, scope: first.tokenSet.scope, first: first.tokenSet, dpopJwk: first.dpopJwk }
+  step = 'getSession'
+  const own = await agent.com.atproto.server.getSession()
+  out.sessionEmail = own.data.email ?? null
 
   if (mode === 'full') {
     step = 'createRecord'
@@ -138,6 +141,13 @@ try {
     await agent.com.atproto.repo.deleteRecord({ repo: did, collection: 'app.bsky.feed.post', rkey })
     const list = await agent.com.atproto.repo.listRecords({ repo: did, collection: 'app.bsky.feed.post' })
     assert.equal(list.data.records.length, 0)
+
+    step = 'getServiceAuth'
+    const serviceAuth = await agent.com.atproto.server.getServiceAuth({
+      aud: 'did:web:api.bsky.app',
+      lxm: 'app.bsky.feed.getTimeline',
+    })
+    assert.ok(serviceAuth.data.token)
 
     step = 'refresh'
     await session.getTokenInfo(true)
@@ -185,6 +195,16 @@ try {
       out.refused.profile = null
     } catch (err) {
       out.refused.profile = { status: err.status, error: err.error }
+    }
+    step = 'scoped getServiceAuth'
+    try {
+      await agent.com.atproto.server.getServiceAuth({
+        aud: 'did:web:api.bsky.app',
+        lxm: 'app.bsky.feed.getTimeline',
+      })
+      out.refused.serviceAuth = null
+    } catch (err) {
+      out.refused.serviceAuth = { status: err.status, error: err.error }
     }
   }
   console.log(JSON.stringify(out))

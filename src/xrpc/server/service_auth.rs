@@ -46,6 +46,7 @@ pub async fn get_service_auth(
             )));
         }
     }
+    caller.require_rpc(params.lxm.as_deref().unwrap_or("*"), &params.aud)?;
     let now = now();
     let mut jwt = ServiceJwtParams::new(
         caller.did.as_str().to_owned(),

@@ -129,7 +129,16 @@ pub async fn get_session(
         .get_account(AccountRef::Did(caller.did.as_str()))
         .await?
         .ok_or_else(|| XrpcError::invalid_token("Token could not be verified"))?;
-    Ok(Json(Value::Object(account_view(&state, &account).await?)))
+    let mut view = account_view(&state, &account).await?;
+    // An OAuth app sees the email address only with `transition:email` or `account:email`.
+    if let Some(grant) = &caller.oauth
+        && !grant.permissions.allows_account("email", false)
+    {
+        for field in ["email", "emailConfirmed", "emailAuthFactor"] {
+            view.remove(field);
+        }
+    }
+    Ok(Json(Value::Object(view)))
 }
 
 /// `com.atproto.server.refreshSession`: exchanges the refresh token for a new pair.

@@ -30,6 +30,8 @@ async fn official_client_full_flow() {
     let out = run_flow(&pds, "alice.test", scope, "full").await;
     assert_eq!(out["did"], did.as_str());
     assert_eq!(out["scope"], scope);
+    // Neither `transition:email` nor `account:email`: getSession leaves the address out.
+    assert_eq!(out["sessionEmail"], serde_json::Value::Null, "{out}");
 
     // The record the client created is gone again, and the repository has no posts.
     let uri = out["uri"].as_str().unwrap();
@@ -60,16 +62,18 @@ async fn official_client_full_flow() {
 async fn scope_limits_writes() {
     let pds = TestPds::start().await;
     let (did, _) = pds.seed_account("bob.test", PASSWORD).await;
-    let scope = "atproto repo:app.bsky.feed.post?action=create";
+    let scope = "atproto repo:app.bsky.feed.post?action=create account:email";
     let out = run_flow(&pds, "bob.test", scope, "scoped").await;
     assert_eq!(out["did"], did.as_str());
+    // `account:email`: getSession shows the address.
+    assert_eq!(out["sessionEmail"], "bob-test@example.com", "{out}");
     assert!(
         out["uri"]
             .as_str()
             .unwrap()
             .starts_with(&format!("at://{did}/app.bsky.feed.post/"))
     );
-    for refused in ["like", "profile"] {
+    for refused in ["like", "profile", "serviceAuth"] {
         assert_eq!(out["refused"][refused]["status"], 403, "{refused}: {out}");
         assert_eq!(
             out["refused"][refused]["error"], "InvalidToken",
