@@ -4,34 +4,14 @@
 
 use crate::support;
 
-use std::process::Command;
-
 use rookery::repo::car::Limits;
 use support::pds::TestPds;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn atproto_api_full_session() {
     let pds = TestPds::start().await;
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node = support::plc::node_binary(repo);
-    let url = pds.url();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(node)
-            .arg(repo.join("tests/js/api-session.mjs"))
-            .arg(url)
-            .arg("carol.test")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "api-session failed:\n{stdout}\n{stderr}"
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let args = vec![pds.url(), "carol.test".to_owned()];
+    let result = support::run_js("api-session.mjs", args).await;
     let did: rookery::syntax::Did = result["did"].as_str().unwrap().parse().unwrap();
 
     // What the client wrote is in a repository that verifies with the account's key.

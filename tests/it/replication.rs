@@ -303,6 +303,31 @@ fn key_dir(data: &Path, did: &str) -> PathBuf {
     rookery::actor::ActorStores::new(data, 1).dir(&did.parse().unwrap())
 }
 
+/// `did`'s repository exported by `url` checked with the official `verifyRepoCar` against
+/// the signing key restored into `data`; returns what it reported.
+async fn verify_restored_repo(
+    client: &reqwest::Client,
+    url: &str,
+    data: &Path,
+    did: &str,
+) -> Value {
+    let car = client
+        .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let key_hex = std::fs::read_to_string(key_dir(data, did).join("key")).unwrap();
+    let key = rookery::crypto::Keypair::from_private_hex(
+        rookery::crypto::Algorithm::K256,
+        key_hex.trim(),
+    )
+    .unwrap();
+    support::verify_repo_car(&car, did, &key.public_key().to_did_key())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_and_wipe_restores_every_acknowledged_write() {
     let s3 = S3Server::shared();
@@ -426,24 +451,7 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
 
     // Every repository verifies with the official verifyRepoCar.
     for (did, _) in &accounts {
-        let car = client
-            .get(format!(
-                "{}/xrpc/com.atproto.sync.getRepo?did={did}",
-                second.url
-            ))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let key_hex = std::fs::read_to_string(key_dir(&data, did).join("key")).unwrap();
-        let key = rookery::crypto::Keypair::from_private_hex(
-            rookery::crypto::Algorithm::K256,
-            key_hex.trim(),
-        )
-        .unwrap();
-        let official = support::verify_repo_car(&car, did, &key.public_key().to_did_key());
+        let official = verify_restored_repo(&client, &second.url, &data, did).await;
         let records = official["records"].as_u64().unwrap() as usize;
         assert!(
             records >= present_by_did.get(did).copied().unwrap_or(0),
@@ -836,24 +844,7 @@ async fn sigterm_flushes_every_write_to_the_bucket() {
     std::fs::remove_dir_all(&data).unwrap();
     let second = spawn_server(&data, port, s3, &bucket);
     assert_written(&client, &second.url, &written).await;
-    let car = client
-        .get(format!(
-            "{}/xrpc/com.atproto.sync.getRepo?did={did}",
-            second.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let key_hex = std::fs::read_to_string(key_dir(&data, &did).join("key")).unwrap();
-    let key = rookery::crypto::Keypair::from_private_hex(
-        rookery::crypto::Algorithm::K256,
-        key_hex.trim(),
-    )
-    .unwrap();
-    let official = support::verify_repo_car(&car, &did, &key.public_key().to_did_key());
+    let official = verify_restored_repo(&client, &second.url, &data, &did).await;
     assert_eq!(official["records"].as_u64(), Some(20), "{official}");
 }
 

@@ -748,27 +748,12 @@ async fn account_deletion(kind: Kind) {
 async fn official_client_round_trip() {
     let env = Env::start(Kind::Disk, |_| {}).await;
     let (did, _) = env.pds.seed_account("gina.test", "hunter2hunter2").await;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let node = support::plc::node_binary(repo);
-    let url = env.pds.url();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(node)
-            .arg(repo.join("tests/js/api-blobs.mjs"))
-            .arg(url)
-            .arg("gina.test")
-            .arg("hunter2hunter2")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "api-blobs failed:\n{stdout}\n{stderr}"
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let args = vec![
+        env.pds.url(),
+        "gina.test".to_owned(),
+        "hunter2hunter2".to_owned(),
+    ];
+    let result = support::run_js("api-blobs.mjs", args).await;
     assert_eq!(result["did"], did.as_str());
     assert_eq!(result["size"], 5000);
     let cid = result["cid"].as_str().unwrap();

@@ -9,6 +9,7 @@
 // Prints one JSON line of what it saw and exits 0, or names the failing step and exits 1.
 import assert from 'node:assert/strict'
 import { assertNodeVersion, load } from './deps.mjs'
+import { REDIRECT, loopbackClient } from './oauth-client.mjs'
 
 assertNodeVersion()
 const [pds, plc, handle, password, scope, outDir] = process.argv.slice(2)
@@ -16,24 +17,8 @@ if (!outDir) {
   console.error('usage: oauth-browser.mjs PDS_URL PLC_URL HANDLE PASSWORD SCOPE OUT_DIR')
   process.exit(2)
 }
-const { NodeOAuthClient } = await load('@atproto/oauth-client-node')
 const { Agent } = await load('@atproto/api')
 const puppeteer = (await load('puppeteer-core')).default
-
-function memoryStore() {
-  const map = new Map()
-  return {
-    async get(key) {
-      return map.get(key)
-    },
-    async set(key, value) {
-      map.set(key, value)
-    },
-    async del(key) {
-      map.delete(key)
-    },
-  }
-}
 
 const out = { shots: [] }
 let step = 'start'
@@ -45,27 +30,7 @@ const browser = await puppeteer.launch({
   ],
 })
 try {
-  const redirect = 'http://127.0.0.1/callback'
-  const clientId =
-    `http://localhost?redirect_uri=${encodeURIComponent(redirect)}` +
-    `&scope=${encodeURIComponent(scope)}`
-  const client = new NodeOAuthClient({
-    clientMetadata: {
-      client_id: clientId,
-      redirect_uris: [redirect],
-      scope,
-      response_types: ['code'],
-      grant_types: ['authorization_code', 'refresh_token'],
-      token_endpoint_auth_method: 'none',
-      application_type: 'native',
-      dpop_bound_access_tokens: true,
-    },
-    stateStore: memoryStore(),
-    sessionStore: memoryStore(),
-    handleResolver: pds,
-    plcDirectoryUrl: plc,
-    allowHttp: true,
-  })
+  const client = await loopbackClient(pds, plc, scope)
   step = 'authorize'
   const url = await client.authorize(handle, { scope, state: 'browser-state' })
 
@@ -75,7 +40,7 @@ try {
   let callback
   await page.setRequestInterception(true)
   page.on('request', (request) => {
-    if (request.url().startsWith(redirect)) {
+    if (request.url().startsWith(REDIRECT)) {
       callback = new URL(request.url())
       request.respond({ status: 200, contentType: 'text/plain', body: 'back at the app' })
     } else {

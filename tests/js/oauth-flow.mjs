@@ -11,6 +11,7 @@
 // step and exits 1.
 import assert from 'node:assert/strict'
 import { assertNodeVersion, load } from './deps.mjs'
+import { REDIRECT, loopbackClient, memoryStore } from './oauth-client.mjs'
 
 assertNodeVersion()
 const [pds, plc, handle, password, scope, mode] = process.argv.slice(2)
@@ -18,24 +19,7 @@ if (!mode) {
   console.error('usage: oauth-flow.mjs PDS_URL PLC_URL HANDLE PASSWORD SCOPE MODE')
   process.exit(2)
 }
-const { NodeOAuthClient } = await load('@atproto/oauth-client-node')
 const { Agent } = await load('@atproto/api')
-
-function memoryStore() {
-  const map = new Map()
-  return {
-    map,
-    async get(key) {
-      return map.get(key)
-    },
-    async set(key, value) {
-      map.set(key, value)
-    },
-    async del(key) {
-      map.delete(key)
-    },
-  }
-}
 
 const hidden = (html, name) => {
   const m = html.match(new RegExp(`name="${name}" value="([^"]*)"`))
@@ -45,28 +29,8 @@ const hidden = (html, name) => {
 
 let step = 'start'
 try {
-  const redirect = 'http://127.0.0.1/callback'
-  const clientId =
-    `http://localhost?redirect_uri=${encodeURIComponent(redirect)}` +
-    `&scope=${encodeURIComponent(scope)}`
   const sessionStore = memoryStore()
-  const client = new NodeOAuthClient({
-    clientMetadata: {
-      client_id: clientId,
-      redirect_uris: [redirect],
-      scope,
-      response_types: ['code'],
-      grant_types: ['authorization_code', 'refresh_token'],
-      token_endpoint_auth_method: 'none',
-      application_type: 'native',
-      dpop_bound_access_tokens: true,
-    },
-    stateStore: memoryStore(),
-    sessionStore,
-    handleResolver: pds,
-    plcDirectoryUrl: plc,
-    allowHttp: true,
-  })
+  const client = await loopbackClient(pds, plc, scope, sessionStore)
 
   step = 'authorize'
   const url = await client.authorize(handle, { scope, state: 'test-state' })
@@ -109,7 +73,7 @@ try {
   })
   assert.equal(res.status, 303)
   const callbackUrl = new URL(res.headers.get('location'))
-  assert.equal(callbackUrl.origin + callbackUrl.pathname, redirect)
+  assert.equal(callbackUrl.origin + callbackUrl.pathname, REDIRECT)
 
   step = 'callback'
   const { session, state } = await client.callback(callbackUrl.searchParams)

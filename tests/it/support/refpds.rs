@@ -18,10 +18,9 @@ pub struct RefPds {
     pub admin_password: String,
 }
 
-/// `ROOKERY_REFPDS` (the reference PDS's `node_modules`), installing it first if needed.
+/// `ROOKERY_REFPDS` (the reference PDS's `node_modules`), installing it first if needed; the
+/// cached Node must be installed already. The script returns at once when its stamp is current.
 fn refpds_modules(repo: &Path) -> PathBuf {
-    // The script returns at once when its stamp is current; it needs the cached Node first.
-    node_binary(repo);
     let output = Command::new("bash")
         .arg(repo.join("scripts/refpds-deps.sh"))
         .stdin(Stdio::null())
@@ -46,12 +45,13 @@ impl RefPds {
     /// `.ref.test`, no invites and its rate limits off.
     pub fn start(plc_url: &str, smtp: &SmtpServer) -> RefPds {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let node = node_binary(repo);
         let modules = refpds_modules(repo);
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let rotation = rookery::crypto::Keypair::generate(rookery::crypto::Algorithm::K256);
         let admin_password = "ref-admin-pass".to_owned();
-        let mut command = Command::new(node_binary(repo));
+        let mut command = Command::new(node);
         command
             .arg(repo.join("tests/refpds/serve.mjs"))
             .current_dir(dir.path())
