@@ -223,15 +223,22 @@ impl Scope {
                 if !only_keys(&g, &["attr", "action"]) {
                     return None;
                 }
+                // `status` is in the reference's list but not in the permission vectors
+                // (indigo), which the tests follow.
                 let attr = match values(&g, "attr")?.as_slice() {
                     [a] if a == "email" || a == "repo" => a.clone(),
                     _ => return None,
                 };
-                let manage = match g.params.get("action").map(Vec::as_slice) {
+                // `action` may repeat (`read`, `manage`); `manage` includes reading.
+                let manage = match g.params.get("action") {
                     None => false,
-                    Some([a]) if a == "read" => false,
-                    Some([a]) if a == "manage" => true,
-                    _ => return None,
+                    Some(list)
+                        if !list.is_empty()
+                            && list.iter().all(|a| a == "read" || a == "manage") =>
+                    {
+                        list.iter().any(|a| a == "manage")
+                    }
+                    Some(_) => return None,
                 };
                 Some(Scope::Account { attr, manage })
             }
@@ -301,10 +308,9 @@ impl Scope {
             }
             Scope::Account { attr, manage } => {
                 let verb = if *manage { "Change" } else { "See" };
-                let thing = if attr == "email" {
-                    "your email address"
-                } else {
-                    "your repository's account settings"
+                let thing = match attr.as_str() {
+                    "email" => "your email address",
+                    _ => "your whole repository (export and import)",
                 };
                 format!("{verb} {thing}")
             }

@@ -111,3 +111,20 @@ fn descriptions_are_plain_words() {
         "Change your email address"
     );
 }
+
+#[test]
+fn account_attributes_and_repeated_actions() {
+    let p = Permissions::from_scope("account:repo?action=read&action=manage");
+    assert!(p.allows_account("repo", true));
+    assert!(p.allows_account("repo", false));
+    assert!(!p.allows_account("email", false));
+    for bad in [
+        "account:phone",
+        "account:status",
+        "account:repo?action=delete",
+        "account:repo?action=read&action=write",
+        "account:email?attr=repo",
+    ] {
+        assert_eq!(Scope::parse(bad), None, "{bad}");
+    }
+}

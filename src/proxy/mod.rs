@@ -35,6 +35,7 @@ use crate::error::{ErrorName, XrpcError};
 use crate::identity::net::{HostLookup, SystemHostLookup};
 use crate::identity::resolver::ResolveError;
 use crate::identity::{DidDocument, IdResolver};
+use crate::oauth::AccessGrant;
 use crate::syntax::{Did, Nsid};
 
 pub use forward::{
@@ -139,6 +140,10 @@ pub enum ProxyError {
     /// A protected method, or a privileged one without a privileged credential.
     #[error("Bad token method")]
     BadTokenMethod,
+    /// An OAuth credential whose permissions do not allow this method on this service; the
+    /// text names the scope that would.
+    #[error("Missing required scope \"{0}\"")]
+    MissingScope(String),
     /// The `atproto-proxy` header is malformed; the text says how.
     #[error("{0}")]
     BadProxyHeader(&'static str),
@@ -185,6 +190,9 @@ impl From<ProxyError> for XrpcError {
             | ProxyError::NoServiceEndpoint
             | ProxyError::NoServiceConfigured(_) => XrpcError::invalid_request(message),
             ProxyError::BadTokenMethod => XrpcError::invalid_token(message),
+            ProxyError::MissingScope(_) => {
+                XrpcError::new(StatusCode::FORBIDDEN, ErrorName::InvalidToken, message)
+            }
             ProxyError::RequestTooLarge => XrpcError::payload_too_large(message),
             ProxyError::Refused(_) | ProxyError::Unreachable(_) => {
                 XrpcError::upstream_failure(UNREACHABLE_MESSAGE)
@@ -210,6 +218,9 @@ pub struct Caller {
     /// Whether the credential may call privileged methods (a full session or a privileged
     /// app password).
     pub privileged: bool,
+    /// An OAuth credential's grant, whose `rpc:` permissions are checked against each call's
+    /// method and service; `None` for session tokens.
+    pub oauth: Option<Arc<AccessGrant>>,
 }
 
 /// Everything a proxied request needs: the HTTP client, the settings and the DID resolver.
@@ -250,6 +261,21 @@ impl ProxyContext {
 
     pub fn config(&self) -> &ProxyConfig {
         &self.config
+    }
+
+    /// The `aud` an OAuth `rpc:` permission must allow for `nsid` called with these headers
+    /// on a route this server answers itself (the preferences): the `atproto-proxy` service
+    /// if one is named, else the configured default's `did#service_id`. `None` when neither
+    /// is known, so only an `aud=*` permission can allow the call.
+    pub fn permission_audience(&self, headers: &HeaderMap, nsid: &Nsid) -> Option<String> {
+        match single_header(headers, PROXY_HEADER) {
+            Ok(Some(value)) if !value.is_empty() => {
+                let (did, id) = target::parse_proxy_header(value).ok()?;
+                Some(format!("{did}#{id}"))
+            }
+            Ok(_) => target::default_target(&self.config, nsid).map(|t| t.permission_audience()),
+            Err(_) => None,
+        }
     }
 
     /// The target for a request with these headers calling `nsid`.
@@ -307,6 +333,23 @@ pub(crate) fn authorize_method(nsid: &Nsid, caller: Option<&Caller>) -> Result<(
     Ok(())
 }
 
+/// Refuses an OAuth caller whose permissions do not allow `nsid` on `target`'s service.
+pub(crate) fn authorize_service(
+    nsid: &Nsid,
+    target: &ProxyTarget,
+    caller: Option<&Caller>,
+) -> Result<(), ProxyError> {
+    let Some(grant) = caller.and_then(|c| c.oauth.as_ref()) else {
+        return Ok(());
+    };
+    let aud = target.permission_audience();
+    if grant.permissions.allows_rpc(nsid.as_str(), &aud) {
+        Ok(())
+    } else {
+        Err(ProxyError::MissingScope(format!("rpc:{nsid}?aud={aud}")))
+    }
+}
+
 /// Forwards `req` (an `/xrpc/<nsid>` request) to its target and returns the upstream's
 /// answer; with a `caller`, the request carries a service token issued for the caller.
 ///
@@ -322,6 +365,7 @@ pub async fn proxy_request(
     let nsid = method_nsid(parts.uri.path())?;
     authorize_method(&nsid, caller.as_ref())?;
     let target = ctx.resolve_target(&parts.headers, &nsid).await?;
+    authorize_service(&nsid, &target, caller.as_ref())?;
     let issuer = caller.as_ref().map(|c| (&c.did, &c.keypair));
     Ok(ctx.forward(&parts, body, &target, issuer, &nsid).await?)
 }
@@ -457,6 +501,7 @@ mod tests {
             did: "did:plc:ewvi7nxzyoun6zhxrhs64oiz".parse().unwrap(),
             keypair: Keypair::from_private_bytes(crate::crypto::Algorithm::K256, &[7; 32]).unwrap(),
             privileged,
+            oauth: None,
         };
         let nsid = |s: &str| s.parse::<Nsid>().unwrap();
         let full = caller(true);
@@ -479,6 +524,66 @@ mod tests {
             authorize_method(&protected, Some(&full)),
             Err(ProxyError::BadTokenMethod)
         );
+    }
+
+    #[test]
+    fn service_authorization_follows_rpc_permissions() {
+        let with_scope = |scope: Option<&str>| Caller {
+            did: "did:plc:ewvi7nxzyoun6zhxrhs64oiz".parse().unwrap(),
+            keypair: Keypair::from_private_bytes(crate::crypto::Algorithm::K256, &[7; 32]).unwrap(),
+            privileged: false,
+            oauth: scope.map(|scope| {
+                Arc::new(AccessGrant {
+                    did: "did:plc:ewvi7nxzyoun6zhxrhs64oiz".into(),
+                    client_id: "https://app.example/client-metadata.json".into(),
+                    scope: scope.into(),
+                    permissions: crate::oauth::scope::Permissions::from_scope(scope),
+                })
+            }),
+        };
+        let timeline: Nsid = "app.bsky.feed.getTimeline".parse().unwrap();
+        let likes: Nsid = "app.bsky.feed.getLikes".parse().unwrap();
+        let default = ProxyTarget::from_endpoint(
+            &ServiceEndpoint {
+                url: "https://api.bsky.app".parse().unwrap(),
+                did: "did:web:api.bsky.app".into(),
+            },
+            "bsky_appview",
+        );
+        let named = ProxyTarget {
+            service_id: Some("other".into()),
+            ..default.clone()
+        };
+        let scoped = with_scope(Some(
+            "atproto rpc:app.bsky.feed.getTimeline?aud=did:web:api.bsky.app%23bsky_appview",
+        ));
+        // Session tokens carry no permissions: nothing to check here.
+        assert_eq!(
+            authorize_service(&likes, &default, Some(&with_scope(None))),
+            Ok(())
+        );
+        assert_eq!(authorize_service(&likes, &default, None), Ok(()));
+        assert_eq!(
+            authorize_service(&timeline, &default, Some(&scoped)),
+            Ok(())
+        );
+        assert_eq!(
+            authorize_service(&likes, &default, Some(&scoped)),
+            Err(ProxyError::MissingScope(
+                "rpc:app.bsky.feed.getLikes?aud=did:web:api.bsky.app#bsky_appview".into()
+            ))
+        );
+        assert_eq!(
+            authorize_service(&timeline, &named, Some(&scoped)),
+            Err(ProxyError::MissingScope(
+                "rpc:app.bsky.feed.getTimeline?aud=did:web:api.bsky.app#other".into()
+            ))
+        );
+        // transition:generic allows every method but chat.
+        let generic = with_scope(Some("atproto transition:generic"));
+        assert_eq!(authorize_service(&likes, &named, Some(&generic)), Ok(()));
+        let chat: Nsid = "chat.bsky.convo.listConvos".parse().unwrap();
+        assert!(authorize_service(&chat, &default, Some(&generic)).is_err());
     }
 
     #[test]

@@ -58,16 +58,31 @@ pub struct ProxyTarget {
     /// The service id from the `atproto-proxy` header, without `#` (e.g. `bsky_appview`);
     /// `None` for a configured default.
     pub service_id: Option<String>,
+    /// The service id a configured default stands for (`bsky_appview`, `bsky_chat`,
+    /// `atproto_labeler`), which OAuth `rpc:` permissions name in their `aud`.
+    pub default_service_id: &'static str,
 }
 
 impl ProxyTarget {
-    /// A configured service (no service id).
-    pub fn from_endpoint(endpoint: &ServiceEndpoint) -> Self {
+    /// A configured service (no service id in the request), standing for `default_service_id`.
+    pub fn from_endpoint(endpoint: &ServiceEndpoint, default_service_id: &'static str) -> Self {
         ProxyTarget {
             endpoint: endpoint.url.clone(),
             did: endpoint.did.clone(),
             service_id: None,
+            default_service_id,
         }
+    }
+
+    /// The `aud` an OAuth `rpc:` permission must allow for this target: always
+    /// `did#service_id`, the configured default's id when the client named none (as the
+    /// reference checks scopes).
+    pub fn permission_audience(&self) -> String {
+        let id = self
+            .service_id
+            .as_deref()
+            .unwrap_or(self.default_service_id);
+        format!("{}#{id}", self.did)
     }
 
     /// The `aud` of the service token: `did#service_id` when the client named a service,
@@ -116,16 +131,30 @@ fn is_fragment_byte(b: u8) -> bool {
 /// service, `chat.bsky.*` to the chat service when one is configured, everything else to
 /// the AppView.
 pub fn default_service<'a>(config: &'a ProxyConfig, nsid: &Nsid) -> Option<&'a ServiceEndpoint> {
+    default_route(config, nsid).0
+}
+
+/// [`default_service`] with the service id it stands for.
+fn default_route<'a>(
+    config: &'a ProxyConfig,
+    nsid: &Nsid,
+) -> (Option<&'a ServiceEndpoint>, &'static str) {
     let nsid = nsid.as_str();
     if nsid == "com.atproto.moderation.createReport" {
-        config.report_service.as_ref()
+        (config.report_service.as_ref(), "atproto_labeler")
     } else if nsid.starts_with("tools.ozone.") {
-        config.mod_service.as_ref()
+        (config.mod_service.as_ref(), "atproto_labeler")
     } else if nsid.starts_with("chat.bsky.") && config.chat_service.is_some() {
-        config.chat_service.as_ref()
+        (config.chat_service.as_ref(), "bsky_chat")
     } else {
-        config.app_view.as_ref()
+        (config.app_view.as_ref(), "bsky_appview")
     }
+}
+
+/// The configured default target for `nsid`, if there is one.
+pub fn default_target(config: &ProxyConfig, nsid: &Nsid) -> Option<ProxyTarget> {
+    let (endpoint, id) = default_route(config, nsid);
+    endpoint.map(|e| ProxyTarget::from_endpoint(e, id))
 }
 
 /// The target of a request: the service named by `atproto-proxy` if present (resolved
@@ -148,11 +177,10 @@ pub async fn resolve_target(
             endpoint,
             did: did.to_string(),
             service_id: Some(service_id),
+            default_service_id: "",
         });
     }
-    default_service(config, nsid)
-        .map(ProxyTarget::from_endpoint)
-        .ok_or_else(|| ProxyError::NoServiceConfigured(nsid.to_string()))
+    default_target(config, nsid).ok_or_else(|| ProxyError::NoServiceConfigured(nsid.to_string()))
 }
 
 /// The endpoint of the service entry whose id is `#service_id` or `<doc id>#service_id`
@@ -308,14 +336,25 @@ mod tests {
 
     #[test]
     fn audience_has_the_service_id_only_when_named() {
-        let configured =
-            ProxyTarget::from_endpoint(&endpoint("https://api.bsky.app", "did:web:api.bsky.app"));
+        let configured = ProxyTarget::from_endpoint(
+            &endpoint("https://api.bsky.app", "did:web:api.bsky.app"),
+            "bsky_appview",
+        );
         assert_eq!(configured.audience(), "did:web:api.bsky.app");
+        // Permissions always name the service: the default's id when none was named.
+        assert_eq!(
+            configured.permission_audience(),
+            "did:web:api.bsky.app#bsky_appview"
+        );
         let named = ProxyTarget {
-            service_id: Some("bsky_appview".into()),
+            service_id: Some("other_view".into()),
             ..configured
         };
-        assert_eq!(named.audience(), "did:web:api.bsky.app#bsky_appview");
+        assert_eq!(named.audience(), "did:web:api.bsky.app#other_view");
+        assert_eq!(
+            named.permission_audience(),
+            "did:web:api.bsky.app#other_view"
+        );
     }
 
     #[test]

@@ -89,6 +89,32 @@ enum Requirement {
     Privileged,
     /// A main-password session only (managing app passwords, deleting the account…).
     Full,
+    /// Like `Full`, but a deactivated account may call (importRepo, submitPlcOperation and
+    /// activateAccount while an account moves in).
+    FullAllowDeactivated,
+}
+
+impl Requirement {
+    fn allows_deactivated(self) -> bool {
+        matches!(
+            self,
+            Requirement::AllowDeactivated | Requirement::FullAllowDeactivated
+        )
+    }
+
+    fn needs_full(self) -> bool {
+        matches!(self, Requirement::Full | Requirement::FullAllowDeactivated)
+    }
+}
+
+/// The permission an OAuth token needs on a route that takes one: the token is checked
+/// against it instead of the session requirement, as the reference's `authorize` callbacks
+/// do. Routes without a rule refuse OAuth tokens where they need a full session.
+#[derive(Debug, Clone, Copy)]
+struct OAuthRule {
+    /// The scope that would allow the call, for the refusal's message.
+    scope: &'static str,
+    allows: fn(&crate::oauth::scope::Permissions) -> bool,
 }
 
 /// The Bearer token of a request, if any.
@@ -125,6 +151,7 @@ async fn authenticate_oauth(
     state: &AppState,
     grant: std::sync::Arc<crate::oauth::AccessGrant>,
     requirement: Requirement,
+    rule: Option<OAuthRule>,
 ) -> Result<Caller, XrpcError> {
     let did: Did = grant
         .did
@@ -135,9 +162,18 @@ async fn authenticate_oauth(
     } else {
         AccessScope::AppPass
     };
-    match requirement {
-        Requirement::Full => return Err(insufficient_scope("Bad token scope".to_owned())),
-        Requirement::Privileged if !scope.is_privileged() => {
+    match (rule, requirement) {
+        (Some(rule), _) if !(rule.allows)(&grant.permissions) => {
+            return Err(insufficient_scope(format!(
+                "Missing required scope \"{}\"",
+                rule.scope
+            )));
+        }
+        (Some(_), _) => {}
+        (None, r) if r.needs_full() => {
+            return Err(insufficient_scope("Bad token scope".to_owned()));
+        }
+        (None, Requirement::Privileged) if !scope.is_privileged() => {
             return Err(insufficient_scope("Bad token scope".to_owned()));
         }
         _ => {}
@@ -155,8 +191,17 @@ async fn authenticate(
     state: &AppState,
     requirement: Requirement,
 ) -> Result<Caller, XrpcError> {
+    authenticate_with(parts, state, requirement, None).await
+}
+
+async fn authenticate_with(
+    parts: &Parts,
+    state: &AppState,
+    requirement: Requirement,
+    rule: Option<OAuthRule>,
+) -> Result<Caller, XrpcError> {
     if let Some(OAuthAccess(grant)) = parts.extensions.get::<OAuthAccess>().cloned() {
-        return authenticate_oauth(state, grant, requirement).await;
+        return authenticate_oauth(state, grant, requirement, rule).await;
     }
     let token = bearer_token(&parts.headers)?
         .ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
@@ -169,7 +214,7 @@ async fn authenticate(
         .parse()
         .map_err(|_| XrpcError::invalid_token("Token could not be verified"))?;
     match requirement {
-        Requirement::Full if !claims.scope.is_full() => {
+        r if r.needs_full() && !claims.scope.is_full() => {
             return Err(XrpcError::invalid_token("Bad token scope"));
         }
         Requirement::Privileged if !claims.scope.is_privileged() => {
@@ -198,7 +243,7 @@ async fn check_status(
         .map_err(XrpcError::internal)?;
     match status {
         AccountStatus::Active => {}
-        AccountStatus::Deactivated if requirement == Requirement::AllowDeactivated => {}
+        AccountStatus::Deactivated if requirement.allows_deactivated() => {}
         AccountStatus::Deactivated => {
             return Err(XrpcError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
@@ -254,6 +299,77 @@ access_extractor!(
     /// A main-password session of an active account.
     AccessFull,
     Requirement::Full
+);
+access_extractor!(
+    /// A main-password session of an active or deactivated account (activateAccount).
+    AccessFullAllowDeactivated,
+    Requirement::FullAllowDeactivated
+);
+
+macro_rules! permission_extractor {
+    ($(#[$doc:meta])* $name:ident, $requirement:expr, $scope:literal, $allows:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = XrpcError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                let rule = OAuthRule {
+                    scope: $scope,
+                    allows: $allows,
+                };
+                authenticate_with(parts, state, $requirement, Some(rule))
+                    .await
+                    .map($name)
+            }
+        }
+    };
+}
+
+permission_extractor!(
+    /// Any session of an active account, or an OAuth token with `identity:handle`
+    /// (updateHandle).
+    AccessIdentityHandle,
+    Requirement::Standard,
+    "identity:handle",
+    |p| p.allows_identity("handle")
+);
+permission_extractor!(
+    /// A main-password session of an active account, or an OAuth token with `identity:*`
+    /// (requesting and signing PLC operations).
+    AccessIdentityFull,
+    Requirement::Full,
+    "identity:*",
+    |p| p.allows_identity("*")
+);
+permission_extractor!(
+    /// As [`AccessIdentityFull`], for a deactivated account too (submitPlcOperation while
+    /// the account moves in).
+    AccessIdentityFullAllowDeactivated,
+    Requirement::FullAllowDeactivated,
+    "identity:*",
+    |p| p.allows_identity("*")
+);
+permission_extractor!(
+    /// A main-password session of an active or deactivated account, or an OAuth token with
+    /// `account:repo?action=manage` (importRepo).
+    AccessRepoManage,
+    Requirement::FullAllowDeactivated,
+    "account:repo?action=manage",
+    |p| p.allows_account("repo", true)
+);
+permission_extractor!(
+    /// A main-password session of an active account, or an OAuth token with
+    /// `account:email?action=manage` (confirming the email address).
+    AccessEmailManage,
+    Requirement::Full,
+    "account:email?action=manage",
+    |p| p.allows_account("email", true)
 );
 
 /// An optional session: no `Authorization` header gives `None`; a bad token is still refused.

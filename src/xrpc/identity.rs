@@ -23,7 +23,7 @@ use crate::identity::plc::{self, PDS_SERVICE_ID, PDS_SERVICE_TYPE, PlcError};
 use crate::identity::resolver::ResolveError;
 use crate::server::AppState;
 use crate::syntax::{Did, Handle};
-use crate::xrpc::auth::{AccessAllowDeactivated, AccessStandard};
+use crate::xrpc::auth::{AccessAllowDeactivated, AccessIdentityHandle};
 use crate::xrpc::extract::{XrpcJson, XrpcQuery};
 
 /// The `com.atproto.identity.*` routes.
@@ -259,7 +259,7 @@ struct UpdateHandleInput {
 /// database and the firehose (`#identity`).
 async fn update_handle(
     State(state): State<AppState>,
-    AccessStandard(caller): AccessStandard,
+    AccessIdentityHandle(caller): AccessIdentityHandle,
     XrpcJson(input): XrpcJson<UpdateHandleInput>,
 ) -> Result<Response, XrpcError> {
     if state.config().rate_limits_enabled {

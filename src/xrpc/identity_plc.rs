@@ -14,7 +14,7 @@ use crate::error::XrpcError;
 use crate::identity::plc::{Service, SignedOp};
 use crate::migration::PlcFields;
 use crate::server::AppState;
-use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull};
+use crate::xrpc::auth::{AccessIdentityFull, AccessIdentityFullAllowDeactivated};
 use crate::xrpc::extract::XrpcJson;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -36,7 +36,7 @@ pub(super) fn routes() -> Router<AppState> {
 /// `com.atproto.identity.requestPlcOperationSignature`: mails a `plc_operation` token.
 async fn request_plc_operation_signature(
     State(state): State<AppState>,
-    AccessFull(caller): AccessFull,
+    AccessIdentityFull(caller): AccessIdentityFull,
 ) -> Result<(), XrpcError> {
     state
         .account_service()
@@ -59,7 +59,7 @@ struct SignInput {
 /// key, not sent.
 async fn sign_plc_operation(
     State(state): State<AppState>,
-    AccessFull(caller): AccessFull,
+    AccessIdentityFull(caller): AccessIdentityFull,
     XrpcJson(input): XrpcJson<SignInput>,
 ) -> Result<Json<Value>, XrpcError> {
     let token = input
@@ -90,16 +90,13 @@ struct SubmitInput {
 }
 
 /// `com.atproto.identity.submitPlcOperation`: checked, then sent to the PLC directory. The
-/// account moving here is still deactivated, so a deactivated caller with a full session is
-/// accepted.
+/// account moving here is still deactivated, so a deactivated caller with a full session (or
+/// an OAuth token with `identity:*`) is accepted.
 async fn submit_plc_operation(
     State(state): State<AppState>,
-    AccessAllowDeactivated(caller): AccessAllowDeactivated,
+    AccessIdentityFullAllowDeactivated(caller): AccessIdentityFullAllowDeactivated,
     XrpcJson(input): XrpcJson<SubmitInput>,
 ) -> Result<(), XrpcError> {
-    if !caller.scope.is_full() {
-        return Err(XrpcError::invalid_token("Bad token scope"));
-    }
     let op: SignedOp = serde_json::from_value(input.operation)
         .map_err(|e| XrpcError::invalid_request(format!("Invalid operation: {e}")))?;
     state

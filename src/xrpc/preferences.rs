@@ -9,6 +9,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
@@ -19,7 +20,7 @@ use crate::server::AppState;
 use crate::store::prefs;
 use crate::store::sqlite::begin_write;
 use crate::syntax::Nsid;
-use crate::xrpc::auth::AccessAllowDeactivated;
+use crate::xrpc::auth::{AccessAllowDeactivated, Caller};
 use crate::xrpc::extract::XrpcJson;
 
 /// The namespace of the preferences this server stores.
@@ -27,6 +28,7 @@ pub const NAMESPACE: &str = "app.bsky";
 /// Preferences that only a full-access session may read or write.
 pub const FULL_ACCESS_ONLY: &[&str] = &["app.bsky.actor.defs#personalDetailsPref"];
 
+const GET_METHOD: &str = "app.bsky.actor.getPreferences";
 const PUT_METHOD: &str = "app.bsky.actor.putPreferences";
 
 /// The preference routes.
@@ -44,6 +46,24 @@ fn in_namespace(name: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('.'))
 }
 
+/// Refuses an OAuth caller without an `rpc:` permission for `lxm` on the AppView these
+/// preferences stand in for (the reference checks the same, as if the call were proxied).
+fn require_preferences_rpc(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    lxm: &str,
+) -> Result<(), XrpcError> {
+    if caller.oauth.is_none() {
+        return Ok(());
+    }
+    let nsid: Nsid = lxm
+        .parse()
+        .map_err(|e| XrpcError::internal(format!("{lxm}: {e}")))?;
+    let aud = state.proxy().permission_audience(headers, &nsid);
+    caller.require_rpc(lxm, aud.as_deref().unwrap_or(""))
+}
+
 /// Whether a session of `scope` may read or write the preference `name`.
 fn allowed(scope: AccessScope, name: &str) -> bool {
     scope.is_full() || !FULL_ACCESS_ONLY.contains(&name)
@@ -54,7 +74,9 @@ fn allowed(scope: AccessScope, name: &str) -> bool {
 async fn get_preferences(
     State(state): State<AppState>,
     AccessAllowDeactivated(caller): AccessAllowDeactivated,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, XrpcError> {
+    require_preferences_rpc(&state, &caller, &headers, GET_METHOD)?;
     let handle = state
         .repo()
         .stores()
@@ -80,8 +102,10 @@ async fn get_preferences(
 async fn put_preferences(
     State(state): State<AppState>,
     AccessAllowDeactivated(caller): AccessAllowDeactivated,
+    headers: HeaderMap,
     XrpcJson(body): XrpcJson<Value>,
 ) -> Result<Json<Value>, XrpcError> {
+    require_preferences_rpc(&state, &caller, &headers, PUT_METHOD)?;
     let method: Nsid = PUT_METHOD
         .parse()
         .map_err(|e| XrpcError::internal(format!("{PUT_METHOD}: {e}")))?;

@@ -49,6 +49,7 @@ async fn forward_inner(state: &AppState, req: Request) -> Result<Response, XrpcE
             Some(Caller {
                 keypair: store.keypair().clone(),
                 privileged: session.scope.is_privileged(),
+                oauth: session.oauth,
                 did: session.did,
             })
         }

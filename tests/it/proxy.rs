@@ -20,7 +20,7 @@ use rookery::proxy::{Caller, ProxyConfig, ProxyContext, proxy_request};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-mod upstream;
+pub(crate) mod upstream;
 
 use upstream::{AllLoopback, Docs, TIMELINE_BODY, start_upstream};
 
@@ -67,6 +67,7 @@ fn caller(privileged: bool) -> Caller {
         did: ALICE.parse().unwrap(),
         keypair: keypair(),
         privileged,
+        oauth: None,
     }
 }
 

@@ -7,14 +7,15 @@ use axum::http::{HeaderMap, header};
 use crate::error::XrpcError;
 use crate::migration;
 use crate::server::AppState;
-use crate::xrpc::auth::AccessAllowDeactivated;
+use crate::xrpc::auth::AccessRepoManage;
 
 /// `POST com.atproto.repo.importRepo`: replaces the caller's repository with the CAR in the
 /// body (streamed to disk, checked whole before anything changes). A migrating account is
-/// still deactivated, so deactivated callers are accepted.
+/// still deactivated, so deactivated callers are accepted; a full session or an OAuth token
+/// with `account:repo?action=manage` is needed.
 pub(super) async fn import_repo(
     State(state): State<AppState>,
-    AccessAllowDeactivated(caller): AccessAllowDeactivated,
+    AccessRepoManage(caller): AccessRepoManage,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(), XrpcError> {

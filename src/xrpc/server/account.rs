@@ -12,7 +12,9 @@ use crate::crypto::PublicKey;
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
 use crate::syntax::Did;
-use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull, bearer_token};
+use crate::xrpc::auth::{
+    AccessAllowDeactivated, AccessFull, AccessFullAllowDeactivated, bearer_token,
+};
 use crate::xrpc::extract::XrpcJson;
 
 /// `com.atproto.server.describeServer`.
@@ -196,11 +198,8 @@ pub async fn deactivate_account(
 /// `com.atproto.server.activateAccount`: a full session of the (deactivated) account.
 pub async fn activate_account(
     State(state): State<AppState>,
-    AccessAllowDeactivated(caller): AccessAllowDeactivated,
+    AccessFullAllowDeactivated(caller): AccessFullAllowDeactivated,
 ) -> Result<Json<Value>, XrpcError> {
-    if !caller.scope.is_full() {
-        return Err(XrpcError::invalid_token("Bad token scope"));
-    }
     state.migration().activate_account(&caller.did).await?;
     Ok(empty())
 }

@@ -13,7 +13,7 @@ use crate::crypto::{Algorithm, Keypair};
 use crate::error::XrpcError;
 use crate::server::AppState;
 use crate::syntax::Did;
-use crate::xrpc::auth::{AccessAllowDeactivated, AccessFull};
+use crate::xrpc::auth::{AccessAllowDeactivated, AccessEmailManage, AccessFull};
 use crate::xrpc::extract::XrpcJson;
 
 /// The reference's answer to an address it will not take.
@@ -24,7 +24,7 @@ pub(crate) fn unsupported_email() -> XrpcError {
 /// `com.atproto.server.requestEmailConfirmation`.
 pub async fn request_email_confirmation(
     State(state): State<AppState>,
-    AccessFull(caller): AccessFull,
+    AccessEmailManage(caller): AccessEmailManage,
 ) -> Result<Json<Value>, XrpcError> {
     state
         .account_service()
@@ -42,7 +42,7 @@ pub struct ConfirmEmailInput {
 /// `com.atproto.server.confirmEmail`.
 pub async fn confirm_email(
     State(state): State<AppState>,
-    AccessFull(caller): AccessFull,
+    AccessEmailManage(caller): AccessEmailManage,
     XrpcJson(input): XrpcJson<ConfirmEmailInput>,
 ) -> Result<Json<Value>, XrpcError> {
     state

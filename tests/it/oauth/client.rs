@@ -349,24 +349,43 @@ impl TestClient {
     /// `GET /xrpc/com.atproto.server.getSession` with a DPoP-bound token and `key`'s proof,
     /// retrying once on `use_dpop_nonce`.
     pub async fn get_session(&self, access: &str, key: &DpopKey) -> Answer {
-        let path = "/xrpc/com.atproto.server.getSession";
+        self.resource(
+            "GET",
+            "/xrpc/com.atproto.server.getSession",
+            access,
+            key,
+            None,
+        )
+        .await
+    }
+
+    /// A resource request (`GET`, or `POST` with a JSON or byte body) with a DPoP-bound
+    /// token and `key`'s proof, retrying once on `use_dpop_nonce`.
+    pub async fn resource(
+        &self,
+        method: &str,
+        path: &str,
+        access: &str,
+        key: &DpopKey,
+        body: Option<Body>,
+    ) -> Answer {
+        let htu = self.url(path.split('?').next().unwrap());
         for _ in 0..2 {
-            let proof = key.proof(
-                "GET",
-                &self.url(path),
-                self.nonce().as_deref(),
-                Some(access),
-            );
-            let answer = read(
-                self.http
-                    .get(self.url(path))
-                    .header("Authorization", format!("DPoP {access}"))
-                    .header("DPoP", proof)
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await;
+            let proof = key.proof(method, &htu, self.nonce().as_deref(), Some(access));
+            let mut request = match method {
+                "GET" => self.http.get(self.url(path)),
+                _ => self.http.post(self.url(path)),
+            }
+            .header("Authorization", format!("DPoP {access}"))
+            .header("DPoP", proof);
+            match &body {
+                Some(Body::Json(value)) => request = request.json(value),
+                Some(Body::Bytes(bytes, mime)) => {
+                    request = request.header("content-type", *mime).body(bytes.clone())
+                }
+                None => {}
+            }
+            let answer = read(request.send().await.unwrap()).await;
             if let Some(n) = answer.header("dpop-nonce") {
                 *self.nonce.lock().unwrap() = Some(n);
             }
@@ -379,4 +398,10 @@ impl TestClient {
         }
         panic!("use_dpop_nonce twice");
     }
+}
+
+/// The body of a [`TestClient::resource`] call.
+pub enum Body {
+    Json(Value),
+    Bytes(Vec<u8>, &'static str),
 }

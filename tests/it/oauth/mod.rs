@@ -4,3 +4,4 @@
 mod bad_input;
 pub(crate) mod client;
 mod flow;
+mod permissions;

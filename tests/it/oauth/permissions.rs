@@ -1,0 +1,329 @@
+//! OAuth permissions beyond record writes, over real sockets with DPoP-bound tokens:
+//! `identity:` and `account:` on the methods that change an account (refused without the
+//! scope, with the scope named; methods OAuth may never call refused whatever the scope), and
+//! `rpc:` on proxied calls and on the preferences this server answers for the AppView.
+
+use serde_json::{Value, json};
+
+use super::client::{Answer, Body, DpopKey, TestClient, loopback_client_id};
+use crate::proxy::upstream::{TIMELINE_BODY, start_upstream};
+use crate::support::pds::TestPds;
+use rookery::accounts::AccountRef;
+use rookery::config::ServiceEndpoint;
+
+const PASSWORD: &str = "correct horse battery staple";
+const APPVIEW_DID: &str = "did:web:appview.test";
+
+/// A client declaring `scope`, with tokens granted for all of it.
+async fn signed_in(pds: &TestPds, handle: &str, scope: &str) -> (TestClient, String) {
+    let client = TestClient::new(&pds.url(), &loopback_client_id(scope));
+    let tokens = client.tokens(scope, handle, PASSWORD).await;
+    (client, tokens.access)
+}
+
+async fn post(client: &TestClient, access: &str, method: &str, body: Option<Body>) -> Answer {
+    let key: &DpopKey = &client.key;
+    client
+        .resource("POST", &format!("/xrpc/{method}"), access, key, body)
+        .await
+}
+
+async fn get(client: &TestClient, access: &str, path: &str) -> Answer {
+    client
+        .resource("GET", path, access, &client.key, None)
+        .await
+}
+
+/// A 403 `InvalidToken` naming the missing scope (the reference's `ScopeMissingError`).
+fn assert_missing(answer: &Answer, scope: &str, what: &str) {
+    assert_eq!(answer.status, 403, "{what}: {}", answer.text);
+    assert_eq!(answer.json()["error"], "InvalidToken", "{what}");
+    assert_eq!(
+        answer.json()["message"],
+        format!("Missing required scope \"{scope}\""),
+        "{what}"
+    );
+}
+
+async fn export(pds: &TestPds, did: &str) -> Vec<u8> {
+    let response = reqwest::get(format!(
+        "{}/xrpc/com.atproto.sync.getRepo?did={did}",
+        pds.url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
+fn car(bytes: &[u8]) -> Option<Body> {
+    Some(Body::Bytes(bytes.to_vec(), "application/vnd.ipld.car"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_and_account_permissions() {
+    let pds = TestPds::start().await;
+    let (did, _) = pds.seed_account("carol.test", PASSWORD).await;
+    let repo = export(&pds, did.as_str()).await;
+
+    // transition:generic is an app password's reach: no identity or account changes.
+    let (client, access) = signed_in(&pds, "carol.test", "atproto transition:generic").await;
+    let refusals: [(&str, Option<Body>, &str); 7] = [
+        (
+            "com.atproto.identity.updateHandle",
+            Some(Body::Json(json!({"handle": "carol2.test"}))),
+            "identity:handle",
+        ),
+        (
+            "com.atproto.identity.requestPlcOperationSignature",
+            None,
+            "identity:*",
+        ),
+        (
+            "com.atproto.identity.signPlcOperation",
+            Some(Body::Json(json!({"token": "ABCDE-12345"}))),
+            "identity:*",
+        ),
+        (
+            "com.atproto.identity.submitPlcOperation",
+            Some(Body::Json(json!({"operation": {}}))),
+            "identity:*",
+        ),
+        (
+            "com.atproto.server.requestEmailConfirmation",
+            None,
+            "account:email?action=manage",
+        ),
+        (
+            "com.atproto.server.confirmEmail",
+            Some(Body::Json(
+                json!({"email": "carol-test@example.com", "token": "ABCDE-12345"}),
+            )),
+            "account:email?action=manage",
+        ),
+        (
+            "com.atproto.repo.importRepo",
+            car(&repo),
+            "account:repo?action=manage",
+        ),
+    ];
+    for (method, body, scope) in refusals {
+        let answer = post(&client, &access, method, body).await;
+        assert_missing(&answer, scope, method);
+    }
+    // Methods an OAuth token may never call, whatever it was granted.
+    let (client, all) = signed_in(
+        &pds,
+        "carol.test",
+        "atproto transition:generic identity:* account:email?action=manage \
+         account:repo?action=manage",
+    )
+    .await;
+    for (method, body) in [
+        (
+            "com.atproto.server.deactivateAccount",
+            Some(Body::Json(json!({}))),
+        ),
+        ("com.atproto.server.activateAccount", None),
+        ("com.atproto.server.requestEmailUpdate", None),
+        (
+            "com.atproto.server.updateEmail",
+            Some(Body::Json(json!({"email": "new@example.com"}))),
+        ),
+        (
+            "com.atproto.server.createAppPassword",
+            Some(Body::Json(json!({"name": "sneaky"}))),
+        ),
+        ("com.atproto.server.requestAccountDelete", None),
+    ] {
+        let answer = post(&client, &all, method, body).await;
+        assert_eq!(answer.status, 403, "{method}: {}", answer.text);
+        assert_eq!(answer.json()["error"], "InvalidToken", "{method}");
+    }
+    let account = pds
+        .state
+        .accounts()
+        .get_account(AccountRef::Did(did.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(account.handle.as_deref(), Some("carol.test"));
+    assert!(account.deactivated_at.is_none());
+
+    // identity:handle and account:email?action=manage: those two, and no more.
+    let (client, access) = signed_in(
+        &pds,
+        "carol.test",
+        "atproto identity:handle account:email?action=manage",
+    )
+    .await;
+    let answer = post(
+        &client,
+        &access,
+        "com.atproto.identity.updateHandle",
+        Some(Body::Json(json!({"handle": "carol2.test"}))),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let account = pds
+        .state
+        .accounts()
+        .get_account(AccountRef::Did(did.as_str()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(account.handle.as_deref(), Some("carol2.test"));
+    let answer = post(
+        &client,
+        &access,
+        "com.atproto.server.requestEmailConfirmation",
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let answer = post(
+        &client,
+        &access,
+        "com.atproto.identity.requestPlcOperationSignature",
+        None,
+    )
+    .await;
+    assert_missing(&answer, "identity:*", "requestPlcOperationSignature");
+    let answer = post(&client, &access, "com.atproto.repo.importRepo", car(&repo)).await;
+    assert_missing(&answer, "account:repo?action=manage", "importRepo");
+
+    // identity:* and account:repo?action=manage.
+    let (client, access) = signed_in(
+        &pds,
+        "carol2.test",
+        "atproto identity:* account:repo?action=manage",
+    )
+    .await;
+    let answer = post(
+        &client,
+        &access,
+        "com.atproto.identity.requestPlcOperationSignature",
+        None,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let answer = post(
+        &client,
+        &access,
+        "com.atproto.identity.updateHandle",
+        Some(Body::Json(json!({"handle": "carol3.test"}))),
+    )
+    .await;
+    assert_eq!(
+        answer.status, 200,
+        "identity:* covers the handle: {}",
+        answer.text
+    );
+    let current = export(&pds, did.as_str()).await;
+    let answer = post(
+        &client,
+        &access,
+        "com.atproto.repo.importRepo",
+        car(&current),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let answer = post(
+        &client,
+        &access,
+        "com.atproto.server.requestEmailConfirmation",
+        None,
+    )
+    .await;
+    assert_missing(
+        &answer,
+        "account:email?action=manage",
+        "requestEmailConfirmation",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_permissions_on_proxied_calls_and_preferences() {
+    let (appview, url) = start_upstream().await;
+    let pds = TestPds::start_with(|c| {
+        c.bsky_app_view = Some(ServiceEndpoint {
+            url,
+            did: APPVIEW_DID.to_owned(),
+        })
+    })
+    .await;
+    pds.seed_account("dave.test", PASSWORD).await;
+    let scope = "atproto \
+        rpc:app.bsky.feed.getTimeline?aud=did:web:appview.test%23bsky_appview \
+        rpc:app.bsky.actor.getPreferences?aud=did:web:appview.test%23bsky_appview";
+    let (client, access) = signed_in(&pds, "dave.test", scope).await;
+
+    let answer = get(&client, &access, "/xrpc/app.bsky.feed.getTimeline?limit=5").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.text, TIMELINE_BODY);
+    assert_eq!(appview.seen().len(), 1);
+    // Another method, or the same one on another audience: refused before any upstream call.
+    let answer = get(&client, &access, "/xrpc/app.bsky.feed.getLikes?uri=at://x").await;
+    assert_missing(
+        &answer,
+        "rpc:app.bsky.feed.getLikes?aud=did:web:appview.test#bsky_appview",
+        "getLikes",
+    );
+    let answer = post(
+        &client,
+        &access,
+        "app.bsky.unspecced.echo",
+        Some(Body::Json(json!({"hello": "world"}))),
+    )
+    .await;
+    assert_missing(
+        &answer,
+        "rpc:app.bsky.unspecced.echo?aud=did:web:appview.test#bsky_appview",
+        "echo",
+    );
+    assert_eq!(
+        appview.seen().len(),
+        1,
+        "a refused call reached the AppView"
+    );
+
+    // The preferences are answered here, but checked as the AppView call they stand for.
+    let answer = get(&client, &access, "/xrpc/app.bsky.actor.getPreferences").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.json(), json!({"preferences": []}));
+    let prefs: Value = json!({"preferences": [
+        {"$type": "app.bsky.actor.defs#adultContentPref", "enabled": false}
+    ]});
+    let answer = post(
+        &client,
+        &access,
+        "app.bsky.actor.putPreferences",
+        Some(Body::Json(prefs.clone())),
+    )
+    .await;
+    assert_missing(
+        &answer,
+        "rpc:app.bsky.actor.putPreferences?aud=did:web:appview.test#bsky_appview",
+        "putPreferences",
+    );
+
+    // transition:generic reaches every non-chat method.
+    let (client, generic) = signed_in(&pds, "dave.test", "atproto transition:generic").await;
+    let answer = post(
+        &client,
+        &generic,
+        "app.bsky.actor.putPreferences",
+        Some(Body::Json(prefs)),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let answer = post(
+        &client,
+        &generic,
+        "app.bsky.unspecced.echo",
+        Some(Body::Json(json!({"hello": "world"}))),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(appview.seen().len(), 2);
+}
