@@ -791,10 +791,4 @@ impl OAuthProvider {
         }
         Ok(store::delete_token(&mut conn, id).await?)
     }
-
-    /// Revokes every OAuth session of `did` (takedown, password reset).
-    pub async fn revoke_all(&self, did: &str) -> Result<u64, OAuthError> {
-        let mut conn = self.0.accounts.pool().acquire().await?;
-        Ok(store::delete_tokens_of(&mut conn, did).await?)
-    }
 }

@@ -56,7 +56,7 @@ pub fn random(n: usize) -> String {
 /// A DPoP key.
 pub struct DpopKey {
     key: SigningKey,
-    jwk: Value,
+    pub jwk: Value,
 }
 
 impl DpopKey {
@@ -150,6 +150,9 @@ pub struct TestClient {
     pub key: DpopKey,
     pub nonce: Mutex<Option<String>>,
     pub verifier: String,
+    /// A confidential client's key: `private_key_jwt` assertions (kid `k1`) go with every
+    /// PAR and token request.
+    pub client_key: Option<DpopKey>,
 }
 
 /// Tokens from the token endpoint.
@@ -180,7 +183,45 @@ impl TestClient {
             key: DpopKey::generate(),
             nonce: Mutex::new(None),
             verifier: random(32),
+            client_key: None,
         }
+    }
+
+    /// A fresh `private_key_jwt` assertion for this client, signed with `key`.
+    pub fn assertion(&self, key: &DpopKey) -> String {
+        let header = json!({ "alg": "ES256", "kid": "k1", "typ": "JWT" });
+        let claims = json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.base,
+            "jti": random(16),
+            "iat": chrono::Utc::now().timestamp(),
+        });
+        key.sign(&header, &claims)
+    }
+
+    /// `form` plus this client's assertion, if it is confidential.
+    fn authenticated<'a>(
+        &self,
+        form: &[(&'a str, &'a str)],
+        assertion: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut form = form.to_vec();
+        if self.client_key.is_some() {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            form.push(("client_assertion", assertion));
+        }
+        form
+    }
+
+    fn own_assertion(&self) -> String {
+        self.client_key
+            .as_ref()
+            .map(|k| self.assertion(k))
+            .unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -229,6 +270,7 @@ impl TestClient {
 
     pub async fn par(&self, scope: &str, redirect: &str) -> Answer {
         let challenge = b64(&Sha256::digest(self.verifier.as_bytes()));
+        let assertion = self.own_assertion();
         let form = [
             ("client_id", self.client_id.as_str()),
             ("response_type", "code"),
@@ -239,6 +281,7 @@ impl TestClient {
             ("code_challenge_method", "S256"),
             ("login_hint", "alice.test"),
         ];
+        let form = self.authenticated(&form, &assertion);
         self.post_dpop("/oauth/par", &form, self.own_proof("/oauth/par"))
             .await
     }
@@ -319,6 +362,8 @@ impl TestClient {
             ("redirect_uri", REDIRECT),
             ("code_verifier", verifier),
         ];
+        let assertion = self.own_assertion();
+        let form = self.authenticated(&form, &assertion);
         self.post_dpop("/oauth/token", &form, self.own_proof("/oauth/token"))
             .await
     }
@@ -329,6 +374,8 @@ impl TestClient {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh),
         ];
+        let assertion = self.own_assertion();
+        let form = self.authenticated(&form, &assertion);
         let htu = self.url("/oauth/token");
         self.post_dpop("/oauth/token", &form, |n| key.proof("POST", &htu, n, None))
             .await

@@ -3,5 +3,6 @@
 
 mod bad_input;
 pub(crate) mod client;
+mod clients;
 mod flow;
 mod permissions;

@@ -327,3 +327,102 @@ async fn rpc_permissions_on_proxied_calls_and_preferences() {
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(appview.seen().len(), 2);
 }
+
+/// The operator's takedown and every password change (the user's reset by mail, the admin's
+/// `updateAccountPassword`) end the account's OAuth sessions: the access token is refused
+/// even after the takedown is lifted, and the refresh token no longer refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takedown_and_password_changes_end_oauth_sessions() {
+    use crate::account_mail::{ADMIN_PASSWORD, Auth, email_of, mail_pds};
+    use crate::support::smtp::SmtpServer;
+    use reqwest::StatusCode;
+
+    let pds = mail_pds().await;
+    let (did, _) = pds.seed_account("erin.test", PASSWORD).await;
+    let scope = "atproto transition:generic";
+    let client = TestClient::new(&pds.url(), &loopback_client_id(scope));
+    let admin = |nsid: &'static str, body: Value| {
+        let pds = &pds;
+        async move { crate::account_mail::post(pds, nsid, body, Auth::Admin(ADMIN_PASSWORD)).await }
+    };
+    let assert_ended = |what: &'static str| {
+        let client = &client;
+        move |tokens: super::client::Tokens| async move {
+            let answer = client.get_session(&tokens.access, &client.key).await;
+            assert_eq!(answer.status, 401, "{what}: {}", answer.text);
+            let answer = client.refresh(&tokens.refresh, &client.key).await;
+            assert_eq!(
+                (answer.status, answer.error().as_str()),
+                (400, "invalid_grant"),
+                "{what}: {}",
+                answer.text
+            );
+        }
+    };
+
+    // A takedown, lifted again at once.
+    let tokens = client.tokens(scope, "erin.test", PASSWORD).await;
+    assert_eq!(
+        client.get_session(&tokens.access, &client.key).await.status,
+        200
+    );
+    let subject = json!({"$type": "com.atproto.admin.defs#repoRef", "did": did.as_str()});
+    for applied in [true, false] {
+        let (status, body) = admin(
+            "com.atproto.admin.updateSubjectStatus",
+            json!({"subject": subject, "takedown": {"applied": applied, "ref": "T-1"}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    assert_ended("takedown")(tokens).await;
+
+    // The user's own reset, with the mailed token.
+    let tokens = client.tokens(scope, "erin.test", PASSWORD).await;
+    assert_eq!(
+        client.get_session(&tokens.access, &client.key).await.status,
+        200
+    );
+    let email = email_of("erin.test");
+    let (status, _) = crate::account_mail::post(
+        &pds,
+        "com.atproto.server.requestPasswordReset",
+        json!({"email": email}),
+        Auth::None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let token = SmtpServer::shared().wait_for(&email, 1).await.token();
+    let new_password = "a brand new password";
+    let (status, body) = crate::account_mail::post(
+        &pds,
+        "com.atproto.server.resetPassword",
+        json!({"token": token, "password": new_password}),
+        Auth::None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ended("password reset")(tokens).await;
+
+    // The operator's password change.
+    let tokens = client.tokens(scope, "erin.test", new_password).await;
+    assert_eq!(
+        client.get_session(&tokens.access, &client.key).await.status,
+        200
+    );
+    let (status, body) = admin(
+        "com.atproto.admin.updateAccountPassword",
+        json!({"did": did.as_str(), "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ended("admin password change")(tokens).await;
+    assert!(
+        pds.state
+            .oauth()
+            .sessions_of(did.as_str(), chrono::Utc::now().timestamp())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
