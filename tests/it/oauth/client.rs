@@ -134,7 +134,7 @@ impl Answer {
     }
 }
 
-async fn read(response: reqwest::Response) -> Answer {
+pub async fn read(response: reqwest::Response) -> Answer {
     Answer {
         status: response.status().as_u16(),
         headers: response.headers().clone(),
@@ -162,7 +162,7 @@ pub struct Tokens {
     pub refresh: String,
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)

@@ -143,3 +143,131 @@ async fn sign_in_and_consent_in_headless_chromium() {
         assert!(shots.join(format!("{name}.png")).is_file(), "{name}");
     }
 }
+
+/// An account with the email sign-in factor on: the OAuth sign-in page asks for the mailed
+/// code after the password, refuses a wrong one (the page again, never a session), and goes
+/// on to the consent page with the right one; the code is then spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_page_asks_for_the_mailed_code() {
+    use super::client::{FormExt, REDIRECT, encode_pairs, hidden, loopback_client_id, read};
+    use crate::account_mail::{Auth, email_of, mail_pds, post};
+    use crate::support::smtp::SmtpServer;
+
+    let pds = mail_pds().await;
+    let (did, access) = pds.seed_account("frank.test", PASSWORD).await;
+    let email = email_of("frank.test");
+    let (status, _) = post(
+        &pds,
+        "com.atproto.server.updateEmail",
+        serde_json::json!({ "email": email, "emailAuthFactor": true }),
+        Auth::Bearer(&access),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let scope = "atproto transition:generic";
+    let client = TestClient::new(&pds.url(), &loopback_client_id(scope));
+    let par = client.par(scope, REDIRECT).await;
+    assert_eq!(par.status, 201, "{}", par.text);
+    let request_uri = par.json()["request_uri"].as_str().unwrap().to_owned();
+    let page = client
+        .http
+        .get(format!(
+            "{}?{}",
+            client.url("/oauth/authorize"),
+            encode_pairs(&[
+                ("client_id", &client.client_id),
+                ("request_uri", &request_uri)
+            ])
+        ))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("name=\"code\""),
+        "no code field before the password"
+    );
+    let csrf = hidden(&html, "csrf");
+    let request_id = hidden(&html, "request_id");
+    let sign_in = |code: Option<&str>| {
+        let mut form = vec![
+            ("csrf", csrf.clone()),
+            ("request_id", request_id.clone()),
+            ("identifier", "frank.test".to_owned()),
+            ("password", PASSWORD.to_owned()),
+        ];
+        if let Some(code) = code {
+            form.push(("code", code.to_owned()));
+        }
+        let request = client
+            .http
+            .post(client.url("/oauth/authorize/sign-in"))
+            .header("cookie", &cookie);
+        async move {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            read(request.form_pairs(&pairs).send().await.unwrap()).await
+        }
+    };
+
+    // The password alone: a code is mailed and the page asks for it.
+    let asked = sign_in(None).await;
+    assert_eq!(asked.status, 401, "{}", asked.text);
+    assert!(
+        asked
+            .text
+            .contains("A sign-in code was sent to your email address")
+    );
+    assert!(asked.text.contains("name=\"code\""), "{}", asked.text);
+    assert!(!asked.text.contains("name=\"secret\""), "no consent yet");
+    let mail = SmtpServer::shared().wait_for(&email, 1).await;
+    let code = mail.token();
+
+    // A wrong code: the page again, with the code field.
+    let wrong = sign_in(Some("AAAAA-BBBBB")).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    assert!(
+        wrong.text.contains("Invalid sign-in code"),
+        "{}",
+        wrong.text
+    );
+    assert!(!wrong.text.contains("name=\"secret\""));
+
+    // The mailed code: the consent page, then a code for the client.
+    let signed = sign_in(Some(&code)).await;
+    assert_eq!(signed.status, 200, "{}", signed.text);
+    let consent = read(
+        client
+            .http
+            .post(client.url("/oauth/authorize/consent"))
+            .header("cookie", &cookie)
+            .form_pairs(&[
+                ("csrf", csrf.as_str()),
+                ("request_id", &hidden(&signed.text, "request_id")),
+                ("secret", &hidden(&signed.text, "secret")),
+                ("decision", "approve"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(consent.status, 303, "{}", consent.text);
+    let location = url::Url::parse(&consent.header("location").unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens = client.exchange(&code, &client.verifier).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    assert_eq!(tokens.json()["sub"], did.as_str());
+}
