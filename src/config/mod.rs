@@ -187,6 +187,11 @@ pub struct Config {
     /// `cn.pocketbase.hub.plugin` and 5 `cn.pocketbase.hub.case` records per hour. Default
     /// `true` (a marketplace rule, independent of `PDS_RATE_LIMITS_ENABLED`).
     pub hub_rate_limits: bool,
+    /// `ROOKERY_LEXICON_AUTHORITIES` — development mode only: comma list of
+    /// `domain=did` pairs pinning lexicon authorities (the DNS `_lexicon.<domain>` TXT
+    /// record) to DIDs, so OAuth `include:` permission sets published from a local account
+    /// resolve before DNS is set up. Ignored outside development mode. Default: none.
+    pub lexicon_authorities: std::collections::BTreeMap<String, crate::syntax::Did>,
     /// `LOG_ENABLED` — whether to log at all. Default `true` (the reference defaults to
     /// off; Rookery logs so that a first `rookery serve` explains itself).
     pub log_enabled: bool,
@@ -540,6 +545,7 @@ impl Default for Config {
             moderation_email: None,
             hub_moderators: Vec::new(),
             hub_rate_limits: true,
+            lexicon_authorities: std::collections::BTreeMap::new(),
             log_enabled: true,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
@@ -679,6 +685,22 @@ impl Config {
             hub_moderators.push(moderator);
         }
 
+        let mut lexicon_authorities = std::collections::BTreeMap::new();
+        for item in src.list("ROOKERY_LEXICON_AUTHORITIES") {
+            let pair = item.split_once('=').and_then(|(domain, did)| {
+                let domain = domain.trim().to_ascii_lowercase();
+                let valid = !domain.is_empty() && domain.contains('.');
+                Some((domain, did.trim().parse::<crate::syntax::Did>().ok()?)).filter(|_| valid)
+            });
+            let (domain, did) = pair.ok_or_else(|| {
+                src.invalid(
+                    "ROOKERY_LEXICON_AUTHORITIES",
+                    format!("{item:?}: expected domain=did"),
+                )
+            })?;
+            lexicon_authorities.insert(domain, did);
+        }
+
         let log_level = src
             .parse("LOG_LEVEL", parse_log_level)?
             .unwrap_or(defaults.log_level);
@@ -776,6 +798,7 @@ impl Config {
             email,
             moderation_email,
             hub_moderators,
+            lexicon_authorities,
             hub_rate_limits: src
                 .bool("ROOKERY_HUB_RATE_LIMITS")?
                 .unwrap_or(defaults.hub_rate_limits),

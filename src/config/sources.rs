@@ -69,6 +69,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::plain("PDS_MODERATION_EMAIL_ADDRESS"),
     Setting::plain("ROOKERY_HUB_MODERATORS"),
     Setting::plain("ROOKERY_HUB_RATE_LIMITS"),
+    Setting::plain("ROOKERY_LEXICON_AUTHORITIES"),
     Setting::plain("LOG_ENABLED"),
     Setting::plain("LOG_LEVEL"),
     Setting::plain("ROOKERY_LOG_FORMAT"),

@@ -173,14 +173,14 @@ impl IdResolver {
 }
 
 /// A small map whose entries expire; when full, expired entries go first, then the oldest.
-struct TtlCache<K, V> {
+pub(crate) struct TtlCache<K, V> {
     ttl: Duration,
     max: usize,
     entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    fn new(ttl: Duration, max: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, max: usize) -> Self {
         TtlCache {
             ttl,
             max,
@@ -193,7 +193,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         let mut entries = self.lock();
         match entries.get(key) {
             Some((at, value)) if at.elapsed() < self.ttl => Some(value.clone()),
@@ -205,7 +205,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         }
     }
 
-    fn insert(&self, key: K, value: V) {
+    pub(crate) fn insert(&self, key: K, value: V) {
         if self.max == 0 || self.ttl.is_zero() {
             return;
         }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod dpop;
+pub mod permission_set;
 mod provider;
 pub mod scope;
 mod store;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{ClientMetadata, ClientResolver, check_requested_scope};
 use super::dpop::{DpopVerifier, ProofContext, sha256_b64};
+use super::permission_set::PermissionSets;
 use super::scope::{Permissions, Scope};
 use super::store::{self, RequestRow, TokenRow};
 use super::{OAuthError, SessionSummary, random_id};
@@ -130,6 +131,7 @@ struct Inner {
     issuer: String,
     clients: ClientResolver,
     dpop: DpopVerifier,
+    permission_sets: PermissionSets,
 }
 
 impl std::fmt::Debug for OAuthProvider {
@@ -145,12 +147,18 @@ fn hash(token: &str) -> String {
 }
 
 impl OAuthProvider {
-    pub fn new(accounts: AccountDb, issuer: String, clients: ClientResolver) -> Self {
+    pub fn new(
+        accounts: AccountDb,
+        issuer: String,
+        clients: ClientResolver,
+        permission_sets: PermissionSets,
+    ) -> Self {
         OAuthProvider(Arc::new(Inner {
             accounts,
             issuer: issuer.trim_end_matches('/').to_owned(),
             clients,
             dpop: DpopVerifier::new(),
+            permission_sets,
         }))
     }
 
@@ -291,6 +299,9 @@ impl OAuthProvider {
         }
         let scope = get("scope").unwrap_or_else(|| meta.scope.clone().unwrap_or_default());
         check_requested_scope(&meta, &scope)?;
+        // Every included permission set must resolve now (they are cached for the consent
+        // page and the token).
+        self.0.permission_sets.expand(&scope).await?;
         let response_mode = get("response_mode").unwrap_or_else(|| "query".to_owned());
         if response_mode != "query" && response_mode != "fragment" {
             return Err(OAuthError::invalid_request("Unsupported response_mode"));
@@ -366,15 +377,24 @@ impl OAuthProvider {
         params: &AuthParams,
     ) -> Result<AuthorizationView, OAuthError> {
         let meta = self.0.clients.resolve(&row.client_id).await?;
-        let scopes = params
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                let words = Scope::parse(s).map(|p| p.describe()).unwrap_or_default();
-                (s.to_owned(), words)
-            })
-            .collect();
+        let mut scopes = Vec::new();
+        for s in params.scope.split(' ').filter(|s| !s.is_empty()) {
+            let words = match Scope::parse(s) {
+                Some(Scope::Include { nsid, aud }) => {
+                    let set = self.0.permission_sets.get(&nsid).await?;
+                    let granted: Vec<String> = set
+                        .scopes(aud.as_deref())
+                        .iter()
+                        .map(Scope::describe)
+                        .collect();
+                    let name = set.title.clone().unwrap_or(nsid);
+                    format!("{name}: {}", granted.join("; "))
+                }
+                Some(parsed) => parsed.describe(),
+                None => String::new(),
+            };
+            scopes.push((s.to_owned(), words));
+        }
         Ok(AuthorizationView {
             request_id: row.id.clone(),
             client_id: row.client_id.clone(),
@@ -618,6 +638,9 @@ impl OAuthProvider {
         } else {
             (PUBLIC_REFRESH_LIFETIME, PUBLIC_SESSION_LIFETIME)
         };
+        // The token carries the included sets' permissions themselves (the reference's
+        // token scope), so a later change of a set applies to new sessions only.
+        let scope = self.0.permission_sets.expand(&params.scope).await?;
         let access = random_id("oat-", 32);
         let refresh = random_id("ref-", 32);
         let token = TokenRow {
@@ -625,7 +648,7 @@ impl OAuthProvider {
             did: did.clone(),
             client_id: meta.client_id.clone(),
             client_name: meta.client_name.clone(),
-            scope: params.scope.clone(),
+            scope: scope.clone(),
             dpop_jkt: jkt.to_owned(),
             confidential: meta.is_confidential(),
             code_hash: Some(code_hash),
@@ -643,7 +666,7 @@ impl OAuthProvider {
             token_type: "DPoP",
             expires_in: ACCESS_LIFETIME,
             refresh_token: refresh,
-            scope: params.scope,
+            scope,
             sub: did,
         })
     }

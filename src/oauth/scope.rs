@@ -55,7 +55,7 @@ pub enum RepoAction {
 }
 
 impl RepoAction {
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "create" => Some(Self::Create),
             "update" => Some(Self::Update),
@@ -267,6 +267,74 @@ impl Scope {
                 Some(Scope::Include { nsid, aud })
             }
             _ => None,
+        }
+    }
+
+    /// The scope in its string form, as [`Scope::parse`] reads it (values percent-encoded
+    /// where the syntax needs it: `#` in a service reference is `%23`).
+    pub fn to_scope_string(&self) -> String {
+        const VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+            .add(b' ')
+            .add(b'#')
+            .add(b'%')
+            .add(b'&')
+            .add(b'?')
+            .add(b'=')
+            .add(b'+');
+        let enc = |v: &str| percent_encoding::utf8_percent_encode(v, VALUE).to_string();
+        // `resource:value` for one value, else `resource?key=v1&key=v2`; then `rest`.
+        let head = |resource: &str, key: &str, values: &[String], rest: Vec<String>| {
+            let mut query: Vec<String> = Vec::new();
+            let mut out = if let [one] = values {
+                format!("{resource}:{}", enc(one))
+            } else {
+                query.extend(values.iter().map(|v| format!("{key}={}", enc(v))));
+                resource.to_owned()
+            };
+            query.extend(rest);
+            if !query.is_empty() {
+                out.push('?');
+                out.push_str(&query.join("&"));
+            }
+            out
+        };
+        match self {
+            Scope::Atproto => "atproto".to_owned(),
+            Scope::TransitionGeneric => "transition:generic".to_owned(),
+            Scope::TransitionChat => "transition:chat.bsky".to_owned(),
+            Scope::TransitionEmail => "transition:email".to_owned(),
+            Scope::Repo {
+                collections,
+                actions,
+            } => {
+                let all = [RepoAction::Create, RepoAction::Update, RepoAction::Delete]
+                    .iter()
+                    .all(|a| actions.contains(a));
+                let rest = if all {
+                    Vec::new()
+                } else {
+                    actions
+                        .iter()
+                        .map(|a| format!("action={}", a.as_str()))
+                        .collect()
+                };
+                head("repo", "collection", collections, rest)
+            }
+            Scope::Blob { accept } => head("blob", "accept", accept, Vec::new()),
+            Scope::Rpc { lxm, aud } => head("rpc", "lxm", lxm, vec![format!("aud={}", enc(aud))]),
+            Scope::Account { attr, manage } => {
+                let rest = if *manage {
+                    vec!["action=manage".to_owned()]
+                } else {
+                    Vec::new()
+                };
+                head("account", "attr", std::slice::from_ref(attr), rest)
+            }
+            Scope::Identity { attr } => format!("identity:{attr}"),
+            Scope::Include { nsid, aud } => {
+                let rest = aud.iter().map(|a| format!("aud={}", enc(a))).collect();
+                head("include", "nsid", std::slice::from_ref(nsid), rest)
+            }
         }
     }
 

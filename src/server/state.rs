@@ -124,7 +124,11 @@ fn select_mailer(
 fn build_oauth(
     config: &Config,
     accounts: &AccountDb,
-) -> Result<crate::oauth::OAuthProvider, crate::identity::net::FetchError> {
+    dids: Arc<IdResolver>,
+) -> Result<crate::oauth::OAuthProvider, String> {
+    use crate::identity::handle::HickoryTxtLookup;
+    use crate::oauth::permission_set::PermissionSets;
+    let identity = |e: &dyn std::fmt::Display| e.to_string();
     use crate::identity::net::{GuardedConfig, GuardedHttp, SystemHostLookup};
     use crate::oauth::client::{ClientResolver, FETCH_TIMEOUT, MAX_METADATA_BYTES};
     let http = GuardedHttp::new(
@@ -134,11 +138,30 @@ fn build_oauth(
             allow_private: config.dev_mode,
         },
         Arc::new(SystemHostLookup),
-    )?;
+    )
+    .map_err(|e| identity(&e))?;
+    // Permission sets (`include:` scopes): record proofs of published lexicons.
+    let lexicon_http = GuardedHttp::new(
+        GuardedConfig {
+            timeout: FETCH_TIMEOUT,
+            max_body: 2 * 1024 * 1024,
+            allow_private: config.dev_mode,
+        },
+        Arc::new(SystemHostLookup),
+    )
+    .map_err(|e| identity(&e))?;
+    let txt = HickoryTxtLookup::from_system_conf(FETCH_TIMEOUT).map_err(|e| identity(&e))?;
+    let pinned = if config.is_development() {
+        config.lexicon_authorities.clone()
+    } else {
+        Default::default()
+    };
+    let permission_sets = PermissionSets::new(Arc::new(txt), dids, lexicon_http, pinned);
     Ok(crate::oauth::OAuthProvider::new(
         accounts.clone(),
         config.public_url.clone(),
         ClientResolver::new(http, config.dev_mode),
+        permission_sets,
     ))
 }
 
@@ -248,7 +271,7 @@ impl AppState {
         // Every mail that leaves, account or moderation, is counted for the metrics.
         let mail_counts = Arc::new(MailCounts::default());
         let oauth =
-            build_oauth(&config, &accounts).map_err(|e| StateError::Identity(e.to_string()))?;
+            build_oauth(&config, &accounts, resolver.clone()).map_err(StateError::Identity)?;
         let counted = |mailer: Option<Arc<dyn Mailer>>| {
             mailer.map(|inner| {
                 Arc::new(CountingMailer::new(inner, mail_counts.clone())) as Arc<dyn Mailer>

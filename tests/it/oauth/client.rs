@@ -153,6 +153,8 @@ pub struct TestClient {
     /// A confidential client's key: `private_key_jwt` assertions (kid `k1`) go with every
     /// PAR and token request.
     pub client_key: Option<DpopKey>,
+    /// The consent page of the last [`TestClient::authorize`].
+    pub consent_page: Mutex<String>,
 }
 
 /// Tokens from the token endpoint.
@@ -184,6 +186,7 @@ impl TestClient {
             nonce: Mutex::new(None),
             verifier: random(32),
             client_key: None,
+            consent_page: Mutex::new(String::new()),
         }
     }
 
@@ -330,6 +333,7 @@ impl TestClient {
         )
         .await;
         assert_eq!(signed.status, 200, "{}", signed.text);
+        *self.consent_page.lock().unwrap() = signed.text.clone();
         let consent = read(
             self.http
                 .post(self.url("/oauth/authorize/consent"))

@@ -5,4 +5,5 @@ mod bad_input;
 pub(crate) mod client;
 mod clients;
 mod flow;
+mod permission_sets;
 mod permissions;
