@@ -261,8 +261,23 @@ async fn check_status(
     Ok(())
 }
 
+/// An extractor type for a route's requirement; with an OAuth rule (scope, check), an OAuth
+/// token holding that permission passes in place of the session requirement.
 macro_rules! access_extractor {
     ($(#[$doc:meta])* $name:ident, $requirement:expr) => {
+        access_extractor!($(#[$doc])* $name, $requirement, None);
+    };
+    ($(#[$doc:meta])* $name:ident, $requirement:expr, $scope:literal, $allows:expr) => {
+        access_extractor!(
+            $(#[$doc])* $name,
+            $requirement,
+            Some(OAuthRule {
+                scope: $scope,
+                allows: $allows,
+            })
+        );
+    };
+    ($(#[$doc:meta])* $name:ident, $requirement:expr, $rule:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
         pub struct $name(pub Caller);
@@ -274,7 +289,9 @@ macro_rules! access_extractor {
                 parts: &mut Parts,
                 state: &AppState,
             ) -> Result<Self, Self::Rejection> {
-                authenticate(parts, state, $requirement).await.map($name)
+                authenticate_with(parts, state, $requirement, $rule)
+                    .await
+                    .map($name)
             }
         }
     };
@@ -306,32 +323,7 @@ access_extractor!(
     Requirement::FullAllowDeactivated
 );
 
-macro_rules! permission_extractor {
-    ($(#[$doc:meta])* $name:ident, $requirement:expr, $scope:literal, $allows:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub struct $name(pub Caller);
-
-        impl FromRequestParts<AppState> for $name {
-            type Rejection = XrpcError;
-
-            async fn from_request_parts(
-                parts: &mut Parts,
-                state: &AppState,
-            ) -> Result<Self, Self::Rejection> {
-                let rule = OAuthRule {
-                    scope: $scope,
-                    allows: $allows,
-                };
-                authenticate_with(parts, state, $requirement, Some(rule))
-                    .await
-                    .map($name)
-            }
-        }
-    };
-}
-
-permission_extractor!(
+access_extractor!(
     /// Any session of an active account, or an OAuth token with `identity:handle`
     /// (updateHandle).
     AccessIdentityHandle,
@@ -339,7 +331,7 @@ permission_extractor!(
     "identity:handle",
     |p| p.allows_identity("handle")
 );
-permission_extractor!(
+access_extractor!(
     /// A main-password session of an active account, or an OAuth token with `identity:*`
     /// (requesting and signing PLC operations).
     AccessIdentityFull,
@@ -347,7 +339,7 @@ permission_extractor!(
     "identity:*",
     |p| p.allows_identity("*")
 );
-permission_extractor!(
+access_extractor!(
     /// As [`AccessIdentityFull`], for a deactivated account too (submitPlcOperation while
     /// the account moves in).
     AccessIdentityFullAllowDeactivated,
@@ -355,7 +347,7 @@ permission_extractor!(
     "identity:*",
     |p| p.allows_identity("*")
 );
-permission_extractor!(
+access_extractor!(
     /// A main-password session of an active or deactivated account, or an OAuth token with
     /// `account:repo?action=manage` (importRepo).
     AccessRepoManage,
@@ -363,7 +355,7 @@ permission_extractor!(
     "account:repo?action=manage",
     |p| p.allows_account("repo", true)
 );
-permission_extractor!(
+access_extractor!(
     /// A main-password session of an active account, or an OAuth token with
     /// `account:email?action=manage` (confirming the email address).
     AccessEmailManage,

@@ -1,6 +1,6 @@
 //! Refusals: each bad request gets the spec's error, never a 5xx.
 
-use super::client::{DpopKey, FormExt, REDIRECT, TestClient, encode_pairs, loopback_client_id};
+use super::client::{DpopKey, FormExt, REDIRECT, TestClient, loopback_client_id};
 use crate::support::pds::TestPds;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -239,39 +239,14 @@ async fn pages_refuse_forgery_and_bad_passwords() {
     let request_uri = par.json()["request_uri"].as_str().unwrap().to_owned();
     // Unknown request.
     let page = client
-        .http
-        .get(format!(
-            "{}?{}",
-            client.url("/oauth/authorize"),
-            encode_pairs(&[
-                ("client_id", client.client_id.as_str()),
-                ("request_uri", "urn:ietf:params:oauth:request_uri:req-nope"),
-            ])
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 400);
-    let page = client
-        .http
-        .get(format!(
-            "{}?{}",
-            client.url("/oauth/authorize"),
-            encode_pairs(&[
-                ("client_id", client.client_id.as_str()),
-                ("request_uri", request_uri.as_str()),
-            ])
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+        .authorize_page("urn:ietf:params:oauth:request_uri:req-nope")
+        .await;
+    assert_eq!(page.status, 400);
+    let page = client.authorize_page(&request_uri).await;
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap();
     assert!(csp.contains("default-src 'none'"));
-    let html = page.text().await.unwrap();
+    let html = page.text;
     assert!(
         html.contains("value=\"alice.test\""),
         "login_hint prefilled"

@@ -126,6 +126,11 @@ impl Answer {
     pub fn error(&self) -> String {
         self.json()["error"].as_str().unwrap_or("").to_owned()
     }
+    /// The `name=value` of the cookie the answer sets.
+    pub fn cookie(&self) -> String {
+        let set = self.header("set-cookie").expect("a cookie");
+        set.split(';').next().unwrap().to_owned()
+    }
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
@@ -289,33 +294,22 @@ impl TestClient {
             .await
     }
 
+    /// `GET /oauth/authorize` for the pushed request `request_uri`.
+    pub async fn authorize_page(&self, request_uri: &str) -> Answer {
+        let query = encode_pairs(&[("client_id", &self.client_id), ("request_uri", request_uri)]);
+        let url = format!("{}?{query}", self.url("/oauth/authorize"));
+        read(self.http.get(url).send().await.unwrap()).await
+    }
+
     /// PAR, sign-in and consent: returns the authorization code.
     pub async fn authorize(&self, scope: &str, handle: &str, password: &str) -> String {
         let par = self.par(scope, REDIRECT).await;
         assert_eq!(par.status, 201, "{}", par.text);
         let request_uri = par.json()["request_uri"].as_str().unwrap().to_owned();
-        let page = self
-            .http
-            .get(format!(
-                "{}?{}",
-                self.url("/oauth/authorize"),
-                encode_pairs(&[
-                    ("client_id", &self.client_id),
-                    ("request_uri", &request_uri)
-                ])
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(page.status(), 200);
-        let cookie = page.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let html = page.text().await.unwrap();
+        let page = self.authorize_page(&request_uri).await;
+        assert_eq!(page.status, 200);
+        let cookie = page.cookie();
+        let html = page.text;
         let csrf = hidden(&html, "csrf");
         let signed = read(
             self.http
@@ -334,14 +328,20 @@ impl TestClient {
         .await;
         assert_eq!(signed.status, 200, "{}", signed.text);
         *self.consent_page.lock().unwrap() = signed.text.clone();
+        self.approve(&cookie, &csrf, &signed.text).await
+    }
+
+    /// Approves on the consent page `page` (with the page's CSRF `cookie` and token);
+    /// returns the authorization code the client is redirected with.
+    pub async fn approve(&self, cookie: &str, csrf: &str, page: &str) -> String {
         let consent = read(
             self.http
                 .post(self.url("/oauth/authorize/consent"))
-                .header("cookie", &cookie)
+                .header("cookie", cookie)
                 .form_pairs(&[
-                    ("csrf", csrf.as_str()),
-                    ("request_id", &hidden(&signed.text, "request_id")),
-                    ("secret", &hidden(&signed.text, "secret")),
+                    ("csrf", csrf),
+                    ("request_id", &hidden(page, "request_id")),
+                    ("secret", &hidden(page, "secret")),
                     ("decision", "approve"),
                 ])
                 .send()

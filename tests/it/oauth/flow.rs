@@ -149,7 +149,7 @@ async fn sign_in_and_consent_in_headless_chromium() {
 /// on to the consent page with the right one; the code is then spent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_page_asks_for_the_mailed_code() {
-    use super::client::{FormExt, REDIRECT, encode_pairs, hidden, loopback_client_id, read};
+    use super::client::{FormExt, REDIRECT, hidden, loopback_client_id, read};
     use crate::account_mail::{Auth, email_of, mail_pds, post};
     use crate::support::smtp::SmtpServer;
 
@@ -170,27 +170,9 @@ async fn sign_in_page_asks_for_the_mailed_code() {
     let par = client.par(scope, REDIRECT).await;
     assert_eq!(par.status, 201, "{}", par.text);
     let request_uri = par.json()["request_uri"].as_str().unwrap().to_owned();
-    let page = client
-        .http
-        .get(format!(
-            "{}?{}",
-            client.url("/oauth/authorize"),
-            encode_pairs(&[
-                ("client_id", &client.client_id),
-                ("request_uri", &request_uri)
-            ])
-        ))
-        .send()
-        .await
-        .unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = page.text().await.unwrap();
+    let page = client.authorize_page(&request_uri).await;
+    let cookie = page.cookie();
+    let html = page.text;
     assert!(
         !html.contains("name=\"code\""),
         "no code field before the password"
@@ -243,30 +225,7 @@ async fn sign_in_page_asks_for_the_mailed_code() {
     // The mailed code: the consent page, then a code for the client.
     let signed = sign_in(Some(&code)).await;
     assert_eq!(signed.status, 200, "{}", signed.text);
-    let consent = read(
-        client
-            .http
-            .post(client.url("/oauth/authorize/consent"))
-            .header("cookie", &cookie)
-            .form_pairs(&[
-                ("csrf", csrf.as_str()),
-                ("request_id", &hidden(&signed.text, "request_id")),
-                ("secret", &hidden(&signed.text, "secret")),
-                ("decision", "approve"),
-            ])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(consent.status, 303, "{}", consent.text);
-    let location = url::Url::parse(&consent.header("location").unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = client.approve(&cookie, &csrf, &signed.text).await;
     let tokens = client.exchange(&code, &client.verifier).await;
     assert_eq!(tokens.status, 200, "{}", tokens.text);
     assert_eq!(tokens.json()["sub"], did.as_str());

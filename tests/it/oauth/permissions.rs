@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::client::{Answer, Body, DpopKey, TestClient, loopback_client_id};
+use super::client::{Answer, Body, TestClient, loopback_client_id};
 use crate::proxy::upstream::{TIMELINE_BODY, start_upstream};
 use crate::support::pds::TestPds;
 use rookery::accounts::AccountRef;
@@ -14,24 +14,41 @@ use rookery::config::ServiceEndpoint;
 const PASSWORD: &str = "correct horse battery staple";
 const APPVIEW_DID: &str = "did:web:appview.test";
 
-/// A client declaring `scope`, with tokens granted for all of it.
-async fn signed_in(pds: &TestPds, handle: &str, scope: &str) -> (TestClient, String) {
-    let client = TestClient::new(&pds.url(), &loopback_client_id(scope));
-    let tokens = client.tokens(scope, handle, PASSWORD).await;
-    (client, tokens.access)
+/// An OAuth session of a client declaring `scope`, granted all of it.
+struct Session {
+    client: TestClient,
+    access: String,
 }
 
-async fn post(client: &TestClient, access: &str, method: &str, body: Option<Body>) -> Answer {
-    let key: &DpopKey = &client.key;
-    client
-        .resource("POST", &format!("/xrpc/{method}"), access, key, body)
-        .await
-}
+impl Session {
+    async fn new(pds: &TestPds, handle: &str, scope: &str) -> Self {
+        let client = TestClient::new(&pds.url(), &loopback_client_id(scope));
+        let access = client.tokens(scope, handle, PASSWORD).await.access;
+        Session { client, access }
+    }
 
-async fn get(client: &TestClient, access: &str, path: &str) -> Answer {
-    client
-        .resource("GET", path, access, &client.key, None)
-        .await
+    async fn call(&self, http: &str, path: &str, body: Option<Body>) -> Answer {
+        let key = &self.client.key;
+        self.client
+            .resource(http, path, &self.access, key, body)
+            .await
+    }
+
+    async fn post(&self, method: &str, body: Option<Body>) -> Answer {
+        self.call("POST", &format!("/xrpc/{method}"), body).await
+    }
+
+    /// POSTs `method`, which must succeed.
+    async fn ok(&self, method: &str, body: Option<Body>) -> Answer {
+        let answer = self.post(method, body).await;
+        assert_eq!(answer.status, 200, "{method}: {}", answer.text);
+        answer
+    }
+
+    /// POSTs `method`, which must be refused for want of `scope`.
+    async fn missing(&self, method: &str, body: Option<Body>, scope: &str) {
+        assert_missing(&self.post(method, body).await, scope, method);
+    }
 }
 
 /// A 403 `InvalidToken` naming the missing scope (the reference's `ScopeMissingError`).
@@ -46,12 +63,8 @@ fn assert_missing(answer: &Answer, scope: &str, what: &str) {
 }
 
 async fn export(pds: &TestPds, did: &str) -> Vec<u8> {
-    let response = reqwest::get(format!(
-        "{}/xrpc/com.atproto.sync.getRepo?did={did}",
-        pds.url()
-    ))
-    .await
-    .unwrap();
+    let url = format!("{}/xrpc/com.atproto.sync.getRepo?did={did}", pds.url());
+    let response = reqwest::get(url).await.unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap().to_vec()
 }
@@ -60,18 +73,28 @@ fn car(bytes: &[u8]) -> Option<Body> {
     Some(Body::Bytes(bytes.to_vec(), "application/vnd.ipld.car"))
 }
 
+fn body(value: Value) -> Option<Body> {
+    Some(Body::Json(value))
+}
+
+async fn handle_of(pds: &TestPds, did: &str) -> Option<String> {
+    let account = pds.state.accounts().get_account(AccountRef::Did(did)).await;
+    account.unwrap().unwrap().handle
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_and_account_permissions() {
     let pds = TestPds::start().await;
     let (did, _) = pds.seed_account("carol.test", PASSWORD).await;
     let repo = export(&pds, did.as_str()).await;
+    let confirm = || body(json!({"email": "carol-test@example.com", "token": "ABCDE-12345"}));
 
     // transition:generic is an app password's reach: no identity or account changes.
-    let (client, access) = signed_in(&pds, "carol.test", "atproto transition:generic").await;
+    let generic = Session::new(&pds, "carol.test", "atproto transition:generic").await;
     let refusals: [(&str, Option<Body>, &str); 7] = [
         (
             "com.atproto.identity.updateHandle",
-            Some(Body::Json(json!({"handle": "carol2.test"}))),
+            body(json!({"handle": "carol2.test"})),
             "identity:handle",
         ),
         (
@@ -81,12 +104,12 @@ async fn identity_and_account_permissions() {
         ),
         (
             "com.atproto.identity.signPlcOperation",
-            Some(Body::Json(json!({"token": "ABCDE-12345"}))),
+            body(json!({"token": "ABCDE-12345"})),
             "identity:*",
         ),
         (
             "com.atproto.identity.submitPlcOperation",
-            Some(Body::Json(json!({"operation": {}}))),
+            body(json!({"operation": {}})),
             "identity:*",
         ),
         (
@@ -96,9 +119,7 @@ async fn identity_and_account_permissions() {
         ),
         (
             "com.atproto.server.confirmEmail",
-            Some(Body::Json(
-                json!({"email": "carol-test@example.com", "token": "ABCDE-12345"}),
-            )),
+            confirm(),
             "account:email?action=manage",
         ),
         (
@@ -107,139 +128,105 @@ async fn identity_and_account_permissions() {
             "account:repo?action=manage",
         ),
     ];
-    for (method, body, scope) in refusals {
-        let answer = post(&client, &access, method, body).await;
-        assert_missing(&answer, scope, method);
+    for (method, input, scope) in refusals {
+        generic.missing(method, input, scope).await;
     }
     // Methods an OAuth token may never call, whatever it was granted.
-    let (client, all) = signed_in(
+    let everything = Session::new(
         &pds,
         "carol.test",
         "atproto transition:generic identity:* account:email?action=manage \
          account:repo?action=manage",
     )
     .await;
-    for (method, body) in [
-        (
-            "com.atproto.server.deactivateAccount",
-            Some(Body::Json(json!({}))),
-        ),
+    for (method, input) in [
+        ("com.atproto.server.deactivateAccount", body(json!({}))),
         ("com.atproto.server.activateAccount", None),
         ("com.atproto.server.requestEmailUpdate", None),
         (
             "com.atproto.server.updateEmail",
-            Some(Body::Json(json!({"email": "new@example.com"}))),
+            body(json!({"email": "new@example.com"})),
         ),
         (
             "com.atproto.server.createAppPassword",
-            Some(Body::Json(json!({"name": "sneaky"}))),
+            body(json!({"name": "sneaky"})),
         ),
         ("com.atproto.server.requestAccountDelete", None),
     ] {
-        let answer = post(&client, &all, method, body).await;
+        let answer = everything.post(method, input).await;
         assert_eq!(answer.status, 403, "{method}: {}", answer.text);
         assert_eq!(answer.json()["error"], "InvalidToken", "{method}");
     }
-    let account = pds
-        .state
-        .accounts()
-        .get_account(AccountRef::Did(did.as_str()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(account.handle.as_deref(), Some("carol.test"));
-    assert!(account.deactivated_at.is_none());
+    assert_eq!(
+        handle_of(&pds, did.as_str()).await.as_deref(),
+        Some("carol.test")
+    );
+    assert_eq!(
+        pds.state
+            .accounts()
+            .account_status(did.as_str())
+            .await
+            .unwrap(),
+        rookery::accounts::AccountStatus::Active
+    );
 
     // identity:handle and account:email?action=manage: those two, and no more.
-    let (client, access) = signed_in(
+    let scoped = Session::new(
         &pds,
         "carol.test",
         "atproto identity:handle account:email?action=manage",
     )
     .await;
-    let answer = post(
-        &client,
-        &access,
-        "com.atproto.identity.updateHandle",
-        Some(Body::Json(json!({"handle": "carol2.test"}))),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    let account = pds
-        .state
-        .accounts()
-        .get_account(AccountRef::Did(did.as_str()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(account.handle.as_deref(), Some("carol2.test"));
-    let answer = post(
-        &client,
-        &access,
-        "com.atproto.server.requestEmailConfirmation",
-        None,
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    let answer = post(
-        &client,
-        &access,
-        "com.atproto.identity.requestPlcOperationSignature",
-        None,
-    )
-    .await;
-    assert_missing(&answer, "identity:*", "requestPlcOperationSignature");
-    let answer = post(&client, &access, "com.atproto.repo.importRepo", car(&repo)).await;
-    assert_missing(&answer, "account:repo?action=manage", "importRepo");
+    let handle = |h: &str| body(json!({ "handle": h }));
+    scoped
+        .ok("com.atproto.identity.updateHandle", handle("carol2.test"))
+        .await;
+    assert_eq!(
+        handle_of(&pds, did.as_str()).await.as_deref(),
+        Some("carol2.test")
+    );
+    scoped
+        .ok("com.atproto.server.requestEmailConfirmation", None)
+        .await;
+    scoped
+        .missing(
+            "com.atproto.identity.requestPlcOperationSignature",
+            None,
+            "identity:*",
+        )
+        .await;
+    scoped
+        .missing(
+            "com.atproto.repo.importRepo",
+            car(&repo),
+            "account:repo?action=manage",
+        )
+        .await;
 
-    // identity:* and account:repo?action=manage.
-    let (client, access) = signed_in(
+    // identity:* (which covers the handle) and account:repo?action=manage.
+    let scoped = Session::new(
         &pds,
         "carol2.test",
         "atproto identity:* account:repo?action=manage",
     )
     .await;
-    let answer = post(
-        &client,
-        &access,
-        "com.atproto.identity.requestPlcOperationSignature",
-        None,
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    let answer = post(
-        &client,
-        &access,
-        "com.atproto.identity.updateHandle",
-        Some(Body::Json(json!({"handle": "carol3.test"}))),
-    )
-    .await;
-    assert_eq!(
-        answer.status, 200,
-        "identity:* covers the handle: {}",
-        answer.text
-    );
+    scoped
+        .ok("com.atproto.identity.requestPlcOperationSignature", None)
+        .await;
+    scoped
+        .ok("com.atproto.identity.updateHandle", handle("carol3.test"))
+        .await;
     let current = export(&pds, did.as_str()).await;
-    let answer = post(
-        &client,
-        &access,
-        "com.atproto.repo.importRepo",
-        car(&current),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    let answer = post(
-        &client,
-        &access,
-        "com.atproto.server.requestEmailConfirmation",
-        None,
-    )
-    .await;
-    assert_missing(
-        &answer,
-        "account:email?action=manage",
-        "requestEmailConfirmation",
-    );
+    scoped
+        .ok("com.atproto.repo.importRepo", car(&current))
+        .await;
+    scoped
+        .missing(
+            "com.atproto.server.requestEmailConfirmation",
+            None,
+            "account:email?action=manage",
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,34 +240,30 @@ async fn rpc_permissions_on_proxied_calls_and_preferences() {
     })
     .await;
     pds.seed_account("dave.test", PASSWORD).await;
-    let scope = "atproto \
-        rpc:app.bsky.feed.getTimeline?aud=did:web:appview.test%23bsky_appview \
-        rpc:app.bsky.actor.getPreferences?aud=did:web:appview.test%23bsky_appview";
-    let (client, access) = signed_in(&pds, "dave.test", scope).await;
+    let scoped = Session::new(
+        &pds,
+        "dave.test",
+        "atproto \
+         rpc:app.bsky.feed.getTimeline?aud=did:web:appview.test%23bsky_appview \
+         rpc:app.bsky.actor.getPreferences?aud=did:web:appview.test%23bsky_appview",
+    )
+    .await;
+    let missing = |lxm: &str| format!("rpc:{lxm}?aud={APPVIEW_DID}#bsky_appview");
 
-    let answer = get(&client, &access, "/xrpc/app.bsky.feed.getTimeline?limit=5").await;
+    let answer = scoped
+        .call("GET", "/xrpc/app.bsky.feed.getTimeline?limit=5", None)
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.text, TIMELINE_BODY);
     assert_eq!(appview.seen().len(), 1);
-    // Another method, or the same one on another audience: refused before any upstream call.
-    let answer = get(&client, &access, "/xrpc/app.bsky.feed.getLikes?uri=at://x").await;
-    assert_missing(
-        &answer,
-        "rpc:app.bsky.feed.getLikes?aud=did:web:appview.test#bsky_appview",
-        "getLikes",
-    );
-    let answer = post(
-        &client,
-        &access,
-        "app.bsky.unspecced.echo",
-        Some(Body::Json(json!({"hello": "world"}))),
-    )
-    .await;
-    assert_missing(
-        &answer,
-        "rpc:app.bsky.unspecced.echo?aud=did:web:appview.test#bsky_appview",
-        "echo",
-    );
+    // Other methods: refused before any upstream call.
+    let answer = scoped
+        .call("GET", "/xrpc/app.bsky.feed.getLikes?uri=at://x", None)
+        .await;
+    assert_missing(&answer, &missing("app.bsky.feed.getLikes"), "getLikes");
+    let echo = || body(json!({"hello": "world"}));
+    let lxm = "app.bsky.unspecced.echo";
+    scoped.missing(lxm, echo(), &missing(lxm)).await;
     assert_eq!(
         appview.seen().len(),
         1,
@@ -288,43 +271,23 @@ async fn rpc_permissions_on_proxied_calls_and_preferences() {
     );
 
     // The preferences are answered here, but checked as the AppView call they stand for.
-    let answer = get(&client, &access, "/xrpc/app.bsky.actor.getPreferences").await;
+    let answer = scoped
+        .call("GET", "/xrpc/app.bsky.actor.getPreferences", None)
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.json(), json!({"preferences": []}));
-    let prefs: Value = json!({"preferences": [
-        {"$type": "app.bsky.actor.defs#adultContentPref", "enabled": false}
-    ]});
-    let answer = post(
-        &client,
-        &access,
-        "app.bsky.actor.putPreferences",
-        Some(Body::Json(prefs.clone())),
-    )
-    .await;
-    assert_missing(
-        &answer,
-        "rpc:app.bsky.actor.putPreferences?aud=did:web:appview.test#bsky_appview",
-        "putPreferences",
-    );
+    let prefs = || {
+        body(json!({"preferences": [
+            {"$type": "app.bsky.actor.defs#adultContentPref", "enabled": false}
+        ]}))
+    };
+    let lxm = "app.bsky.actor.putPreferences";
+    scoped.missing(lxm, prefs(), &missing(lxm)).await;
 
     // transition:generic reaches every non-chat method.
-    let (client, generic) = signed_in(&pds, "dave.test", "atproto transition:generic").await;
-    let answer = post(
-        &client,
-        &generic,
-        "app.bsky.actor.putPreferences",
-        Some(Body::Json(prefs)),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
-    let answer = post(
-        &client,
-        &generic,
-        "app.bsky.unspecced.echo",
-        Some(Body::Json(json!({"hello": "world"}))),
-    )
-    .await;
-    assert_eq!(answer.status, 200, "{}", answer.text);
+    let generic = Session::new(&pds, "dave.test", "atproto transition:generic").await;
+    generic.ok("app.bsky.actor.putPreferences", prefs()).await;
+    generic.ok("app.bsky.unspecced.echo", echo()).await;
     assert_eq!(appview.seen().len(), 2);
 }
 
