@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::accounts::{AccountRef, EmailTokenPurpose};
 use crate::actor::{ImportError, ImportReport};
+use crate::crypto::PublicKey;
 use crate::identity::plc::{self as plc_op, SignedOp, UnsignedOp};
 use crate::identity::resolver::ResolveError;
 use crate::repo::car::Limits;
@@ -343,8 +344,7 @@ impl MigrationService<'_> {
 
     /// Imports the CAR file at `path` into `did`'s repository (see [`Self::import_repo`]).
     pub async fn import_file(&self, did: &Did, path: &Path) -> Result<ImportReport, Error> {
-        let doc = self.state.resolver().resolve_did_fresh(did).await?;
-        let key = doc.signing_key().map_err(|_| Error::NoSigningKey)?;
+        let keys = self.repo_keys(did).await?;
         let limits = Limits {
             max_total_len: Some(self.state.config().import_repo_limit),
             ..Limits::default()
@@ -352,7 +352,33 @@ impl MigrationService<'_> {
         Ok(self
             .state
             .repo()
-            .import_repo(did, path, &key, &self.import_dir(), limits)
+            .import_repo(did, path, &keys, &self.import_dir(), limits)
             .await?)
+    }
+
+    /// The keys an imported repository's commit may be signed with: the DID document's
+    /// signing key and, for did:plc, every `atproto` key of its operation log. So a CAR
+    /// exported from the old host still imports after the PLC operation that names this
+    /// server's key (a retried or resumed migration), as with the reference, which does not
+    /// check the signature at all.
+    async fn repo_keys(&self, did: &Did) -> Result<Vec<PublicKey>, Error> {
+        let doc = self.state.resolver().resolve_did_fresh(did).await?;
+        let mut keys = vec![doc.signing_key().map_err(|_| Error::NoSigningKey)?];
+        if did.as_str().starts_with("did:plc:") {
+            let log = self.state.resolver().plc().get_log(did).await?;
+            for op in log {
+                let key = match &op.op {
+                    UnsignedOp::Plc(fields) => fields.signing_key(),
+                    UnsignedOp::LegacyCreate(create) => Some(create.signing_key.as_str()),
+                    UnsignedOp::Tombstone(_) => None,
+                };
+                if let Some(Ok(key)) = key.map(PublicKey::from_did_key)
+                    && !keys.contains(&key)
+                {
+                    keys.push(key);
+                }
+            }
+        }
+        Ok(keys)
     }
 }

@@ -5,8 +5,8 @@
 //! two passes over a *staging* database, a throwaway actor store beside the data:
 //! 1. every block is read with its hash checked ([`CarReader`]) and written to the staging
 //!    store in batches;
-//! 2. the commit is checked (one root, the account's DID, signed by the key the DID document
-//!    names) and its tree walked in key order ([`LeafScan`], which keeps no node it passed),
+//! 2. the commit is checked (one root, the account's DID, signed by a key the DID document
+//!    names or named) and its tree walked in key order ([`LeafScan`], which keeps no node it passed),
 //!    every node and record checked; the reachable blocks, the records index and the records'
 //!    blob references go into the staging store.
 //!
@@ -261,7 +261,7 @@ async fn index_leaves(
 
 impl ActorRepo {
     /// Replaces `did`'s repository with the one in the CAR file `car_path`, whose commit must
-    /// be for `did` and signed by `key` (the DID document's signing key). `staging_dir` holds
+    /// be for `did` and signed by one of `keys` (the DID's signing keys). `staging_dir` holds
     /// the temporary database (on the data volume: it grows to about the CAR's size).
     ///
     /// The account must have a store here. On any error the previous repository is intact.
@@ -269,7 +269,7 @@ impl ActorRepo {
         &self,
         did: &Did,
         car_path: &Path,
-        key: &PublicKey,
+        keys: &[PublicKey],
         staging_dir: &Path,
         limits: Limits,
     ) -> Result<ImportReport, Error> {
@@ -287,7 +287,7 @@ impl ActorRepo {
         let name = format!("{}.sqlite", did.as_str().replace([':', '/', '%'], "_"));
         let staging = Staging::open(staging_dir.join(name)).await?;
         let result = self
-            .import_staged(did, car_path, key, &staging, limits)
+            .import_staged(did, car_path, keys, &staging, limits)
             .await;
         staging.close().await;
         result
@@ -297,7 +297,7 @@ impl ActorRepo {
         &self,
         did: &Did,
         car_path: &Path,
-        key: &PublicKey,
+        keys: &[PublicKey],
         staging: &Staging,
         limits: Limits,
     ) -> Result<ImportReport, Error> {
@@ -337,7 +337,9 @@ impl ActorRepo {
                 found: commit.did().to_owned(),
             });
         }
-        commit.verify(key).map_err(|_| Error::BadSignature)?;
+        if !keys.iter().any(|key| commit.verify(key).is_ok()) {
+            return Err(Error::BadSignature);
+        }
         let rev = commit.rev().unwrap_or_default().to_owned();
         if rev.parse::<Tid>().is_err() {
             return Err(Error::BadRev(rev));

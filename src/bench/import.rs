@@ -167,7 +167,7 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         .import_repo(
             &did,
             &car_path,
-            &key.public_key(),
+            &[key.public_key()],
             &dir.path().join("staging"),
             Limits::default(),
         )

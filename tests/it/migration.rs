@@ -349,6 +349,16 @@ async fn an_account_moves_between_two_servers() {
     let doc = new.state.resolver().resolve_did_fresh(&did).await.unwrap();
     assert_eq!(doc.pds_endpoint(), Some(new.url().as_str()));
     assert_eq!(doc.signing_key().unwrap(), new.signing_key(&did).await);
+    // A retried import after the PLC update: the document now names the new host's key, but
+    // the old host's commit still imports, its key being in the DID's operation log.
+    let (status, out) = raw_post(
+        &new,
+        "com.atproto.repo.importRepo",
+        car.clone(),
+        &new_access,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
 
     // 6. Switch over.
     let (status, out) = post(

@@ -89,7 +89,7 @@ async fn import(
         .import_repo(
             did,
             &file,
-            &key.public_key(),
+            &[key.public_key()],
             &env.dir.path().join("staging"),
             Limits::default(),
         )
