@@ -119,12 +119,16 @@ pub(super) async fn run(index: Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Job>
 }
 
 impl HubIndex {
-    /// Waits until every index update queued so far is applied.
+    /// Waits until every index update queued so far is applied (or the indexer task is
+    /// gone, so a reader never hangs on it).
     pub async fn caught_up(&self) {
-        let target = self.0.indexer.queued.load(Ordering::Acquire);
-        let mut done = self.0.indexer.done.subscribe();
-        // The sender lives as long as `self`: waiting cannot fail.
-        let _ = done.wait_for(|done| *done >= target).await;
+        let indexer = &self.0.indexer;
+        let target = indexer.queued.load(Ordering::Acquire);
+        let mut done = indexer.done.subscribe();
+        tokio::select! {
+            _ = done.wait_for(|done| *done >= target) => {}
+            () = indexer.tx.closed() => {}
+        }
     }
 
     /// For crash tests: until the guard is dropped, queued index updates are lost as if
