@@ -9,6 +9,7 @@
 
 mod blobs;
 mod heads;
+pub mod hooks;
 mod import;
 mod keyfile;
 mod locks;
@@ -32,8 +33,8 @@ pub use repo::{
     WriteResult,
 };
 pub use stores::{
-    ACTORS_DIR, ActorHandle, ActorStores, CacheCounts, POOL_CONNECTIONS, POOL_IDLE_TIMEOUT,
-    STORE_FILE,
+    ACTORS_DIR, ActorHandle, ActorStores, CacheCounts, DEFAULT_CAPACITY, POOL_CONNECTIONS,
+    POOL_IDLE_TIMEOUT, STORE_FILE,
 };
 
 /// What a compare-and-swap expected and what it found.
@@ -119,6 +120,10 @@ pub enum Error {
     BlobTakendown(Cid),
     #[error(transparent)]
     Blobs(#[from] crate::blobs::Error),
+    /// A commit hook refused the write (see [`hooks`]); the XRPC layer maps the refusals it
+    /// knows.
+    #[error(transparent)]
+    Refused(hooks::Refusal),
 }
 
 impl Error {

@@ -8,6 +8,7 @@ use cid::Cid;
 
 use super::blobs::{BlobHooks, BlobPlan};
 use super::heads;
+use super::hooks::{CommitHook, CommitHooks};
 use super::locks::KeyedLocks;
 use super::stores::{ActorHandle, ActorStores, CachedRepo};
 use super::{Error, Result, SwapMismatch};
@@ -99,6 +100,8 @@ struct Inner {
     heads: Option<AccountDb>,
     /// Commits and record writes made by [`ActorRepo::apply_writes`] (for the metrics).
     counts: [AtomicU64; 4],
+    /// Features told about each write ([`ActorRepo::register_hook`]).
+    hooks: CommitHooks,
 }
 
 /// Commits and record writes since start-up; see [`ActorRepo::write_counts`].
@@ -138,7 +141,14 @@ impl ActorRepo {
             writers: KeyedLocks::default(),
             heads,
             counts: Default::default(),
+            hooks: CommitHooks::default(),
         }))
+    }
+
+    /// Registers `hook` to be told about every later [`apply_writes`](Self::apply_writes)
+    /// whose writes it concerns (see [`super::hooks`]).
+    pub fn register_hook(&self, hook: Arc<dyn CommitHook>) {
+        self.0.hooks.register(hook);
     }
 
     /// A service that also keeps `accounts`' copy of every repository head up to date (and
@@ -292,7 +302,22 @@ impl ActorRepo {
     /// Nothing is written when any check fails. Once the commit is durable the call
     /// succeeds: if handing its event to the sequencer fails, the event stays in the outbox
     /// and is moved by the account's next write or at start-up ([`ActorRepo::recover`]).
+    ///
+    /// The registered hooks the writes concern run before the commit (and may refuse it
+    /// with [`Error::Refused`]) and after it.
     pub async fn apply_writes(
+        &self,
+        did: &Did,
+        writes: Vec<RecordWrite>,
+        swap_commit: Option<Cid>,
+    ) -> Result<CommitResult> {
+        let prepared = self.0.hooks.before(self, did, &writes).await?;
+        let result = self.apply_unhooked(did, writes, swap_commit).await;
+        CommitHooks::after(self, did, prepared, result.is_ok());
+        result
+    }
+
+    async fn apply_unhooked(
         &self,
         did: &Did,
         writes: Vec<RecordWrite>,

@@ -11,7 +11,9 @@
 //! 2. createRecord, [`Options::accounts`] connections, one account each;
 //! 3. getRecord of random records written in 1–2, 16 connections;
 //! 4. listRecords limit=100 from random cursors of the small repo, 8 connections;
-//! 5. getRepo of the small repo, then of the big one, one connection.
+//! 5. getRepo of the small repo, then of the big one, one connection;
+//! 6. [`Options::touch_accounts`] accounts created, then one createRecord on each in a row
+//!    (see [`accounts`]): the memory of many actor stores opened one after another.
 //!
 //! Every phase is bounded by a request count and [`Options::phase_limit`]. Each prints its
 //! rate, p50/p99 latency and the server's peak resident set during the phase (`VmHWM` of the
@@ -34,6 +36,9 @@ use super::spawned::{Memory, SpawnedServer, load_average, reset_peak};
 use super::{Error, Latency, Machine, grouped, per_second};
 use crate::actor::MAX_WRITES;
 use crate::syntax::Did;
+
+mod accounts;
+pub use accounts::AfterTouch;
 
 const COLLECTION: &str = "app.bsky.feed.post";
 
@@ -58,6 +63,10 @@ pub struct Options {
     pub repo_runs: usize,
     /// Longest each phase may run.
     pub phase_limit: Duration,
+    /// Accounts created and then written to once each, in a row; 0 skips.
+    pub touch_accounts: usize,
+    /// Longest each of the two many-accounts phases may run.
+    pub touch_limit: Duration,
     /// The `rookery` binary to run as the server; default: this executable.
     pub binary: Option<PathBuf>,
     /// Parent of the working directory; default: the system temp directory.
@@ -76,6 +85,8 @@ impl Default for Options {
             big_repo: 100_000,
             repo_runs: 5,
             phase_limit: Duration::from_secs(20),
+            touch_accounts: 200,
+            touch_limit: Duration::from_secs(600),
             binary: None,
             dir: None,
         }
@@ -123,6 +134,10 @@ pub struct Report {
     /// The server's memory right after start, before any request.
     pub idle: Option<Memory>,
     pub phases: Vec<Phase>,
+    /// Open stores and threads after the many-accounts phase, if it ran.
+    pub after_touch: Option<AfterTouch>,
+    /// The server's resident set at the end, after every phase.
+    pub end: Option<Memory>,
 }
 
 /// An account of the spawned server.
@@ -150,21 +165,28 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
     };
     let dir = WorkDir::create(opts.dir.as_deref(), "load")?;
     let load_before = load_average();
-    let env = [("PDS_INVITE_REQUIRED", "false".to_owned())];
+    let env = [
+        ("PDS_INVITE_REQUIRED", "false".to_owned()),
+        ("PDS_ADMIN_PASSWORD", accounts::ADMIN_PASSWORD.to_owned()),
+    ];
     let server = SpawnedServer::start(&binary, &dir.path().join("data"), &env)?;
     let idle = Memory::of(server.pid());
     let started = Instant::now();
     let result = match seed(opts, server.url()).await {
         Ok(seeded) => {
             let seed_elapsed = started.elapsed();
-            phases(opts, &server, &seeded)
-                .await
-                .map(|phases| (seed_elapsed, phases))
+            match phases(opts, &server, &seeded).await {
+                Ok(mut phases) => accounts::phases(opts, &server).await.map(|(more, after)| {
+                    phases.extend(more);
+                    (seed_elapsed, phases, after, Memory::of(server.pid()))
+                }),
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     };
     server.kill();
-    let (seed_elapsed, phases) = result?;
+    let (seed_elapsed, phases, after_touch, end) = result?;
     Ok(Report {
         machine: Machine::current(),
         load_before,
@@ -172,6 +194,8 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
         seed_elapsed,
         idle,
         phases,
+        after_touch,
+        end,
     })
 }
 
@@ -628,6 +652,19 @@ impl fmt::Display for Report {
                 memory
             )?;
         }
-        writeln!(f, "server peak RSS over all phases: {:.1} MB", mb(peak))
+        writeln!(f, "server peak RSS over all phases: {:.1} MB", mb(peak))?;
+        if let Some(after) = self.after_touch {
+            let show = |v: Option<u64>| v.map_or("?".into(), |v| v.to_string());
+            writeln!(
+                f,
+                "after the many-accounts phase: {} actor stores open, {} server threads",
+                show(after.open_stores),
+                show(after.threads)
+            )?;
+        }
+        if let Some(end) = self.end {
+            writeln!(f, "server RSS at the end: {:.1} MB", mb(end.rss_kib))?;
+        }
+        Ok(())
     }
 }

@@ -55,8 +55,8 @@ pub const DEFAULT_BLOB_GRACE_PERIOD: Duration = Duration::from_secs(6 * 60 * 60)
 /// Shortest `ROOKERY_BLOB_GRACE_PERIOD_MS` accepted from the environment: one minute, so an
 /// upload is always tracked long before it could be collected.
 pub const MIN_BLOB_GRACE_PERIOD: Duration = Duration::from_secs(60);
-/// Default `ROOKERY_ACTOR_STORE_CACHE_SIZE`.
-pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = 1000;
+/// Default `ROOKERY_ACTOR_STORE_CACHE_SIZE` (sized with the other actor-store figures).
+pub const DEFAULT_ACTOR_STORE_CACHE_SIZE: usize = crate::actor::DEFAULT_CAPACITY;
 /// Default `PDS_REPO_BACKFILL_LIMIT_MS`: one day, as the reference.
 pub const DEFAULT_REPO_BACKFILL_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// Default `PDS_MAX_SUBSCRIPTION_BUFFER`: 500 frames, as the reference.
@@ -134,7 +134,8 @@ pub struct Config {
     /// `21600000` (six hours); at least `60000`.
     pub blob_grace_period: Duration,
     /// `ROOKERY_ACTOR_STORE_CACHE_SIZE` — how many per-account SQLite stores stay open (the
-    /// bound of their LRU). Default `1000`; at least 1.
+    /// bound of their LRU). Default `48` (about 0.8 MB each; see `crate::actor::stores`);
+    /// at least 1.
     pub actor_store_cache_size: usize,
     /// `PDS_DID_PLC_URL` — the PLC directory. `None` runs the embedded directory (see
     /// [`crate::plc_directory`]) in-process, mounted at `{public_url}/plc` and stored in

@@ -1,15 +1,13 @@
-//! Keeping the index in step with the repositories: the write wrapper of the XRPC write
-//! routes, per-account and full reindexing, and start-up repair.
+//! Keeping the index in step with the repositories: the hook's two steps around a commit
+//! (see [`super::hook`]), per-account and full reindexing, and start-up repair.
 
 use std::collections::{BTreeMap, BTreeSet};
-
-use cid::Cid;
 
 use super::moderators::moderator_set;
 use super::records::{self, CASE, PLUGIN, REVIEW, Review, Submission};
 use super::store::{self, Kind, Located};
 use super::{CASE_CREATES_PER_HOUR, Error, HubIndex, PLUGIN_CREATES_PER_HOUR, Result, now_secs};
-use crate::actor::{ActorRepo, CommitResult, RecordWrite};
+use crate::actor::{ActorRepo, RecordWrite};
 use crate::repo::cbor::Ipld;
 use crate::repo::repository::Write;
 use crate::syntax::{Did, Nsid, RecordKey};
@@ -17,84 +15,15 @@ use crate::syntax::{Did, Nsid, RecordKey};
 /// Seconds in the window of the creation limits.
 const HOUR: i64 = 3600;
 
-/// Why a write through [`apply_writes`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// The repository refused or failed the commit.
-    #[error(transparent)]
-    Repo(#[from] crate::actor::Error),
-    /// A hub rule or limit refused it before the commit ([`Error::Invalid`],
-    /// [`Error::RateLimited`]), or the index failed before the commit.
-    #[error(transparent)]
-    Hub(#[from] Error),
-}
-
-/// Commits `writes` to `did`'s repository like [`ActorRepo::apply_writes`], with the hub's
-/// part around it when a write touches a hub collection: the hub rules and creation limits
-/// are checked first, the account is marked pending, and after the commit the touched
-/// records are indexed and the mark cleared. A failure to index after a durable commit is
-/// logged, not returned (the mark stays; start-up repairs it).
-pub async fn apply_writes(
-    repo: &ActorRepo,
-    hub: &HubIndex,
-    did: &Did,
-    writes: Vec<RecordWrite>,
-    swap_commit: Option<Cid>,
-) -> Result<CommitResult, WriteError> {
-    let touched = touched(&writes);
-    if touched.is_empty() {
-        return Ok(repo.apply_writes(did, writes, swap_commit).await?);
-    }
-    for w in &writes {
-        if let Write::Create {
-            collection,
-            rkey,
-            record,
-        }
-        | Write::Update {
-            collection,
-            rkey,
-            record,
-        } = &w.write
-        {
-            records::check_write(collection.as_str(), rkey.as_str(), record)
-                .map_err(Error::Invalid)?;
-        }
-    }
-    let logged = hub.before_commit(did, &writes).await?;
-    let result = repo.apply_writes(did, writes, swap_commit).await;
-    if result.is_err() && !logged.is_empty() {
-        let mut conn = hub.pool().acquire().await.map_err(Error::from)?;
-        store::unlog_creations(&mut conn, &logged).await?;
-    }
-    if let Err(e) = hub.sync_records(repo, did, &touched).await {
-        tracing::error!(%did, error = %e, "hub index update failed; repaired at next start-up");
-    }
-    Ok(result?)
-}
-
-/// The hub records `writes` touch: (collection, rkey).
-fn touched(writes: &[RecordWrite]) -> Vec<(Nsid, RecordKey)> {
-    writes
-        .iter()
-        .filter_map(|w| {
-            let (Write::Create {
-                collection, rkey, ..
-            }
-            | Write::Update {
-                collection, rkey, ..
-            }
-            | Write::Delete { collection, rkey }) = &w.write;
-            records::is_hub_collection(collection.as_str())
-                .then(|| (collection.clone(), rkey.clone()))
-        })
-        .collect()
-}
-
 impl HubIndex {
     /// Checks and logs the creation limits (when enabled) and marks the account pending.
-    /// Returns the create-log rows added, to take back if the commit fails.
-    async fn before_commit(&self, did: &Did, writes: &[RecordWrite]) -> Result<Vec<i64>> {
+    /// Returns the create-log rows added, to take back if the commit fails. The write is
+    /// counted in flight until the indexer has handled it.
+    pub(super) async fn before_commit(
+        &self,
+        did: &Did,
+        writes: &[RecordWrite],
+    ) -> Result<Vec<i64>> {
         let _guard = self.0.write_lock.lock().await;
         let now = now_secs();
         let mut tx = self.pool().begin_with("BEGIN IMMEDIATE").await?;
@@ -138,18 +67,24 @@ impl HubIndex {
         }
         store::mark_pending(&mut tx, did.as_str(), now).await?;
         tx.commit().await?;
+        self.0.indexer.enter(did.as_str());
         Ok(logged)
     }
 
     /// Brings the index entries of `touched` records of `did` to the repository's current
-    /// state, then clears the account's pending mark.
-    async fn sync_records(
+    /// state for `writes` writes of it, and clears the account's pending mark unless other
+    /// writes of it are still in flight. On failure the mark stays (start-up repairs it).
+    pub(super) async fn sync_records(
         &self,
         repo: &ActorRepo,
         did: &Did,
         touched: &[(Nsid, RecordKey)],
+        writes: usize,
     ) -> Result<()> {
         let _guard = self.0.write_lock.lock().await;
+        // Under the lock no write of the account enters (`before_commit`), so this count
+        // stays right until the transaction commits.
+        let idle = self.0.indexer.leave(did.as_str(), writes);
         // Read first (the repository), then write the index in one transaction.
         let mut current = Vec::with_capacity(touched.len());
         for (collection, rkey) in touched {
@@ -190,7 +125,9 @@ impl HubIndex {
                 store::recompute_status(&mut tx, subject, &mods).await?;
             }
         }
-        store::clear_pending(&mut tx, did.as_str()).await?;
+        if idle {
+            store::clear_pending(&mut tx, did.as_str()).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

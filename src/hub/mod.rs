@@ -4,12 +4,14 @@
 //!
 //! - [`records`]: the rules the lexicons cannot express (slug record keys, GitHub URLs) and
 //!   what the index keeps of each record.
-//! - [`HubIndex`]: the index database. It is derived from the repositories: [`commit`]
-//!   wraps every XRPC repository write, and indexes the hub records it touched right after
-//!   the commit. Before such a commit the account is marked in `hub_pending`; the mark is
-//!   cleared once the index caught up, so a crash between the commit and the index update
-//!   leaves it behind and the next start-up reindexes that account from its repository
-//!   ([`HubIndex::repair`]). `rookery reindex` rebuilds everything ([`HubIndex::reindex_all`]).
+//! - [`HubIndex`]: the index database. It is derived from the repositories: the hub
+//!   registers a commit hook ([`HubIndex::commit_hook`], see [`hook`]) with the repository
+//!   writer, which checks hub writes and marks the account in `hub_pending` before the
+//!   commit, and after it queues the touched records for an indexer task, off the
+//!   acknowledgement's path. The mark is cleared once the index caught up, so a crash
+//!   between the commit and the index update leaves it behind and the next start-up
+//!   reindexes that account from its repository ([`HubIndex::repair`]). `rookery reindex`
+//!   rebuilds everything ([`HubIndex::reindex_all`]).
 //! - Moderation: a submission's status is decided by the latest review written by a
 //!   current moderator (`hub_status`, recomputed when reviews or moderators change).
 //!   Handles and account status come from the account database, attached to every index
@@ -17,6 +19,7 @@
 //!   at query time without hooks in the account code.
 
 mod commit;
+mod hook;
 mod moderators;
 mod query;
 pub mod records;
@@ -30,7 +33,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use commit::{WriteError, apply_writes};
+pub use hook::LostUpdates;
 pub use moderators::{Moderator, ModeratorSource};
 pub use query::{
     Author, CaseView, CategoryCount, DayCount, ListOptions, Page, PluginView, Sort, Stats,
@@ -102,6 +105,8 @@ struct Inner {
     /// Serialises index updates: each reads the repository's current state and writes it,
     /// so the last update to run leaves the index at the latest commit.
     write_lock: tokio::sync::Mutex<()>,
+    /// The queue of index updates behind the commit hook.
+    indexer: hook::Indexer,
 }
 
 impl HubIndex {
@@ -114,14 +119,19 @@ impl HubIndex {
         let data = &config.data_directory;
         let accounts = data.join(crate::accounts::ACCOUNT_DB_FILE);
         let pool = open_pool(&data.join(DATABASE_FILE), &accounts).await?;
-        Ok(HubIndex(Arc::new(Inner {
+        let (indexer, queue) = hook::Indexer::new();
+        let hub = HubIndex(Arc::new(Inner {
             pool,
             catalog,
             config_moderators: config.hub_moderators.clone(),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             rate_limits: config.hub_rate_limits,
             write_lock: tokio::sync::Mutex::new(()),
-        })))
+            indexer,
+        }));
+        // Ends when the last handle of the index is dropped.
+        tokio::spawn(hook::run(Arc::downgrade(&hub.0), queue));
+        Ok(hub)
     }
 
     pub fn pool(&self) -> &SqlitePool {

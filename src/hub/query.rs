@@ -328,6 +328,7 @@ fn push_text_filter(qb: &mut QueryBuilder<Sqlite>, kind: Kind, q: &str) {
 impl HubIndex {
     async fn list(&self, kind: Kind, opts: &ListOptions) -> Result<(Vec<Row_>, Option<String>)> {
         let (keys, desc) = sort_keys(kind, opts.sort)?;
+        self.caught_up().await;
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(select(kind));
         qb.push(" AND p.status = ");
         qb.push_bind(opts.status.as_str());
@@ -370,6 +371,7 @@ impl HubIndex {
     }
 
     async fn get(&self, kind: Kind, uri: &str, viewer: &Viewer) -> Result<Option<Row_>> {
+        self.caught_up().await;
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(select(kind));
         qb.push(" AND p.uri = ");
         qb.push_bind(uri.to_owned());
@@ -464,6 +466,7 @@ impl HubIndex {
     /// Totals per category of approved, visible submissions; with `plugin`, its downloads
     /// per day since `since_day` (`YYYY-MM-DD`).
     pub async fn stats(&self, plugin: Option<&str>, since_day: &str) -> Result<Stats> {
+        self.caught_up().await;
         let mut conn = self.pool().acquire().await?;
         let mut categories = Vec::new();
         for table in ["hub_plugin", "hub_case"] {

@@ -244,6 +244,7 @@ impl AppState {
         let proxy = ProxyContext::new(ProxyConfig::from_config(&config), resolver.clone())?;
         let catalog = Arc::new(Catalog::builtin()?);
         let hub = HubIndex::open(&config, catalog.clone()).await?;
+        repo.register_hook(hub.commit_hook());
         let repaired = hub.repair(&repo).await?;
         tracing::debug!(repaired, "hub index repair");
         let session = SessionSigner::new(

@@ -243,15 +243,10 @@ pub(super) async fn review(
             rkey,
             record: prepared.value,
         };
-        hub::apply_writes(state.repo(), state.hub(), &did, vec![write.into()], None)
-            .await
-            .map_err(|err| match err {
-                hub::WriteError::Repo(e) => XrpcError::from(e),
-                hub::WriteError::Hub(hub::Error::RateLimited { message, .. }) => {
-                    XrpcError::rate_limit_exceeded(message)
-                }
-                hub::WriteError::Hub(e) => e.into(),
-            })?;
+        state
+            .repo()
+            .apply_writes(&did, vec![write.into()], None)
+            .await?;
         Ok(())
     }
     .await;

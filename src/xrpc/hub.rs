@@ -66,24 +66,24 @@ impl From<XrpcError> for WriteRejection {
 
 impl From<crate::actor::Error> for WriteRejection {
     fn from(e: crate::actor::Error) -> Self {
-        WriteRejection::Xrpc(e.into())
-    }
-}
-
-impl From<hub::WriteError> for WriteRejection {
-    fn from(e: hub::WriteError) -> Self {
         match e {
-            hub::WriteError::Repo(e) => WriteRejection::Xrpc(e.into()),
-            hub::WriteError::Hub(hub::Error::RateLimited {
-                message,
-                limit,
-                reset,
-            }) => WriteRejection::RateLimited {
-                message,
-                limit,
-                reset,
+            // A hub creation limit refused by the hub's commit hook: a 429 with headers.
+            crate::actor::Error::Refused(refusal) => match refusal.downcast::<hub::Error>() {
+                Ok(hub_error) => match *hub_error {
+                    hub::Error::RateLimited {
+                        message,
+                        limit,
+                        reset,
+                    } => WriteRejection::RateLimited {
+                        message,
+                        limit,
+                        reset,
+                    },
+                    other => WriteRejection::Xrpc(other.into()),
+                },
+                Err(other) => WriteRejection::Xrpc(crate::actor::Error::Refused(other).into()),
             },
-            hub::WriteError::Hub(e) => WriteRejection::Xrpc(e.into()),
+            other => WriteRejection::Xrpc(other.into()),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod bench;
 mod blobs;
 mod concurrency;
+mod hooks;
 mod import;
 mod recovery;
 mod stores;

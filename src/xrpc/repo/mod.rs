@@ -88,6 +88,11 @@ impl From<actor::Error> for XrpcError {
                 XrpcError::bad_request(ErrorName::InvalidSize, err.to_string())
             }
             err @ actor::Error::BlobTakendown(_) => XrpcError::invalid_request(err.to_string()),
+            // Refused by a commit hook: the hub's refusals are its own errors.
+            actor::Error::Refused(refusal) => match refusal.downcast::<crate::hub::Error>() {
+                Ok(hub_error) => (*hub_error).into(),
+                Err(other) => XrpcError::internal(actor::Error::Refused(other)),
+            },
             other => XrpcError::internal(other),
         }
     }

@@ -371,8 +371,10 @@ async fn write_one(
     swap_commit: Option<Cid>,
     validation_status: Status,
 ) -> Result<Json<WriteOutput>, WriteRejection> {
-    let commit =
-        crate::hub::apply_writes(state.repo(), state.hub(), did, vec![write], swap_commit).await?;
+    let commit = state
+        .repo()
+        .apply_writes(did, vec![write], swap_commit)
+        .await?;
     let (uri, cid) = only_result(&commit)?;
     Ok(Json(WriteOutput {
         uri,
@@ -410,8 +412,7 @@ pub async fn delete_record(
     }
     let write = Write::Delete { collection, rkey };
     let writes = vec![RecordWrite { write, swap }];
-    let commit =
-        crate::hub::apply_writes(state.repo(), state.hub(), &did, writes, swap_commit).await?;
+    let commit = state.repo().apply_writes(&did, writes, swap_commit).await?;
     Ok(Json(DeleteOutput {
         commit: Some(CommitMeta::from(&commit)),
     }))
@@ -462,8 +463,7 @@ pub async fn apply_writes(
         })
         .sum();
     charge(&state, &client, &did, points)?;
-    let commit =
-        crate::hub::apply_writes(state.repo(), state.hub(), &did, writes, swap_commit).await?;
+    let commit = state.repo().apply_writes(&did, writes, swap_commit).await?;
     let results = commit
         .results
         .iter()

@@ -187,9 +187,9 @@ async fn cases_hidden_accounts_reindex_and_repair() {
     hub.reindex_all(pds.state.repo()).await.unwrap();
     assert_eq!(snapshot(&c, &market.mod_tok).await, before);
 
-    // A crash between a commit and its index update: the account stays marked pending and
-    // start-up repair reindexes it. Simulated by committing through the repository service
-    // directly (no index update) with the mark set.
+    // A crash between a commit's acknowledgement and its index update: the hub's commit
+    // hook marked the account pending before the commit, so start-up repair reindexes it.
+    // Simulated by losing the queued index update, as a process killed then would.
     // Real uploads: a commit may only reference blobs the account uploaded.
     let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     png.resize(1000, 7);
@@ -215,16 +215,14 @@ async fn cases_hidden_accounts_reindex_and_repair() {
         rkey: "crash-safe".parse().unwrap(),
         record: json_to_record(&record).unwrap(),
     };
-    sqlx::query("INSERT INTO hub_pending (did, since) VALUES (?, 0)")
-        .bind(alice.as_str())
-        .execute(hub.pool())
-        .await
-        .unwrap();
+    let lost = hub.lose_index_updates();
     pds.state
         .repo()
         .apply_writes(alice, vec![RecordWrite::from(write)], None)
         .await
         .unwrap();
+    hub.caught_up().await;
+    drop(lost);
     let uri = plugin_uri(alice, "crash-safe");
     let (_, body) = c
         .get(Some(tok), "cn.pocketbase.hub.getPlugin", &[("uri", &uri)])
