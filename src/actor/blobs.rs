@@ -5,7 +5,7 @@
 //! # Ordering
 //! A commit's blobs are verified and moved to their permanent place *before* the commit's
 //! transaction ([`ActorRepo::prepare_blobs`]); the transaction clears their `tempKey` with the
-//! records ([`BlobPlan::apply`]). So a committed record never points at a blob that is not
+//! records ([`BlobPlan::into_commit`]). So a committed record never points at a blob that is not
 //! permanent. If the transaction then fails, the blob is permanent while its row still says
 //! temporary: a retry of the commit finds it (making permanent is idempotent), and otherwise
 //! the garbage collector removes it after the grace period. To find such rows without
@@ -28,7 +28,6 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, SecondsFormat, Utc};
 use cid::Cid;
 use sha2::{Digest, Sha256};
-use sqlx::SqliteConnection;
 
 use super::repo::ActorRepo;
 use super::stores::ActorHandle;
@@ -37,6 +36,7 @@ use crate::blobs::{self, BlobStore, TempBlob};
 use crate::repo::cbor::{BlobRef, find_blobs};
 use crate::repo::repository::Write;
 use crate::store::blobs::{self as rows, BlobRow, MissingBlob, NewBlob};
+use crate::store::direct::CommitWrite;
 use crate::store::records;
 use crate::syntax::{AtUri, Did};
 
@@ -178,22 +178,12 @@ pub(super) struct BlobPlan {
 }
 
 impl BlobPlan {
-    /// The plan's changes to the `blob` rows, inside the commit's transaction (after the
-    /// records index is written). Returns the rows deleted, with their temp keys.
-    pub(super) async fn apply(
-        &self,
-        conn: &mut SqliteConnection,
-    ) -> Result<Vec<(Cid, Option<String>)>> {
-        for (cid, key) in &self.made_permanent {
-            rows::clear_temp_key(conn, cid, key).await?;
-        }
-        let mut dropped = Vec::new();
-        for cid in &self.maybe_dropped {
-            if let Some(temp) = rows::delete_if_unreferenced(conn, cid).await? {
-                dropped.push((*cid, temp));
-            }
-        }
-        Ok(dropped)
+    /// Puts the plan's changes to the `blob` rows into the commit's transaction (run after
+    /// the records index is written there): the rows made permanent, and the rows deleted if
+    /// no record references them any more.
+    pub(super) fn into_commit(self, commit: &mut CommitWrite) {
+        commit.blobs_made_permanent = self.made_permanent;
+        commit.blobs_maybe_dropped = self.maybe_dropped;
     }
 }
 

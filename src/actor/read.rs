@@ -2,15 +2,21 @@
 //! query on a pooled connection and sees the last committed state (WAL readers run beside a
 //! writer).
 
+use bytes::Bytes;
 use cid::Cid;
+
+use super::stores::ActorHandle;
 
 use super::repo::ActorRepo;
 use super::{Error, Result};
 use crate::repo::cbor::{self, Ipld};
 use crate::store::records::{self, StoredRecord};
-use crate::store::root::{self, RepoRoot};
+use crate::store::root::RepoRoot;
 use crate::store::stats::{self, StoreCounts};
 use crate::syntax::{Did, Nsid, RecordKey};
+
+/// Export chunks waiting for the socket (at about 256 KiB each).
+const EXPORT_BUFFERED_CHUNKS: usize = 4;
 
 /// A record as read from the index.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +58,10 @@ impl ActorRepo {
         cid: Option<&Cid>,
     ) -> Result<Option<RecordEntry>> {
         let handle = self.open_required(did).await?;
-        let mut conn = handle.pool().acquire().await?;
-        let record = records::get(&mut conn, collection.as_str(), rkey.as_str(), cid).await?;
+        let record = handle
+            .direct()
+            .record(collection.to_string(), rkey.to_string(), cid.copied())
+            .await?;
         record.map(entry).transpose()
     }
 
@@ -69,10 +77,15 @@ impl ActorRepo {
         reverse: bool,
     ) -> Result<RecordPage> {
         let handle = self.open_required(did).await?;
-        let rows = {
-            let mut conn = handle.pool().acquire().await?;
-            records::list(&mut conn, collection.as_str(), limit, cursor, reverse).await?
-        };
+        let rows = handle
+            .direct()
+            .list_records(
+                collection.to_string(),
+                limit,
+                cursor.map(str::to_owned),
+                reverse,
+            )
+            .await?;
         let cursor = rows.last().map(|r| r.rkey.clone());
         let records = rows.into_iter().map(entry).collect::<Result<_>>()?;
         Ok(RecordPage { records, cursor })
@@ -88,10 +101,36 @@ impl ActorRepo {
     /// The head of `did`'s repository.
     pub async fn current_root(&self, did: &Did) -> Result<RepoRoot> {
         let handle = self.open_required(did).await?;
-        let mut conn = handle.pool().acquire().await?;
-        root::get(&mut conn)
+        handle
+            .direct()
+            .head()
             .await?
             .ok_or_else(|| Error::RepoNotFound(did.to_string()))
+    }
+
+    /// `did`'s repository as a CAR (`getRepo`), streamed in chunks of about
+    /// [`EXPORT_CHUNK`](crate::store::direct::EXPORT_CHUNK) bytes from one read transaction of
+    /// the store (see [`DirectDb::export_car`](crate::store::direct::DirectDb::export_car)):
+    /// the head commit, then the blocks written after `since` (all without it). A few chunks
+    /// are buffered; a slow reader slows the export. A failure after the first chunk ends the
+    /// stream with an error item, which truncates the body (no reader accepts it).
+    pub fn export_car(
+        &self,
+        handle: &ActorHandle,
+        since: Option<String>,
+    ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(EXPORT_BUFFERED_CHUNKS);
+        let direct = handle.direct().clone();
+        // The handle keeps the account's store open for the whole export.
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            if let Err(err) = direct.export_car(since, tx.clone()).await {
+                tracing::warn!(did = %handle.did(), "getRepo export failed: {err}");
+                let _ = tx.send(Err(std::io::Error::other(err.to_string()))).await;
+            }
+            drop(handle);
+        });
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 
     /// How much `did`'s store holds (`checkAccountStatus`).

@@ -20,8 +20,9 @@ use crate::repo::mst::RecordOp;
 use crate::repo::repository::{self, CommitData, Repo, Write};
 use crate::sequencer::Sequencer;
 use crate::sequencer::events::{self, Event, MAX_COMMIT_OPS};
+use crate::store::direct::{CommitWrite, RecordChange};
 use crate::store::sqlite::begin_write;
-use crate::store::{commit, outbox, records, root};
+use crate::store::{outbox, root};
 use crate::syntax::{AtUri, Did, Handle, Nsid, RecordKey, Tid, TidClock};
 
 /// Most writes in one commit (the firehose's limit on a `#commit`'s operations).
@@ -281,7 +282,7 @@ impl ActorRepo {
             queued.push(events::commit_event(data, &time).await?);
             queued.push(events::sync_event(did, &data.cid, block, &data.rev, &time).await?);
         }
-        self.persist(handle, data, &[], &queued, &time, None)
+        self.persist(handle, None, data, Vec::new(), &queued, &time, None)
             .await?;
         let result = CommitResult {
             cid: data.cid,
@@ -337,17 +338,25 @@ impl ActorRepo {
                 Write::Delete { .. } => 2,
             }] += 1;
         }
-        let result = {
-            let _writer = self.0.writers.lock(did.as_str()).await;
-            let handle = self.open_required(did).await?;
-            let result = self.commit_writes(&handle, writes, swap_commit).await?;
-            self.0.counts[0].fetch_add(1, Ordering::Relaxed);
+        // The write runs as a task of its own: a request dropped mid-way (a client gone)
+        // must not release the writer lock while the commit's transaction still runs on
+        // the database thread, nor skip moving its event to the sequencer.
+        let service = self.clone();
+        let owned_did = did.clone();
+        let result = tokio::spawn(async move {
+            let did = &owned_did;
+            let _writer = service.0.writers.lock(did.as_str()).await;
+            let handle = service.open_required(did).await?;
+            let result = service.commit_writes(&handle, writes, swap_commit).await?;
+            service.0.counts[0].fetch_add(1, Ordering::Relaxed);
             for (i, n) in kinds.into_iter().enumerate() {
-                self.0.counts[i + 1].fetch_add(n, Ordering::Relaxed);
+                service.0.counts[i + 1].fetch_add(n, Ordering::Relaxed);
             }
-            self.publish_logged(&handle).await;
-            result
-        };
+            service.publish_logged(&handle).await;
+            Ok::<_, Error>(result)
+        })
+        .await
+        .map_err(|e| crate::store::Error::Blocking(e.to_string()))??;
         // After the writer lock is released: a strict replica waits here for the bucket.
         self.0.stores.committed(did).await;
         Ok(result)
@@ -362,11 +371,11 @@ impl ActorRepo {
         swap_commit: Option<Cid>,
     ) -> Result<CommitResult> {
         let did = handle.did();
-        let head = {
-            let mut conn = handle.pool().acquire().await?;
-            root::get(&mut conn).await?
-        }
-        .ok_or_else(|| Error::RepoNotFound(did.to_string()))?;
+        let head = handle
+            .direct()
+            .head()
+            .await?
+            .ok_or_else(|| Error::RepoNotFound(did.to_string()))?;
         if let Some(expected) = swap_commit
             && expected != head.cid
         {
@@ -443,8 +452,16 @@ impl ActorRepo {
         let blobs = self.prepare_blobs(handle, &ops).await?;
         let time = events::now();
         let event = events::commit_event(data, &time).await?;
-        self.persist(handle, data, &index, &[event], &time, Some(&blobs))
-            .await?;
+        self.persist(
+            handle,
+            Some(head.cid),
+            data,
+            index,
+            &[event],
+            &time,
+            Some(blobs),
+        )
+        .await?;
         let result = CommitResult {
             cid: data.cid,
             rev: data.rev.clone(),
@@ -461,14 +478,19 @@ impl ActorRepo {
     /// (step d of the previous write), the commit's blocks and head, the records index,
     /// released record blocks no other record holds, and the commit's events (step b).
     /// Marks the account pending first (step a) when there are events.
+    ///
+    /// The transaction runs as one unit of blocking work ([`crate::store::direct`]) and moves
+    /// the head only from `prev` (the head `data` was formatted against; `None` for a first
+    /// commit), so a commit never overwrites one it did not build on.
     async fn persist(
         &self,
         handle: &ActorHandle,
+        prev: Option<Cid>,
         data: &CommitData,
-        index: &[IndexOp<'_>],
+        index: Vec<IndexOp<'_>>,
         queued: &[Event],
         time: &str,
-        blobs: Option<&BlobPlan>,
+        blobs: Option<BlobPlan>,
     ) -> Result<()> {
         if !queued.is_empty() && !handle.outbox().pending_marked.load(Ordering::Acquire) {
             self.0.sequencer.mark_pending(handle.did().as_str()).await?;
@@ -479,50 +501,41 @@ impl ActorRepo {
         }
         let did = handle.did();
         let moved = handle.outbox().moved_through.load(Ordering::Acquire);
-        let mut tx = begin_write(handle.pool()).await?;
-        if moved >= 0 {
-            outbox::delete_through(&mut tx, moved).await?;
-        }
-        commit::persist(&mut tx, data).await?;
-        for op in index {
-            let uri = AtUri::for_record(did.clone(), op.collection.clone(), op.rkey.clone());
-            match &op.put {
-                Some((cid, blobs)) => {
-                    records::put(
-                        &mut tx,
-                        &records::NewRecord {
-                            uri: uri.as_str(),
-                            cid,
-                            collection: op.collection.as_str(),
-                            rkey: op.rkey.as_str(),
-                            repo_rev: &data.rev,
-                            indexed_at: time,
-                        },
-                    )
-                    .await?;
-                    records::set_blobs(&mut tx, uri.as_str(), blobs).await?;
-                }
-                None => {
-                    records::delete(&mut tx, uri.as_str()).await?;
-                }
-            }
-        }
-        records::delete_unreferenced_blocks(&mut tx, &data.released_record_cids).await?;
-        let dropped_blobs = match blobs {
-            Some(plan) => plan.apply(&mut tx).await?,
-            None => Vec::new(),
+        let records = index
+            .into_iter()
+            .map(|op| RecordChange {
+                uri: AtUri::for_record(did.clone(), op.collection.clone(), op.rkey.clone())
+                    .to_string(),
+                collection: op.collection.to_string(),
+                rkey: op.rkey.to_string(),
+                put: op.put,
+            })
+            .collect();
+        let mut commit = CommitWrite {
+            did: did.to_string(),
+            prev,
+            cid: data.cid,
+            rev: data.rev.clone(),
+            new_blocks: data
+                .new_blocks
+                .iter()
+                .map(|(cid, bytes)| (*cid, bytes.clone()))
+                .collect(),
+            removed_blocks: data.removed_cids.clone(),
+            records,
+            released_record_cids: data.released_record_cids.clone(),
+            outbox_delete_through: (moved >= 0).then_some(moved),
+            outbox: queued
+                .iter()
+                .map(|e| (e.event_type.as_str().to_owned(), e.body.clone()))
+                .collect(),
+            time: time.to_owned(),
+            ..CommitWrite::default()
         };
-        for event in queued {
-            outbox::insert(
-                &mut tx,
-                &data.rev,
-                event.event_type.as_str(),
-                &event.body,
-                time,
-            )
-            .await?;
+        if let Some(plan) = blobs {
+            plan.into_commit(&mut commit);
         }
-        tx.commit().await?;
+        let dropped_blobs = handle.direct().write_commit(commit).await?;
         if moved >= 0 {
             // Only this account's writer (whose lock the caller holds) changes it.
             handle.outbox().moved_through.store(-1, Ordering::Release);
@@ -541,10 +554,7 @@ impl ActorRepo {
         let mut after = handle.outbox().moved_through.load(Ordering::Acquire);
         let mut appended = 0;
         loop {
-            let rows = {
-                let mut conn = handle.pool().acquire().await?;
-                outbox::list_after(&mut conn, after, MOVE_BATCH).await?
-            };
+            let rows = handle.direct().outbox_after(after, MOVE_BATCH).await?;
             let Some(last) = rows.last() else { break };
             let last = last.id;
             appended += self.0.sequencer.sequence_outbox(did, &rows).await?;

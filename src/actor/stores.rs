@@ -41,6 +41,7 @@ use super::{Error, keyfile};
 use crate::crypto::Keypair;
 use crate::repo::repository::Repo;
 use crate::store::SqliteBlockStore;
+use crate::store::direct::DirectDb;
 use crate::store::sqlite::{self, OpenOptions};
 use crate::syntax::Did;
 
@@ -215,6 +216,8 @@ pub(crate) struct ActorEntry {
     did: Did,
     dir: PathBuf,
     pool: SqlitePool,
+    /// The hot paths' blocking connections to the same file (see [`crate::store::direct`]).
+    direct: Arc<DirectDb>,
     keypair: Keypair,
     pub(crate) outbox: OutboxState,
     repo: Mutex<Option<CachedRepo>>,
@@ -228,6 +231,7 @@ impl Drop for ActorEntry {
         let permit = self.permit.take();
         let open_pools = self.open_pools.clone();
         let pool = self.pool.clone();
+        let direct = self.direct.clone();
         let finish = move || {
             open_pools.fetch_sub(1, Ordering::AcqRel);
             drop(permit);
@@ -236,6 +240,8 @@ impl Drop for ActorEntry {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     pool.close().await;
+                    // Closing files may block briefly on I/O: off the async threads.
+                    let _ = tokio::task::spawn_blocking(move || direct.close()).await;
                     finish();
                 });
             }
@@ -243,6 +249,7 @@ impl Drop for ActorEntry {
             // connections: each connection thread ends when its channel closes.
             Err(_) => {
                 drop(pool);
+                direct.close();
                 finish();
             }
         }
@@ -271,6 +278,11 @@ impl ActorHandle {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.0.pool
+    }
+
+    /// The store's blocking connections for the hot paths.
+    pub(crate) fn direct(&self) -> &Arc<DirectDb> {
+        &self.0.direct
     }
 
     /// The repo signing key.
@@ -470,6 +482,7 @@ impl ActorStores {
             cached.or(live)
         };
         if let Some(entry) = entry {
+            entry.direct.close();
             entry.pool.close().await;
         }
         let dir = self.dir(did);
@@ -484,7 +497,9 @@ impl ActorStores {
     async fn load(&self, did: &Did, dir: PathBuf) -> Result<Arc<ActorEntry>, Error> {
         let permit = self.acquire_permit().await?;
         let keypair = keyfile::read(&dir).await?;
-        let pool = sqlite::open(&dir.join(STORE_FILE), &self.0.pool_options).await?;
+        let path = dir.join(STORE_FILE);
+        let pool = sqlite::open(&path, &self.0.pool_options).await?;
+        let direct = DirectDb::new(&path);
         if !self.0.heap_limit_set.swap(true, Ordering::AcqRel) {
             sqlx::query(SQLITE_SOFT_HEAP_LIMIT).execute(&pool).await?;
         }
@@ -493,6 +508,7 @@ impl ActorStores {
             did: did.clone(),
             dir,
             pool,
+            direct,
             keypair,
             outbox: OutboxState {
                 pending_marked: AtomicBool::new(false),

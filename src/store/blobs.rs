@@ -126,6 +126,14 @@ pub(crate) async fn set_takedown(
     Ok(updated > 0)
 }
 
+/// Makes a row permanent if it still waits under a key (binds cid, tempKey).
+pub(crate) const CLEAR_TEMP_KEY: &str =
+    "UPDATE blob SET tempKey = NULL WHERE cid = ?1 AND tempKey = ?2";
+/// Deletes a row no record references (binds cid), returning its temp key.
+pub(crate) const DELETE_IF_UNREFERENCED: &str = "DELETE FROM blob WHERE cid = ?1
+     AND NOT EXISTS (SELECT 1 FROM record_blob WHERE blobCid = ?1)
+     RETURNING tempKey";
+
 /// Makes the row of `cid` permanent, if it still waits under `temp_key`. Returns whether it
 /// did.
 pub(crate) async fn clear_temp_key(
@@ -133,7 +141,7 @@ pub(crate) async fn clear_temp_key(
     cid: &Cid,
     temp_key: &str,
 ) -> Result<bool, Error> {
-    let updated = sqlx::query("UPDATE blob SET tempKey = NULL WHERE cid = ?1 AND tempKey = ?2")
+    let updated = sqlx::query(CLEAR_TEMP_KEY)
         .bind(cid.to_bytes())
         .bind(temp_key)
         .execute(conn)
@@ -148,14 +156,10 @@ pub(crate) async fn delete_if_unreferenced(
     conn: &mut SqliteConnection,
     cid: &Cid,
 ) -> Result<Option<Option<String>>, Error> {
-    let deleted: Option<Option<String>> = sqlx::query_scalar(
-        "DELETE FROM blob WHERE cid = ?1
-         AND NOT EXISTS (SELECT 1 FROM record_blob WHERE blobCid = ?1)
-         RETURNING tempKey",
-    )
-    .bind(cid.to_bytes())
-    .fetch_optional(conn)
-    .await?;
+    let deleted: Option<Option<String>> = sqlx::query_scalar(DELETE_IF_UNREFERENCED)
+        .bind(cid.to_bytes())
+        .fetch_optional(conn)
+        .await?;
     Ok(deleted)
 }
 

@@ -17,6 +17,7 @@ pub mod block_store;
 pub mod blocks;
 pub mod changes;
 pub mod commit;
+pub(crate) mod direct;
 pub mod export;
 pub(crate) mod group;
 pub mod migrations;
@@ -44,6 +45,31 @@ pub enum Error {
     /// The database already holds the repository of another account.
     #[error("database holds the repository of {stored}, not {given}")]
     WrongRepo { stored: String, given: String },
+    /// A statement of the blocking connections ([`direct`]) failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Blocking work on the database did not finish (its thread panicked or was cancelled).
+    #[error("database work failed: {0}")]
+    Blocking(String),
+    /// The store was closed (its account is being deleted).
+    #[error("the store is closed")]
+    Closed,
+    /// The store holds no repository yet.
+    #[error("the store holds no repository")]
+    NoHead,
+    /// The CAR header could not be encoded.
+    #[error("encoding the CAR header failed: {0}")]
+    CarHeader(String),
+    /// A block the head names is not stored.
+    #[error("block {0} is missing from the store")]
+    MissingBlock(cid::Cid),
+    /// The head is no longer the one a commit was formatted against (another writer moved
+    /// it); nothing was written.
+    #[error("the repository head moved from {expected:?} to {current:?}")]
+    HeadMoved {
+        expected: Option<cid::Cid>,
+        current: Option<cid::Cid>,
+    },
     /// A new repo head must have a revision greater than the current one.
     #[error("revision {given} does not follow the current revision {current}")]
     StaleRev { current: String, given: String },

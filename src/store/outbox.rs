@@ -20,7 +20,17 @@ pub struct OutboxRow {
     pub created_at: String,
 }
 
+/// Appends an event (binds rev, eventType, event, createdAt).
+pub(crate) const INSERT: &str =
+    "INSERT INTO repo_seq_outbox (rev, eventType, event, createdAt) VALUES (?1, ?2, ?3, ?4)";
+/// The events after an id (binds after, limit), in order.
+pub(crate) const LIST_AFTER: &str = "SELECT id, rev, eventType, event, createdAt
+     FROM repo_seq_outbox WHERE id > ?1 ORDER BY id LIMIT ?2";
+/// Deletes the events up to an id (binds it).
+pub(crate) const DELETE_THROUGH: &str = "DELETE FROM repo_seq_outbox WHERE id <= ?1";
+
 /// Appends an event; returns its id. Fails on a second event of the same type for one `rev`.
+#[cfg(test)]
 pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     rev: &str,
@@ -28,33 +38,29 @@ pub(crate) async fn insert(
     event: &[u8],
     created_at: &str,
 ) -> Result<i64, Error> {
-    let id = sqlx::query(
-        "INSERT INTO repo_seq_outbox (rev, eventType, event, createdAt) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .bind(rev)
-    .bind(event_type)
-    .bind(event)
-    .bind(created_at)
-    .execute(conn)
-    .await?
-    .last_insert_rowid();
+    let id = sqlx::query(INSERT)
+        .bind(rev)
+        .bind(event_type)
+        .bind(event)
+        .bind(created_at)
+        .execute(conn)
+        .await?
+        .last_insert_rowid();
     Ok(id)
 }
 
 /// The oldest `limit` events (at least 1) with an id greater than `after`, in outbox order.
+#[cfg(test)]
 pub(crate) async fn list_after(
     conn: &mut SqliteConnection,
     after: i64,
     limit: u32,
 ) -> Result<Vec<OutboxRow>, Error> {
-    let rows: Vec<(i64, String, String, Vec<u8>, String)> = sqlx::query_as(
-        "SELECT id, rev, eventType, event, createdAt FROM repo_seq_outbox
-         WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )
-    .bind(after)
-    .bind(i64::from(limit.max(1)))
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(i64, String, String, Vec<u8>, String)> = sqlx::query_as(LIST_AFTER)
+        .bind(after)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(id, rev, event_type, event, created_at)| OutboxRow {
@@ -69,7 +75,7 @@ pub(crate) async fn list_after(
 
 /// Deletes every event up to and including `id`. Returns how many were deleted.
 pub(crate) async fn delete_through(conn: &mut SqliteConnection, id: i64) -> Result<u64, Error> {
-    Ok(sqlx::query("DELETE FROM repo_seq_outbox WHERE id <= ?1")
+    Ok(sqlx::query(DELETE_THROUGH)
         .bind(id)
         .execute(conn)
         .await?

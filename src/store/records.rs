@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use cid::Cid;
+#[cfg(test)]
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
@@ -15,6 +16,7 @@ use super::{Error, cid_from_column};
 pub(crate) const MAX_LIST_LIMIT: u32 = 100;
 
 /// A record row to write.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewRecord<'a> {
     /// `at://<did>/<collection>/<rkey>`.
@@ -41,32 +43,45 @@ pub(crate) struct StoredRecord {
     pub content: Bytes,
 }
 
+/// Inserts or replaces a record row (binds uri, cid, collection, rkey, repoRev, indexedAt).
+pub(crate) const PUT: &str = "INSERT INTO record (uri, cid, collection, rkey, repoRev, indexedAt)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT (uri) DO UPDATE
+     SET cid = excluded.cid, repoRev = excluded.repoRev, indexedAt = excluded.indexedAt";
+/// Deletes a record row (binds uri).
+pub(crate) const DELETE: &str = "DELETE FROM record WHERE uri = ?1";
+/// Deletes a record's blob references (binds uri).
+pub(crate) const DELETE_BLOBS_OF: &str = "DELETE FROM record_blob WHERE recordUri = ?1";
+/// Adds a blob reference (binds blobCid, recordUri).
+pub(crate) const ADD_BLOB: &str =
+    "INSERT INTO record_blob (blobCid, recordUri) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+/// Deletes a record block no record row holds (binds cid).
+pub(crate) const DELETE_UNREFERENCED_BLOCK: &str = "DELETE FROM repo_block WHERE cid = ?1
+     AND NOT EXISTS (SELECT 1 FROM record WHERE record.cid = ?1)";
+
 /// Inserts a record row, or replaces the current version of `uri` (its `takedownRef` is kept).
+#[cfg(test)]
 pub(crate) async fn put(conn: &mut SqliteConnection, record: &NewRecord<'_>) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO record (uri, cid, collection, rkey, repoRev, indexedAt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (uri) DO UPDATE
-         SET cid = excluded.cid, repoRev = excluded.repoRev, indexedAt = excluded.indexedAt",
-    )
-    .bind(record.uri)
-    .bind(record.cid.to_bytes())
-    .bind(record.collection)
-    .bind(record.rkey)
-    .bind(record.repo_rev)
-    .bind(record.indexed_at)
-    .execute(conn)
-    .await?;
+    sqlx::query(PUT)
+        .bind(record.uri)
+        .bind(record.cid.to_bytes())
+        .bind(record.collection)
+        .bind(record.rkey)
+        .bind(record.repo_rev)
+        .bind(record.indexed_at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Deletes the row of `uri` and its blob references. Returns whether a row existed.
+#[cfg(test)]
 pub(crate) async fn delete(conn: &mut SqliteConnection, uri: &str) -> Result<bool, Error> {
-    sqlx::query("DELETE FROM record_blob WHERE recordUri = ?1")
+    sqlx::query(DELETE_BLOBS_OF)
         .bind(uri)
         .execute(&mut *conn)
         .await?;
-    let deleted = sqlx::query("DELETE FROM record WHERE uri = ?1")
+    let deleted = sqlx::query(DELETE)
         .bind(uri)
         .execute(&mut *conn)
         .await?
@@ -75,23 +90,22 @@ pub(crate) async fn delete(conn: &mut SqliteConnection, uri: &str) -> Result<boo
 }
 
 /// Replaces the blob references of `uri` with `blobs` (duplicates are stored once).
+#[cfg(test)]
 pub(crate) async fn set_blobs(
     conn: &mut SqliteConnection,
     uri: &str,
     blobs: &[Cid],
 ) -> Result<(), Error> {
-    sqlx::query("DELETE FROM record_blob WHERE recordUri = ?1")
+    sqlx::query(DELETE_BLOBS_OF)
         .bind(uri)
         .execute(&mut *conn)
         .await?;
     for blob in blobs {
-        sqlx::query(
-            "INSERT INTO record_blob (blobCid, recordUri) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        )
-        .bind(blob.to_bytes())
-        .bind(uri)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(ADD_BLOB)
+            .bind(blob.to_bytes())
+            .bind(uri)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -120,6 +134,7 @@ pub(crate) async fn records_for_blob(
     .await?)
 }
 
+#[cfg(test)]
 fn stored_record(row: &SqliteRow) -> Result<StoredRecord, Error> {
     Ok(StoredRecord {
         uri: row.try_get(0)?,
@@ -136,19 +151,40 @@ const SELECT_RECORD: &str = "SELECT record.uri, record.cid, record.collection, r
         record.repoRev, record.indexedAt, repo_block.content
     FROM record JOIN repo_block ON repo_block.cid = record.cid";
 
+/// The query of [`get`] (binds collection, rkey, cid or NULL).
+pub(crate) fn get_sql() -> String {
+    format!(
+        "{SELECT_RECORD} WHERE record.collection = ?1 AND record.rkey = ?2
+         AND record.takedownRef IS NULL AND (?3 IS NULL OR record.cid = ?3)"
+    )
+}
+
+/// The query of [`list`] (binds collection, limit, and the cursor when `with_cursor`).
+pub(crate) fn list_sql(with_cursor: bool, reverse: bool) -> String {
+    let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
+    // Without a cursor the range condition is left out rather than made optional in SQL
+    // (`?2 IS NULL OR …`), which would keep SQLite from seeking the index to the cursor.
+    let range = if with_cursor {
+        format!("AND record.rkey {cmp} ?3")
+    } else {
+        String::new()
+    };
+    format!(
+        "{SELECT_RECORD} WHERE record.collection = ?1 AND record.takedownRef IS NULL {range}
+         ORDER BY record.rkey {order} LIMIT ?2"
+    )
+}
+
 /// The current version of `collection/rkey`, unless it is taken down; with `cid`, only if
 /// that is its CID.
+#[cfg(test)]
 pub(crate) async fn get(
     conn: &mut SqliteConnection,
     collection: &str,
     rkey: &str,
     cid: Option<&Cid>,
 ) -> Result<Option<StoredRecord>, Error> {
-    let sql = format!(
-        "{SELECT_RECORD} WHERE record.collection = ?1 AND record.rkey = ?2
-         AND record.takedownRef IS NULL AND (?3 IS NULL OR record.cid = ?3)"
-    );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let row = sqlx::query(sqlx::AssertSqlSafe(get_sql()))
         .bind(collection)
         .bind(rkey)
         .bind(cid.map(Cid::to_bytes))
@@ -160,6 +196,7 @@ pub(crate) async fn get(
 /// One page of the records of `collection` that are not taken down: by record key
 /// descending, or ascending with `reverse`; strictly after `cursor` (a record key) in that
 /// order; at most `limit` rows (clamped to 1..=[`MAX_LIST_LIMIT`]).
+#[cfg(test)]
 pub(crate) async fn list(
     conn: &mut SqliteConnection,
     collection: &str,
@@ -168,18 +205,7 @@ pub(crate) async fn list(
     reverse: bool,
 ) -> Result<Vec<StoredRecord>, Error> {
     let limit = i64::from(limit.clamp(1, MAX_LIST_LIMIT));
-    let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
-    // Without a cursor the range condition is left out rather than made optional in SQL
-    // (`?2 IS NULL OR …`), which would keep SQLite from seeking the index to the cursor.
-    let range = if cursor.is_some() {
-        format!("AND record.rkey {cmp} ?3")
-    } else {
-        String::new()
-    };
-    let sql = format!(
-        "{SELECT_RECORD} WHERE record.collection = ?1 AND record.takedownRef IS NULL {range}
-         ORDER BY record.rkey {order} LIMIT ?2"
-    );
+    let sql = list_sql(cursor.is_some(), reverse);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(collection)
         .bind(limit);
@@ -255,20 +281,18 @@ pub(crate) async fn set_takedown(
 /// Deletes each block of `cids` that no record row references any more. Run it after the
 /// commit's record rows are written: identical records share one block, so a block released
 /// by one path may still be held by another. Returns how many blocks were deleted.
+#[cfg(test)]
 pub(crate) async fn delete_unreferenced_blocks(
     conn: &mut SqliteConnection,
     cids: &[Cid],
 ) -> Result<u64, Error> {
     let mut deleted = 0;
     for cid in cids {
-        deleted += sqlx::query(
-            "DELETE FROM repo_block WHERE cid = ?1
-             AND NOT EXISTS (SELECT 1 FROM record WHERE record.cid = ?1)",
-        )
-        .bind(cid.to_bytes())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        deleted += sqlx::query(DELETE_UNREFERENCED_BLOCK)
+            .bind(cid.to_bytes())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
     }
     Ok(deleted)
 }

@@ -22,11 +22,24 @@ pub struct RepoRoot {
     pub indexed_at: String,
 }
 
+/// The head row: did, cid, rev, indexedAt.
+pub(crate) const SELECT: &str = "SELECT did, cid, rev, indexedAt FROM repo_root WHERE id = 1";
+/// Moves the head (binds did, cid, rev, indexedAt): writes nothing unless the stored row is
+/// the same account's with an older revision.
+pub(crate) const UPSERT: &str = "INSERT INTO repo_root (id, did, cid, rev, indexedAt)
+     VALUES (1, ?1, ?2, ?3, ?4)
+     ON CONFLICT (id) DO UPDATE
+     SET cid = excluded.cid, rev = excluded.rev, indexedAt = excluded.indexedAt
+     WHERE repo_root.did = excluded.did AND repo_root.rev < excluded.rev";
+
+/// The time a head is written with: RFC 3339, UTC, milliseconds.
+pub(crate) fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// The current head, or `None` before the repository's first commit.
 pub(crate) async fn get(conn: &mut SqliteConnection) -> Result<Option<RepoRoot>, Error> {
-    let row = sqlx::query("SELECT did, cid, rev, indexedAt FROM repo_root WHERE id = 1")
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(SELECT).fetch_optional(conn).await?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -49,20 +62,15 @@ pub(crate) async fn set(
     cid: &Cid,
     rev: &str,
 ) -> Result<(), Error> {
-    let indexed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-    let written = sqlx::query(
-        "INSERT INTO repo_root (id, did, cid, rev, indexedAt) VALUES (1, ?1, ?2, ?3, ?4)
-         ON CONFLICT (id) DO UPDATE
-         SET cid = excluded.cid, rev = excluded.rev, indexedAt = excluded.indexedAt
-         WHERE repo_root.did = excluded.did AND repo_root.rev < excluded.rev",
-    )
-    .bind(did.to_owned())
-    .bind(cid.to_bytes())
-    .bind(rev.to_owned())
-    .bind(indexed_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
+    let indexed_at = now();
+    let written = sqlx::query(UPSERT)
+        .bind(did.to_owned())
+        .bind(cid.to_bytes())
+        .bind(rev.to_owned())
+        .bind(indexed_at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
     if written == 1 {
         return Ok(());
     }

@@ -19,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
-use tokio_util::io::ReaderStream;
 
 use super::extract::XrpcQuery;
 use crate::accounts::AccountStatus;
@@ -27,7 +26,6 @@ use crate::actor::ActorHandle;
 use crate::error::{ErrorName, XrpcError};
 use crate::repo::blockstore::BlockStore;
 use crate::server::AppState;
-use crate::store::export::write_repo_car;
 use crate::syntax::{Did, Tid};
 
 /// Bytes buffered between the exporting task and the socket.
@@ -148,18 +146,10 @@ async fn stream_repo(state: AppState, params: RepoParams) -> Result<Response, Xr
     let (did, handle) = available_repo(&state, &params.did).await?;
     // Refuse before the first byte when there is no head: afterwards only the body can fail.
     state.repo().current_root(&did).await?;
-    let (reader, writer) = tokio::io::duplex(PIPE_BUFFER);
-    tokio::spawn(async move {
-        // The handle keeps the account's store open for the whole export.
-        let store = handle.block_store();
-        if let Err(err) = write_repo_car(&store, since.as_deref(), writer).await {
-            // The client sees a truncated CAR, which no reader accepts.
-            tracing::warn!(did = %did, "getRepo export failed: {err}");
-        }
-    });
+    let body = state.repo().export_car(&handle, since);
     Ok((
         [(header::CONTENT_TYPE, "application/vnd.ipld.car")],
-        Body::from_stream(ReaderStream::with_capacity(reader, BODY_CHUNK)),
+        Body::from_stream(body),
     )
         .into_response())
 }
