@@ -177,8 +177,11 @@ pub struct AccountDb {
     /// An argon2id hash checked against when a login names no account, so that such a
     /// login costs as long as a wrong password. Made on first use.
     dummy_hash: Arc<OnceLock<String>>,
-    /// Shares the transactions (and fsyncs) of repository-head copies written by commits of
-    /// different accounts at the same time: (did, head, now).
+    /// The connection the commits' repository-head copies are written on: not fsynced (see
+    /// [`AccountDb::set_repo_head`]). The main pool for an in-memory database.
+    head_pool: SqlitePool,
+    /// Shares the transactions of repository-head copies written by commits of different
+    /// accounts at the same time: (did, head, now).
     head_copies: Arc<crate::store::group::GroupCommit<(String, RepoHead, i64), ()>>,
 }
 
@@ -197,7 +200,8 @@ impl AccountDb {
             ..OpenOptions::default()
         };
         let pool = sqlite::open_migrated(path, &opts, &ACCOUNT_MIGRATOR).await?;
-        Self::migrated(pool).await
+        let head_pool = sqlite::open_unsynced(path, BUSY_TIMEOUT).await?;
+        Self::migrated(pool, head_pool).await
     }
 
     /// A fresh, private in-memory account database (for tests and tools), migrated.
@@ -206,13 +210,14 @@ impl AccountDb {
     /// connection. Methods never hold a transaction while acquiring a second connection.
     pub async fn open_in_memory() -> Result<Self, Error> {
         let pool = sqlite::open_in_memory_migrated(&ACCOUNT_MIGRATOR).await?;
-        Self::migrated(pool).await
+        Self::migrated(pool.clone(), pool).await
     }
 
     /// (Migrations have run.)
-    async fn migrated(pool: SqlitePool) -> Result<Self, Error> {
+    async fn migrated(pool: SqlitePool, head_pool: SqlitePool) -> Result<Self, Error> {
         Ok(AccountDb {
             pool,
+            head_pool,
             dummy_hash: Arc::new(OnceLock::new()),
             head_copies: Arc::new(crate::store::group::GroupCommit::new("repository heads")),
         })
@@ -225,6 +230,7 @@ impl AccountDb {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
+        self.head_pool.close().await;
         self.pool.close().await;
     }
 

@@ -188,10 +188,19 @@ pub async fn list(
 }
 
 impl AccountDb {
-    /// Records `did`'s repository head (after each commit, and when recovery repairs it).
-    /// Heads recorded by several accounts at once share one transaction (group commit).
+    /// Records the head a commit just made durable (`did`'s repository head). Heads recorded
+    /// by several accounts at once share one transaction (group commit).
+    ///
+    /// Not fsynced: the copy is rebuilt from the actor store, which is the truth, whenever it
+    /// may have been lost. A commit with events marks its account in the sequencer's
+    /// `outbox_pending` (fsynced) before its own transaction, and start-up recovery rewrites
+    /// the copy of every marked account; a commit without events (a repository created
+    /// without announcing it) is found by the start-up backfill of accounts without a copy.
+    /// So a power loss can only make a copy stale until the next start-up's recovery, which
+    /// runs before the port opens. A crash of this process loses nothing (WAL in the page
+    /// cache).
     pub async fn set_repo_head(&self, did: &str, head: &RepoHead, now: i64) -> Result<(), Error> {
-        let pool = &self.pool;
+        let pool = &self.head_pool;
         let request = (did.to_owned(), head.clone(), now);
         let shared = self.head_copies.submit(request, |batch| async move {
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -203,8 +212,18 @@ impl AccountDb {
         });
         match shared.await {
             Some(()) => Ok(()),
-            None => set(&mut *self.pool.acquire().await?, did, head, now).await,
+            None => set(&mut *self.head_pool.acquire().await?, did, head, now).await,
         }
+    }
+
+    /// Records `did`'s repository head durably (fsynced): the repairs of start-up recovery.
+    pub async fn repair_repo_head(
+        &self,
+        did: &str,
+        head: &RepoHead,
+        now: i64,
+    ) -> Result<(), Error> {
+        set(&mut *self.pool.acquire().await?, did, head, now).await
     }
 
     /// `did`'s recorded repository head.

@@ -49,7 +49,7 @@ pub(super) async fn repair(accounts: &AccountDb, handle: &ActorHandle) -> Result
                 cid: head.cid.to_string(),
                 rev: head.rev,
             };
-            accounts.set_repo_head(did, &head, now()).await
+            accounts.repair_repo_head(did, &head, now()).await
         }
         None => accounts.delete_repo_head(did).await.map(drop),
     };
