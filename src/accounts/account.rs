@@ -129,12 +129,9 @@ fn account_from_row(row: &SqliteRow) -> Result<AccountInfo, sqlx::Error> {
     })
 }
 
-/// The account `which` names, if any (deactivated and taken-down accounts included).
-pub async fn select_account(
-    conn: &mut SqliteConnection,
-    which: AccountRef<'_>,
-) -> Result<Option<AccountInfo>, Error> {
-    let (sql, key) = match which {
+/// The query of [`select_account`] for `which`, with its one parameter.
+fn account_query(which: AccountRef<'_>) -> (&'static str, String) {
+    match which {
         AccountRef::Did(did) => (select_account_where!("actor.did = ?1"), did.to_owned()),
         AccountRef::Handle(handle) => (
             select_account_where!("actor.handle = ?1"),
@@ -144,7 +141,15 @@ pub async fn select_account(
             select_account_where!("account.email = ?1"),
             email.to_lowercase(),
         ),
-    };
+    }
+}
+
+/// The account `which` names, if any (deactivated and taken-down accounts included).
+pub async fn select_account(
+    conn: &mut SqliteConnection,
+    which: AccountRef<'_>,
+) -> Result<Option<AccountInfo>, Error> {
+    let (sql, key) = account_query(which);
     let row = sqlx::query(sql).bind(key).fetch_optional(conn).await?;
     Ok(row.as_ref().map(account_from_row).transpose()?)
 }
@@ -410,7 +415,30 @@ impl AccountDb {
 
     /// The account `which` names, whatever its status.
     pub async fn get_account(&self, which: AccountRef<'_>) -> Result<Option<AccountInfo>, Error> {
-        select_account(&mut *self.pool.acquire().await?, which).await
+        let Some(direct) = &self.direct else {
+            return select_account(&mut *self.pool.acquire().await?, which).await;
+        };
+        let (sql, key) = account_query(which);
+        Ok(direct
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let row = stmt.query_row([key], |row| {
+                    Ok(AccountInfo {
+                        did: row.get(0)?,
+                        handle: row.get(1)?,
+                        email: row.get(2)?,
+                        email_confirmed_at: row.get(3)?,
+                        created_at: row.get(4)?,
+                        deactivated_at: row.get(5)?,
+                        delete_after: row.get(6)?,
+                        takedown_ref: row.get(7)?,
+                        invites_disabled: flag(row.get(8)?),
+                        email_auth_factor: flag(row.get(9)?),
+                    })
+                });
+                Ok(rusqlite::OptionalExtension::optional(row)?)
+            })
+            .await?)
     }
 
     /// The account's hosting status; [`AccountStatus::Deleted`] when it does not exist.

@@ -177,6 +177,10 @@ pub struct AccountDb {
     /// An argon2id hash checked against when a login names no account, so that such a
     /// login costs as long as a wrong password. Made on first use.
     dummy_hash: Arc<OnceLock<String>>,
+    /// Blocking connections for the hot reads (the account lookup every authenticated or
+    /// repository request makes): one hop instead of sqlx's channel round trips. `None` for
+    /// an in-memory database, which only its one pooled connection can see.
+    direct: Option<Arc<crate::store::direct::DirectDb>>,
     /// The connection the commits' repository-head copies are written on: not fsynced (see
     /// [`AccountDb::set_repo_head`]). The main pool for an in-memory database.
     head_pool: SqlitePool,
@@ -201,7 +205,9 @@ impl AccountDb {
         };
         let pool = sqlite::open_migrated(path, &opts, &ACCOUNT_MIGRATOR).await?;
         let head_pool = sqlite::open_unsynced(path, BUSY_TIMEOUT).await?;
-        Self::migrated(pool, head_pool).await
+        let mut db = Self::migrated(pool, head_pool).await?;
+        db.direct = Some(crate::store::direct::DirectDb::new(path));
+        Ok(db)
     }
 
     /// A fresh, private in-memory account database (for tests and tools), migrated.
@@ -217,6 +223,7 @@ impl AccountDb {
     async fn migrated(pool: SqlitePool, head_pool: SqlitePool) -> Result<Self, Error> {
         Ok(AccountDb {
             pool,
+            direct: None,
             head_pool,
             dummy_hash: Arc::new(OnceLock::new()),
             head_copies: Arc::new(crate::store::group::GroupCommit::new("repository heads")),
@@ -230,6 +237,9 @@ impl AccountDb {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         self.head_pool.close().await;
         self.pool.close().await;
     }

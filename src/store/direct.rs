@@ -89,7 +89,8 @@ pub(crate) struct CommitWrite {
 pub(crate) type DroppedBlobs = Vec<(Cid, Option<String>)>;
 
 impl DirectDb {
-    /// Connections to the store at `path` (migrated already), none opened yet.
+    /// Connections to the database at `path` (migrated already), none opened yet. Used for
+    /// the actor stores and for the account database's hot reads.
     pub(crate) fn new(path: &Path) -> Arc<Self> {
         Arc::new(DirectDb {
             path: path.to_owned(),
@@ -119,7 +120,7 @@ impl DirectDb {
     }
 
     /// Runs `work` on a connection of this store on the blocking pool.
-    async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
