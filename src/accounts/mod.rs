@@ -182,8 +182,8 @@ pub struct AccountDb {
     /// an in-memory database, which only its one pooled connection can see.
     direct: Option<Arc<crate::store::direct::DirectDb>>,
     /// The connection the commits' repository-head copies are written on: not fsynced (see
-    /// [`AccountDb::set_repo_head`]). The main pool for an in-memory database.
-    head_pool: SqlitePool,
+    /// [`AccountDb::set_repo_head`]). `None` for an in-memory database (the pool then).
+    head_direct: Option<Arc<crate::store::direct::DirectDb>>,
     /// Shares the transactions of repository-head copies written by commits of different
     /// accounts at the same time: (did, head, now).
     head_copies: Arc<crate::store::group::GroupCommit<(String, RepoHead, i64), ()>>,
@@ -204,9 +204,9 @@ impl AccountDb {
             ..OpenOptions::default()
         };
         let pool = sqlite::open_migrated(path, &opts, &ACCOUNT_MIGRATOR).await?;
-        let head_pool = sqlite::open_unsynced(path, BUSY_TIMEOUT).await?;
-        let mut db = Self::migrated(pool, head_pool).await?;
+        let mut db = Self::migrated(pool).await?;
         db.direct = Some(crate::store::direct::DirectDb::new(path));
+        db.head_direct = Some(crate::store::direct::DirectDb::new_unsynced(path));
         Ok(db)
     }
 
@@ -216,15 +216,15 @@ impl AccountDb {
     /// connection. Methods never hold a transaction while acquiring a second connection.
     pub async fn open_in_memory() -> Result<Self, Error> {
         let pool = sqlite::open_in_memory_migrated(&ACCOUNT_MIGRATOR).await?;
-        Self::migrated(pool.clone(), pool).await
+        Self::migrated(pool).await
     }
 
     /// (Migrations have run.)
-    async fn migrated(pool: SqlitePool, head_pool: SqlitePool) -> Result<Self, Error> {
+    async fn migrated(pool: SqlitePool) -> Result<Self, Error> {
         Ok(AccountDb {
             pool,
             direct: None,
-            head_pool,
+            head_direct: None,
             dummy_hash: Arc::new(OnceLock::new()),
             head_copies: Arc::new(crate::store::group::GroupCommit::new("repository heads")),
         })
@@ -237,10 +237,9 @@ impl AccountDb {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        if let Some(direct) = &self.direct {
+        for direct in [&self.direct, &self.head_direct].into_iter().flatten() {
             direct.close();
         }
-        self.head_pool.close().await;
         self.pool.close().await;
     }
 

@@ -75,23 +75,24 @@ impl FromStr for RepoCursor {
 }
 
 /// Records `did`'s head, replacing the previous one.
+/// Records a head (binds did, cid, rev, indexedAt).
+const SET: &str = "INSERT INTO repo_root (did, cid, rev, indexedAt) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev,
+         indexedAt = excluded.indexedAt";
+
 pub async fn set(
     conn: &mut SqliteConnection,
     did: &str,
     head: &RepoHead,
     now: i64,
 ) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO repo_root (did, cid, rev, indexedAt) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev,
-             indexedAt = excluded.indexedAt",
-    )
-    .bind(did.to_owned())
-    .bind(head.cid.clone())
-    .bind(head.rev.clone())
-    .bind(now)
-    .execute(conn)
-    .await?;
+    sqlx::query(SET)
+        .bind(did.to_owned())
+        .bind(head.cid.clone())
+        .bind(head.rev.clone())
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -200,19 +201,30 @@ impl AccountDb {
     /// runs before the port opens. A crash of this process loses nothing (WAL in the page
     /// cache).
     pub async fn set_repo_head(&self, did: &str, head: &RepoHead, now: i64) -> Result<(), Error> {
-        let pool = &self.head_pool;
+        let Some(direct) = &self.head_direct else {
+            return set(&mut *self.pool.acquire().await?, did, head, now).await;
+        };
         let request = (did.to_owned(), head.clone(), now);
         let shared = self.head_copies.submit(request, |batch| async move {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            for (did, head, now) in &batch {
-                set(&mut tx, did, head, *now).await?;
-            }
-            tx.commit().await?;
-            Ok::<_, Error>(vec![(); batch.len()])
+            let written = direct
+                .run(move |conn| {
+                    let tx =
+                        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    {
+                        let mut set = tx.prepare_cached(SET)?;
+                        for (did, head, now) in &batch {
+                            set.execute(rusqlite::params![did, head.cid, head.rev, now])?;
+                        }
+                    }
+                    tx.commit()?;
+                    Ok(vec![(); batch.len()])
+                })
+                .await?;
+            Ok::<_, Error>(written)
         });
         match shared.await {
             Some(()) => Ok(()),
-            None => set(&mut *self.head_pool.acquire().await?, did, head, now).await,
+            None => set(&mut *self.pool.acquire().await?, did, head, now).await,
         }
     }
 

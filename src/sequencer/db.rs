@@ -32,27 +32,30 @@ pub(super) async fn insert_event(
 /// The existence check is part of the statement rather than left to the unique index with
 /// `ON CONFLICT DO NOTHING`: an ignored insert would still use up an AUTOINCREMENT value and
 /// leave a gap in `seq`. The unique index stays as the guarantee.
+/// Appends an outbox event unless the account's event of that type and revision is already
+/// there (binds did, eventType, event, sequencedAt, rev).
+pub(super) const INSERT_OUTBOX_EVENT: &str =
+    "INSERT INTO repo_seq (did, eventType, event, sequencedAt, rev)
+     SELECT ?1, ?2, ?3, ?4, ?5
+     WHERE NOT EXISTS (
+         SELECT 1 FROM repo_seq WHERE did = ?1 AND rev = ?5 AND eventType = ?2
+     )";
+
 pub(super) async fn insert_outbox_event(
     conn: &mut SqliteConnection,
     did: &str,
     row: &OutboxRow,
     sequenced_at: &str,
 ) -> Result<bool, Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO repo_seq (did, eventType, event, sequencedAt, rev)
-         SELECT ?1, ?2, ?3, ?4, ?5
-         WHERE NOT EXISTS (
-             SELECT 1 FROM repo_seq WHERE did = ?1 AND rev = ?5 AND eventType = ?2
-         )",
-    )
-    .bind(did)
-    .bind(&row.event_type)
-    .bind(&row.event)
-    .bind(sequenced_at)
-    .bind(&row.rev)
-    .execute(conn)
-    .await?
-    .rows_affected();
+    let inserted = sqlx::query(INSERT_OUTBOX_EVENT)
+        .bind(did)
+        .bind(&row.event_type)
+        .bind(&row.event)
+        .bind(sequenced_at)
+        .bind(&row.rev)
+        .execute(conn)
+        .await?
+        .rows_affected();
     Ok(inserted > 0)
 }
 

@@ -63,6 +63,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::Notify;
 
+use crate::store::direct::DirectDb;
 use crate::store::group::GroupCommit;
 use crate::store::outbox::OutboxRow;
 pub use events::{Event, EventType};
@@ -134,6 +135,9 @@ pub struct Sequencer(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     pool: SqlitePool,
+    /// A blocking connection for step (c)'s shared transactions: one hop per batch instead
+    /// of a channel round trip per statement (see [`crate::store::direct`]).
+    direct: Arc<DirectDb>,
     notify: Notify,
     /// Shares step (c)'s transactions between accounts: (did, rows) → appended.
     group: GroupCommit<(String, Vec<OutboxRow>), u64>,
@@ -166,6 +170,7 @@ impl Sequencer {
         let pool = sqlite::open_migrated(path, &opts, &SEQUENCER_MIGRATOR).await?;
         Ok(Sequencer(Arc::new(Inner {
             pool,
+            direct: DirectDb::new(path),
             notify: Notify::new(),
             group: GroupCommit::new("firehose events"),
             subscribers: Arc::new(AtomicUsize::new(0)),
@@ -321,12 +326,12 @@ impl Sequencer {
         if rows.is_empty() {
             return Ok(0);
         }
-        let pool = &self.0.pool;
+        let direct = &self.0.direct;
         let request = (did.to_owned(), rows.to_vec());
         let shared = self
             .0
             .group
-            .submit(request, |batch| append_batch(pool, batch));
+            .submit(request, |batch| append_batch(direct, batch));
         let appended = match shared.await {
             Some(appended) => appended,
             None => self.sequence_outbox_alone(did, rows).await?,
@@ -389,22 +394,34 @@ impl Sequencer {
 /// Step (c) for the outbox rows of several accounts in one transaction; how many rows of
 /// each were appended.
 async fn append_batch(
-    pool: &SqlitePool,
+    direct: &Arc<DirectDb>,
     batch: Vec<(String, Vec<OutboxRow>)>,
 ) -> Result<Vec<u64>, Error> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let now = events::now();
-    let mut counts = Vec::with_capacity(batch.len());
-    for (did, rows) in &batch {
-        let mut appended = 0;
-        for row in rows {
-            if db::insert_outbox_event(&mut tx, did, row, &now).await? {
-                appended += 1;
+    let counts = direct
+        .run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = events::now();
+            let mut counts = Vec::with_capacity(batch.len());
+            {
+                let mut insert = tx.prepare_cached(db::INSERT_OUTBOX_EVENT)?;
+                for (did, rows) in &batch {
+                    let mut appended = 0;
+                    for row in rows {
+                        appended += insert.execute(rusqlite::params![
+                            did,
+                            row.event_type,
+                            row.event,
+                            now,
+                            row.rev
+                        ])? as u64;
+                    }
+                    counts.push(appended);
+                }
             }
-        }
-        counts.push(appended);
-    }
-    tx.commit().await?;
+            tx.commit()?;
+            Ok(counts)
+        })
+        .await?;
     Ok(counts)
 }
 

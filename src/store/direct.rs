@@ -43,6 +43,9 @@ pub(crate) const EXPORT_CHUNK: usize = 256 * 1024;
 #[derive(Debug)]
 pub(crate) struct DirectDb {
     path: PathBuf,
+    /// `PRAGMA synchronous` of the connections: `FULL`, or `NORMAL` for data rebuilt from
+    /// elsewhere after a power loss ([`DirectDb::new_unsynced`]).
+    synchronous: &'static str,
     idle: Mutex<Vec<Connection>>,
     closed: AtomicBool,
 }
@@ -92,8 +95,20 @@ impl DirectDb {
     /// Connections to the database at `path` (migrated already), none opened yet. Used for
     /// the actor stores and for the account database's hot reads.
     pub(crate) fn new(path: &Path) -> Arc<Self> {
+        Self::with_synchronous(path, "FULL")
+    }
+
+    /// [`DirectDb::new`] whose commits are not fsynced (`synchronous = NORMAL` in WAL mode):
+    /// durable through a crash of this process, through power loss only once any connection
+    /// fsyncs the WAL again. Only for data the caller rebuilds after a power loss.
+    pub(crate) fn new_unsynced(path: &Path) -> Arc<Self> {
+        Self::with_synchronous(path, "NORMAL")
+    }
+
+    fn with_synchronous(path: &Path, synchronous: &'static str) -> Arc<Self> {
         Arc::new(DirectDb {
             path: path.to_owned(),
+            synchronous,
             idle: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         })
@@ -112,9 +127,10 @@ impl DirectDb {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            self.synchronous
+        ))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }

@@ -83,28 +83,6 @@ pub(crate) async fn open_migrated(
     Ok(pool)
 }
 
-/// One connection to an existing, migrated database at `path` whose commits are not fsynced
-/// (`synchronous = NORMAL` in WAL mode): durable through a crash of this process, not through
-/// power loss until the next fsync of the WAL by any connection (a later `FULL` commit or a
-/// checkpoint). Only for data that is rebuilt from elsewhere after a power loss; the caller
-/// says how.
-pub(crate) async fn open_unsynced(
-    path: &Path,
-    busy_timeout: Duration,
-) -> Result<SqlitePool, Error> {
-    let connect = SqliteConnectOptions::new()
-        .filename(path)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(busy_timeout)
-        .foreign_keys(true);
-    Ok(SqlitePoolOptions::new()
-        .max_connections(1)
-        .idle_timeout(Some(Duration::from_secs(60)))
-        .connect_with(connect)
-        .await?)
-}
-
 /// Opens a fresh, private in-memory actor store (for tests), migrated.
 ///
 /// The pool has exactly one connection that is never closed: an in-memory database lives
