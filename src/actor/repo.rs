@@ -17,7 +17,7 @@ use crate::blobs::BlobStore;
 use crate::crypto::Keypair;
 use crate::repo::cbor::find_blobs;
 use crate::repo::mst::RecordOp;
-use crate::repo::repository::{self, CommitData, Repo, Write};
+use crate::repo::repository::{self, Repo, Write};
 use crate::sequencer::Sequencer;
 use crate::sequencer::events::{self, Event, MAX_COMMIT_OPS};
 use crate::store::direct::{CommitWrite, RecordChange};
@@ -282,7 +282,8 @@ impl ActorRepo {
             queued.push(events::commit_event(data, &time).await?);
             queued.push(events::sync_event(did, &data.cid, block, &data.rev, &time).await?);
         }
-        self.persist(handle, None, data, Vec::new(), &queued, &time, None)
+        let commit = CommitWrite::of(None, data, &time);
+        self.persist(handle, commit, Vec::new(), &queued, None)
             .await?;
         let result = CommitResult {
             cid: data.cid,
@@ -452,16 +453,9 @@ impl ActorRepo {
         let blobs = self.prepare_blobs(handle, &ops).await?;
         let time = events::now();
         let event = events::commit_event(data, &time).await?;
-        self.persist(
-            handle,
-            Some(head.cid),
-            data,
-            index,
-            &[event],
-            &time,
-            Some(blobs),
-        )
-        .await?;
+        let commit = CommitWrite::of(Some(head.cid), data, &time);
+        self.persist(handle, commit, index, &[event], Some(blobs))
+            .await?;
         let result = CommitResult {
             cid: data.cid,
             rev: data.rev.clone(),
@@ -480,16 +474,14 @@ impl ActorRepo {
     /// Marks the account pending first (step a) when there are events.
     ///
     /// The transaction runs as one unit of blocking work ([`crate::store::direct`]) and moves
-    /// the head only from `prev` (the head `data` was formatted against; `None` for a first
-    /// commit), so a commit never overwrites one it did not build on.
+    /// the head only from `commit.prev` (the head the commit was formatted against; `None`
+    /// for a first commit), so a commit never overwrites one it did not build on.
     async fn persist(
         &self,
         handle: &ActorHandle,
-        prev: Option<Cid>,
-        data: &CommitData,
+        mut commit: CommitWrite,
         index: Vec<IndexOp<'_>>,
         queued: &[Event],
-        time: &str,
         blobs: Option<BlobPlan>,
     ) -> Result<()> {
         if !queued.is_empty() && !handle.outbox().pending_marked.load(Ordering::Acquire) {
@@ -511,37 +503,23 @@ impl ActorRepo {
                 put: op.put,
             })
             .collect();
-        let mut commit = CommitWrite {
-            did: did.to_string(),
-            prev,
-            cid: data.cid,
-            rev: data.rev.clone(),
-            new_blocks: data
-                .new_blocks
-                .iter()
-                .map(|(cid, bytes)| (*cid, bytes.clone()))
-                .collect(),
-            removed_blocks: data.removed_cids.clone(),
-            records,
-            released_record_cids: data.released_record_cids.clone(),
-            outbox_delete_through: (moved >= 0).then_some(moved),
-            outbox: queued
-                .iter()
-                .map(|e| (e.event_type.as_str().to_owned(), e.body.clone()))
-                .collect(),
-            time: time.to_owned(),
-            ..CommitWrite::default()
-        };
+        commit.records = records;
+        commit.outbox_delete_through = (moved >= 0).then_some(moved);
+        commit.outbox = queued
+            .iter()
+            .map(|e| (e.event_type.as_str().to_owned(), e.body.clone()))
+            .collect();
         if let Some(plan) = blobs {
             plan.into_commit(&mut commit);
         }
+        let (cid, rev) = (commit.cid, commit.rev.clone());
         let dropped_blobs = handle.direct().write_commit(commit).await?;
         if moved >= 0 {
             // Only this account's writer (whose lock the caller holds) changes it.
             handle.outbox().moved_through.store(-1, Ordering::Release);
         }
         if let Some(accounts) = &self.0.heads {
-            heads::record(accounts, did, &data.cid, &data.rev).await;
+            heads::record(accounts, did, &cid, &rev).await;
         }
         self.release_blobs(did, &dropped_blobs).await;
         Ok(())

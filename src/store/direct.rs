@@ -28,6 +28,7 @@ use super::outbox::OutboxRow;
 use super::records::{MAX_LIST_LIMIT, StoredRecord};
 use super::root::RepoRoot;
 use super::{Error, cid_from_column};
+use crate::repo::repository::CommitData;
 
 /// Idle connections kept per store: one for the writer, one for a reader beside it.
 const IDLE_CONNECTIONS: usize = 2;
@@ -66,7 +67,7 @@ pub(crate) struct RecordChange {
 pub(crate) struct CommitWrite {
     pub did: String,
     /// The head the commit was formatted against; `None` for a repository's first commit.
-    /// The transaction fails with [`Error::HeadMoved`] when the stored head differs.
+    /// The transaction fails with [`Error::HeadMoved`] (expected, current) when the stored head differs.
     pub prev: Option<Cid>,
     pub cid: Cid,
     pub rev: String,
@@ -86,6 +87,28 @@ pub(crate) struct CommitWrite {
     pub outbox: Vec<(String, Vec<u8>)>,
     /// When the commit was written (RFC 3339, UTC).
     pub time: String,
+}
+
+impl CommitWrite {
+    /// The store write of `data` (a formatted commit) on top of `prev`, with its blocks and
+    /// head; the records index, blob rows and events are the caller's to add.
+    pub(crate) fn of(prev: Option<Cid>, data: &CommitData, time: &str) -> Self {
+        CommitWrite {
+            did: data.did.clone(),
+            prev,
+            cid: data.cid,
+            rev: data.rev.clone(),
+            new_blocks: data
+                .new_blocks
+                .iter()
+                .map(|(cid, bytes)| (*cid, bytes.clone()))
+                .collect(),
+            removed_blocks: data.removed_cids.clone(),
+            released_record_cids: data.released_record_cids.clone(),
+            time: time.to_owned(),
+            ..CommitWrite::default()
+        }
+    }
 }
 
 /// The blob rows a commit deleted, with the upload key each still had.
@@ -327,10 +350,10 @@ fn write_commit(conn: &mut Connection, commit: &CommitWrite) -> Result<DroppedBl
         });
     }
     if current.as_ref().map(|h| h.cid) != commit.prev {
-        return Err(Error::HeadMoved {
-            expected: commit.prev,
-            current: current.map(|h| h.cid),
-        });
+        return Err(Error::HeadMoved(Box::new((
+            commit.prev,
+            current.map(|h| h.cid),
+        ))));
     }
     if let Some(id) = commit.outbox_delete_through {
         tx.prepare_cached(outbox_sql::DELETE_THROUGH)?
@@ -429,7 +452,7 @@ fn export_car(
         .prepare_cached("SELECT content FROM repo_block WHERE cid = ?1")?
         .query_row([&head_bytes], |row| row.get(0))
         .optional()?
-        .ok_or(Error::MissingBlock(head.cid))?;
+        .ok_or(Error::MissingBlock(Box::new(head.cid)))?;
     let mut buf = BytesMut::with_capacity(EXPORT_CHUNK + 64 * 1024);
     buf.put_slice(&car_header(head.cid)?);
     put_section(&mut buf, &head_bytes, &commit);

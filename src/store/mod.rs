@@ -62,14 +62,11 @@ pub enum Error {
     CarHeader(String),
     /// A block the head names is not stored.
     #[error("block {0} is missing from the store")]
-    MissingBlock(cid::Cid),
+    MissingBlock(Box<cid::Cid>),
     /// The head is no longer the one a commit was formatted against (another writer moved
     /// it); nothing was written.
-    #[error("the repository head moved from {expected:?} to {current:?}")]
-    HeadMoved {
-        expected: Option<cid::Cid>,
-        current: Option<cid::Cid>,
-    },
+    #[error("the repository head moved from {} to {}", .0.0.map_or("none".into(), |c| c.to_string()), .0.1.map_or("none".into(), |c| c.to_string()))]
+    HeadMoved(Box<(Option<cid::Cid>, Option<cid::Cid>)>),
     /// A new repo head must have a revision greater than the current one.
     #[error("revision {given} does not follow the current revision {current}")]
     StaleRev { current: String, given: String },

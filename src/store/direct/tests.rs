@@ -66,23 +66,10 @@ fn commit_write(prev: Option<Cid>, data: &CommitData, writes: &[Write]) -> Commi
             }
         })
         .collect();
-    CommitWrite {
-        did: DID.to_owned(),
-        prev,
-        cid: data.cid,
-        rev: data.rev.clone(),
-        new_blocks: data
-            .new_blocks
-            .iter()
-            .map(|(c, b)| (*c, b.clone()))
-            .collect(),
-        removed_blocks: data.removed_cids.clone(),
-        records,
-        released_record_cids: data.released_record_cids.clone(),
-        outbox: vec![("commit".to_owned(), data.rev.as_bytes().to_vec())],
-        time: "2026-12-04T00:00:00.000Z".to_owned(),
-        ..CommitWrite::default()
-    }
+    let mut commit = CommitWrite::of(prev, data, "2026-12-04T00:00:00.000Z");
+    commit.records = records;
+    commit.outbox = vec![("commit".to_owned(), data.rev.as_bytes().to_vec())];
+    commit
 }
 
 struct Fixture {
@@ -232,8 +219,8 @@ async fn a_moved_head_or_another_account_is_refused_and_nothing_is_written() {
     let mut write = commit_write(Some(next.data.cid), &next.data, &writes);
     let err = f.direct.write_commit(write.clone()).await.unwrap_err();
     assert!(
-        matches!(&err, Error::HeadMoved { expected, current }
-            if *expected == Some(next.data.cid) && *current == Some(repo.cid())),
+        matches!(&err, Error::HeadMoved(moved)
+            if **moved == (Some(next.data.cid), Some(repo.cid()))),
         "{err:?}"
     );
     write.prev = Some(repo.cid());
