@@ -348,7 +348,17 @@ impl ActorRepo {
             let did = &owned_did;
             let _writer = service.0.writers.lock(did.as_str()).await;
             let handle = service.open_required(did).await?;
-            let result = service.commit_writes(&handle, writes, swap_commit).await?;
+            let result = match service
+                .commit_writes(&handle, writes.clone(), swap_commit)
+                .await
+            {
+                // Built on a cached head that another writer replaced without dropping the
+                // cache: nothing was written and the cache is gone; once more from the store.
+                Err(Error::Store(crate::store::Error::HeadMoved(_))) => {
+                    service.commit_writes(&handle, writes, swap_commit).await?
+                }
+                other => other?,
+            };
             service.0.counts[0].fetch_add(1, Ordering::Relaxed);
             for (i, n) in kinds.into_iter().enumerate() {
                 service.0.counts[i + 1].fetch_add(n, Ordering::Relaxed);
@@ -372,24 +382,36 @@ impl ActorRepo {
         swap_commit: Option<Cid>,
     ) -> Result<CommitResult> {
         let did = handle.did();
-        let head = handle
-            .direct()
-            .head()
-            .await?
-            .ok_or_else(|| Error::RepoNotFound(did.to_string()))?;
+        // The repository cached by this entry's last commit is the head: every other writer
+        // of the head (import, activation) drops it, and the head compare-and-swap of the
+        // commit's transaction refuses a commit built on anything else. Without it, the head
+        // is read and the tree loaded.
+        let cached = handle
+            .take_repo()
+            .filter(|c| c.uses < CachedRepo::MAX_USES && c.repo.rev().is_some());
+        let (repo, uses, head_cid, head_rev) = match cached {
+            Some(cached) => {
+                let rev = cached.repo.rev().unwrap_or_default().to_owned();
+                let cid = cached.repo.cid();
+                (cached.repo, cached.uses + 1, cid, rev)
+            }
+            None => {
+                let head = handle
+                    .direct()
+                    .head()
+                    .await?
+                    .ok_or_else(|| Error::RepoNotFound(did.to_string()))?;
+                let repo = Repo::load(handle.block_store(), head.cid).await?;
+                (repo, 1, head.cid, head.rev)
+            }
+        };
         if let Some(expected) = swap_commit
-            && expected != head.cid
+            && expected != head_cid
         {
             return Err(Error::InvalidSwap(SwapMismatch::Commit {
-                current: head.cid,
+                current: head_cid,
             }));
         }
-        let (repo, uses) = match handle.take_repo() {
-            Some(cached) if cached.repo.cid() == head.cid && cached.uses < CachedRepo::MAX_USES => {
-                (cached.repo, cached.uses + 1)
-            }
-            _ => (Repo::load(handle.block_store(), head.cid).await?, 1),
-        };
         let (ops, swaps): (Vec<Write>, Vec<Option<Option<Cid>>>) =
             writes.into_iter().map(|w| (w.write, w.swap)).unzip();
         for (write, swap) in ops.iter().zip(&swaps) {
@@ -399,7 +421,7 @@ impl ActorRepo {
         }
 
         let prev =
-            Tid::try_from(head.rev.clone()).map_err(|_| Error::InvalidStoredRev(head.rev))?;
+            Tid::try_from(head_rev.clone()).map_err(|_| Error::InvalidStoredRev(head_rev))?;
         let rev = self.0.clock.next_after(&prev).to_string();
         let prepared = repo.format_commit(&ops, handle.keypair(), rev).await?;
         let data = &prepared.data;
@@ -453,7 +475,7 @@ impl ActorRepo {
         let blobs = self.prepare_blobs(handle, &ops).await?;
         let time = events::now();
         let event = events::commit_event(data, &time).await?;
-        let commit = CommitWrite::of(Some(head.cid), data, &time);
+        let commit = CommitWrite::of(Some(head_cid), data, &time);
         self.persist(handle, commit, index, &[event], Some(blobs))
             .await?;
         let result = CommitResult {
@@ -513,7 +535,10 @@ impl ActorRepo {
             plan.into_commit(&mut commit);
         }
         let (cid, rev) = (commit.cid, commit.rev.clone());
-        let dropped_blobs = handle.direct().write_commit(commit).await?;
+        let written = handle.direct().write_commit(commit).await?;
+        if let Some(unmoved) = handle.outbox().unmoved().as_mut() {
+            unmoved.extend(written.outbox);
+        }
         if moved >= 0 {
             // Only this account's writer (whose lock the caller holds) changes it.
             handle.outbox().moved_through.store(-1, Ordering::Release);
@@ -521,7 +546,7 @@ impl ActorRepo {
         if let Some(accounts) = &self.0.heads {
             heads::record(accounts, did, &cid, &rev).await;
         }
-        self.release_blobs(did, &dropped_blobs).await;
+        self.release_blobs(did, &written.dropped_blobs).await;
         Ok(())
     }
 
@@ -529,19 +554,34 @@ impl ActorRepo {
     /// Returns how many events were appended. The caller holds the account's writer lock.
     pub(super) async fn publish(&self, handle: &ActorHandle) -> Result<u64> {
         let did = handle.did().as_str();
-        let mut after = handle.outbox().moved_through.load(Ordering::Acquire);
+        // Known rows are moved as they are; unknown ones are read back. Either way the
+        // knowledge is taken now and given back only once everything has moved.
+        let known = handle.outbox().unmoved().take();
         let mut appended = 0;
-        loop {
-            let rows = handle.direct().outbox_after(after, MOVE_BATCH).await?;
-            let Some(last) = rows.last() else { break };
-            let last = last.id;
-            appended += self.0.sequencer.sequence_outbox(did, &rows).await?;
-            handle.outbox().moved_through.store(last, Ordering::Release);
-            after = last;
-            if rows.len() < MOVE_BATCH as usize {
-                break;
+        match known {
+            Some(rows) => {
+                for batch in rows.chunks(MOVE_BATCH as usize) {
+                    appended += self.0.sequencer.sequence_outbox(did, batch).await?;
+                    let last = batch.last().map_or(-1, |row| row.id);
+                    handle.outbox().moved_through.store(last, Ordering::Release);
+                }
+            }
+            None => {
+                let mut after = handle.outbox().moved_through.load(Ordering::Acquire);
+                loop {
+                    let rows = handle.direct().outbox_after(after, MOVE_BATCH).await?;
+                    let Some(last) = rows.last() else { break };
+                    let last = last.id;
+                    appended += self.0.sequencer.sequence_outbox(did, &rows).await?;
+                    handle.outbox().moved_through.store(last, Ordering::Release);
+                    after = last;
+                    if rows.len() < MOVE_BATCH as usize {
+                        break;
+                    }
+                }
             }
         }
+        *handle.outbox().unmoved() = Some(Vec::new());
         Ok(appended)
     }
 

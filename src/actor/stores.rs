@@ -42,6 +42,7 @@ use crate::crypto::Keypair;
 use crate::repo::repository::Repo;
 use crate::store::SqliteBlockStore;
 use crate::store::direct::DirectDb;
+use crate::store::outbox::OutboxRow;
 use crate::store::sqlite::{self, OpenOptions};
 use crate::syntax::Did;
 
@@ -186,13 +187,26 @@ impl Cache {
 
 /// Per-account state of the firehose outbox protocol (see `crate::sequencer`), valid while
 /// the entry lives; losing it only costs a redundant step.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct OutboxState {
     /// `outbox_pending` holds this account (step a) since this entry was opened.
     pub(crate) pending_marked: AtomicBool,
     /// Outbox rows up to this id were moved into `repo_seq` (step c) but not yet deleted
     /// (step d); -1 for none.
     pub(crate) moved_through: AtomicI64,
+    /// Every outbox row not yet moved, in order, when known: the rows this entry's commits
+    /// queued since a step (c) that left nothing behind. Step (c) then moves them without
+    /// reading the outbox back. `None` (unknown: a fresh entry, or a failed move) makes it
+    /// read the outbox.
+    unmoved: Mutex<Option<Vec<OutboxRow>>>,
+}
+
+impl OutboxState {
+    /// The outbox rows not yet moved, when known (see the field); only the account's writer,
+    /// holding its lock, uses them.
+    pub(crate) fn unmoved(&self) -> MutexGuard<'_, Option<Vec<OutboxRow>>> {
+        self.unmoved.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The repository as of its last commit through this entry, kept so the next write need not
@@ -513,6 +527,7 @@ impl ActorStores {
             outbox: OutboxState {
                 pending_marked: AtomicBool::new(false),
                 moved_through: AtomicI64::new(-1),
+                unmoved: Mutex::new(None),
             },
             repo: Mutex::new(None),
             permit: Some(permit),

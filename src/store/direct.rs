@@ -111,8 +111,14 @@ impl CommitWrite {
     }
 }
 
-/// The blob rows a commit deleted, with the upload key each still had.
-pub(crate) type DroppedBlobs = Vec<(Cid, Option<String>)>;
+/// What [`DirectDb::write_commit`] wrote beyond the commit itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CommitWritten {
+    /// The blob rows deleted, with the upload key each still had.
+    pub dropped_blobs: Vec<(Cid, Option<String>)>,
+    /// The outbox rows queued, in order (as [`super::outbox::list_after`] would read them).
+    pub outbox: Vec<OutboxRow>,
+}
 
 impl DirectDb {
     /// Connections to the database at `path` (migrated already), none opened yet. Used for
@@ -198,11 +204,11 @@ impl DirectDb {
     /// blocks written and removed, the head moved (only from `commit.prev`), the records
     /// index and blob rows updated, the events queued. All of it or nothing is durable
     /// (`synchronous = FULL`: durable through power loss once this returns). Returns the blob
-    /// rows deleted.
+    /// rows deleted and the outbox rows queued.
     pub(crate) async fn write_commit(
         self: &Arc<Self>,
         commit: CommitWrite,
-    ) -> Result<DroppedBlobs, Error> {
+    ) -> Result<CommitWritten, Error> {
         self.run(move |conn| write_commit(conn, &commit)).await
     }
 
@@ -336,7 +342,7 @@ fn stored_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredRecor
     }))
 }
 
-fn write_commit(conn: &mut Connection, commit: &CommitWrite) -> Result<DroppedBlobs, Error> {
+fn write_commit(conn: &mut Connection, commit: &CommitWrite) -> Result<CommitWritten, Error> {
     use super::{blobs as blob_sql, outbox as outbox_sql, records as record_sql, root as root_sql};
 
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -431,13 +437,26 @@ fn write_commit(conn: &mut Connection, commit: &CommitWrite) -> Result<DroppedBl
                 dropped.push((*cid, temp));
             }
         }
+    }
+    let mut queued = Vec::with_capacity(commit.outbox.len());
+    {
         let mut queue = tx.prepare_cached(outbox_sql::INSERT)?;
         for (event_type, body) in &commit.outbox {
             queue.execute(params![commit.rev, event_type, body, commit.time])?;
+            queued.push(OutboxRow {
+                id: tx.last_insert_rowid(),
+                rev: commit.rev.clone(),
+                event_type: event_type.clone(),
+                event: body.clone(),
+                created_at: commit.time.clone(),
+            });
         }
     }
     tx.commit()?;
-    Ok(dropped)
+    Ok(CommitWritten {
+        dropped_blobs: dropped,
+        outbox: queued,
+    })
 }
 
 fn export_car(

@@ -767,3 +767,31 @@ async fn a_stale_cached_repository_is_not_used() {
     let n = 3 + 2 * crate::actor::stores::CachedRepo::MAX_USES as usize;
     assert_eq!(assert_consistent(&env.repo, &alice, &key).await, n);
 }
+
+#[tokio::test]
+async fn a_commit_built_on_a_stale_cached_head_is_refused_and_rebuilt() {
+    let env = Env::new(8).await;
+    let alice = did(1);
+    let key = Keypair::generate(Algorithm::K256);
+    env.repo.create_repo(&alice, &key, None).await.unwrap();
+    env.repo
+        .apply_writes(&alice, vec![post_write("3kaaaaaaaaaa2", "one")], None)
+        .await
+        .unwrap();
+    // A second service on the same files moves the head behind the first one's cached tree
+    // (no writer of this server does; the head check in the commit's transaction is what
+    // keeps a stale tree from overwriting a commit).
+    let other = open_service(&env.dir, 8).await;
+    other
+        .apply_writes(&alice, vec![post_write("3kaaaaaaaab22", "two")], None)
+        .await
+        .unwrap();
+    drop(other);
+    let third = env
+        .repo
+        .apply_writes(&alice, vec![post_write("3kaaaaaaaac22", "three")], None)
+        .await
+        .unwrap();
+    assert_eq!(env.repo.current_root(&alice).await.unwrap().cid, third.cid);
+    assert_eq!(assert_consistent(&env.repo, &alice, &key).await, 3);
+}

@@ -112,12 +112,18 @@ async fn written(f: &Fixture) -> (Repo<SqliteBlockStore>, Vec<String>) {
         }
         .unwrap();
         let prev = repo.as_ref().map(|r| r.cid());
-        let dropped = f
+        let written = f
             .direct
             .write_commit(commit_write(prev, &prepared.data, &writes))
             .await
             .unwrap();
-        assert!(dropped.is_empty());
+        assert!(written.dropped_blobs.is_empty());
+        // The queued rows as the outbox holds them.
+        let last = written.outbox.last().unwrap();
+        assert_eq!(
+            f.direct.outbox_after(last.id - 1, 10).await.unwrap(),
+            written.outbox
+        );
         revs.push(prepared.data.rev.clone());
         repo = Some(Repo::apply(prepared));
     }
