@@ -406,19 +406,30 @@ async fn replay_switches_to_live_without_gap_or_repeat_under_concurrent_writes()
         .collect();
     let mut ws = connect(&pds, Some(cursor)).await;
     let mut seen = Vec::new();
+    // Frames are read while the writers run, and after they are done up to the latest seq.
+    // (Waiting for a frame only while the writers run: the subscriber may have every event
+    // before the writer tasks have finished.)
+    let mut writers = std::pin::pin!(futures::future::join_all(writers));
     let mut writers_done = false;
-    let mut writers = writers;
     loop {
-        if !writers_done && writers.iter().all(|w| w.is_finished()) {
-            for w in writers.drain(..) {
-                w.await.unwrap();
+        let frame = if writers_done {
+            if seen.last() == Some(&latest_seq(&pds).await) {
+                break;
             }
-            writers_done = true;
-        }
-        if writers_done && seen.last() == Some(&latest_seq(&pds).await) {
-            break;
-        }
-        let frame = next_frame(&mut ws).await.unwrap();
+            next_frame(&mut ws).await
+        } else {
+            tokio::select! {
+                finished = &mut writers => {
+                    for writer in finished {
+                        writer.unwrap();
+                    }
+                    writers_done = true;
+                    continue;
+                }
+                frame = next_frame(&mut ws) => frame,
+            }
+        };
+        let frame = frame.unwrap();
         assert_eq!(frame.op, 1);
         seen.push(frame.seq().unwrap());
     }
