@@ -30,8 +30,11 @@ use super::root::RepoRoot;
 use super::{Error, cid_from_column};
 use crate::repo::repository::CommitData;
 
-/// Idle connections kept per store: one for the writer, one for a reader beside it.
-const IDLE_CONNECTIONS: usize = 2;
+/// Connections of one database at work at once (except exports, see [`DirectDb::run`]), and
+/// kept open while idle. More work waits for one instead of opening another: on two cores,
+/// a busy account (a writer and readers beside it) gains nothing from more, and every
+/// connection costs its own memory.
+const CONNECTIONS: usize = 4;
 /// Prepared statements cached per connection (a commit uses about a dozen distinct ones).
 const STATEMENT_CACHE: usize = 32;
 /// How long a statement waits for another connection's write lock.
@@ -39,8 +42,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes of CAR sections gathered before a chunk of an export is handed on.
 pub(crate) const EXPORT_CHUNK: usize = 256 * 1024;
 
-/// Blocking connections to one actor store, opened on demand and kept while idle (at most
-/// [`IDLE_CONNECTIONS`]). Closed for good by [`DirectDb::close`].
+/// Blocking connections to one database, opened on demand and kept while idle (at most
+/// [`CONNECTIONS`]). Closed for good by [`DirectDb::close`].
 #[derive(Debug)]
 pub(crate) struct DirectDb {
     path: PathBuf,
@@ -48,6 +51,8 @@ pub(crate) struct DirectDb {
     /// elsewhere after a power loss ([`DirectDb::new_unsynced`]).
     synchronous: &'static str,
     idle: Mutex<Vec<Connection>>,
+    /// [`CONNECTIONS`] permits: one per unit of work in progress.
+    permits: Arc<tokio::sync::Semaphore>,
     closed: AtomicBool,
 }
 
@@ -139,6 +144,7 @@ impl DirectDb {
             path: path.to_owned(),
             synchronous,
             idle: Mutex::new(Vec::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS)),
             closed: AtomicBool::new(false),
         })
     }
@@ -164,8 +170,32 @@ impl DirectDb {
         Ok(conn)
     }
 
-    /// Runs `work` on a connection of this store on the blocking pool.
+    /// Runs `work` on a connection of this database on the blocking pool, once one of the
+    /// [`CONNECTIONS`] is free.
     pub(crate) async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Closed)?;
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = db.run_blocking(work);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| Error::Blocking(e.to_string()))?
+    }
+
+    /// [`DirectDb::run`] without waiting for a free connection: for work paced by a client
+    /// (an export waits for the socket), which must never hold back the account's writes.
+    async fn run_unbounded<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
@@ -193,7 +223,7 @@ impl DirectDb {
         // rolls back when the `Transaction` drops) is never pooled.
         if conn.is_autocommit() && !self.closed.load(Ordering::Acquire) {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < IDLE_CONNECTIONS {
+            if idle.len() < CONNECTIONS {
                 idle.push(conn);
             }
         }
@@ -297,7 +327,7 @@ impl DirectDb {
         since: Option<String>,
         out: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     ) -> Result<u64, Error> {
-        self.run(move |conn| export_car(conn, since.as_deref(), &out))
+        self.run_unbounded(move |conn| export_car(conn, since.as_deref(), &out))
             .await
     }
 }
