@@ -240,7 +240,6 @@ impl ActorRepo {
         };
         match self.init_repo(&handle, announce).await {
             Ok(result) => {
-                self.publish_logged(&handle).await;
                 drop(handle);
                 drop(_writer);
                 self.0.stores.committed(did).await;
@@ -283,7 +282,7 @@ impl ActorRepo {
             queued.push(events::sync_event(did, &data.cid, block, &data.rev, &time).await?);
         }
         let commit = CommitWrite::of(None, data, &time);
-        self.persist(handle, commit, Vec::new(), &queued, None)
+        self.persist(handle, commit, Vec::new(), &queued, None, true)
             .await?;
         let result = CommitResult {
             cid: data.cid,
@@ -349,13 +348,15 @@ impl ActorRepo {
             let _writer = service.0.writers.lock(did.as_str()).await;
             let handle = service.open_required(did).await?;
             let result = match service
-                .commit_writes(&handle, writes.clone(), swap_commit)
+                .commit_writes(&handle, writes.clone(), swap_commit, true)
                 .await
             {
                 // Built on a cached head that another writer replaced without dropping the
                 // cache: nothing was written and the cache is gone; once more from the store.
                 Err(Error::Store(crate::store::Error::HeadMoved(_))) => {
-                    service.commit_writes(&handle, writes, swap_commit).await?
+                    service
+                        .commit_writes(&handle, writes, swap_commit, true)
+                        .await?
                 }
                 other => other?,
             };
@@ -363,7 +364,6 @@ impl ActorRepo {
             for (i, n) in kinds.into_iter().enumerate() {
                 service.0.counts[i + 1].fetch_add(n, Ordering::Relaxed);
             }
-            service.publish_logged(&handle).await;
             Ok::<_, Error>(result)
         })
         .await
@@ -374,12 +374,14 @@ impl ActorRepo {
     }
 
     /// Steps (a) and (b) of the outbox protocol for a batch of writes: the commit and its
-    /// event, durable together. The caller holds the account's writer lock.
+    /// event, durable together; with `then_publish`, step (c) too. The caller holds the
+    /// account's writer lock.
     pub(super) async fn commit_writes(
         &self,
         handle: &ActorHandle,
         writes: Vec<RecordWrite>,
         swap_commit: Option<Cid>,
+        then_publish: bool,
     ) -> Result<CommitResult> {
         let did = handle.did();
         // The repository cached by this entry's last commit is the head: every other writer
@@ -476,7 +478,7 @@ impl ActorRepo {
         let time = events::now();
         let event = events::commit_event(data, &time).await?;
         let commit = CommitWrite::of(Some(head_cid), data, &time);
-        self.persist(handle, commit, index, &[event], Some(blobs))
+        self.persist(handle, commit, index, &[event], Some(blobs), then_publish)
             .await?;
         let result = CommitResult {
             cid: data.cid,
@@ -493,7 +495,9 @@ impl ActorRepo {
     /// The one actor-store transaction of a commit: the outbox rows known to be moved
     /// (step d of the previous write), the commit's blocks and head, the records index,
     /// released record blocks no other record holds, and the commit's events (step b).
-    /// Marks the account pending first (step a) when there are events.
+    /// Marks the account pending first (step a) when there are events. With `then_publish`,
+    /// moves the events to the sequencer afterwards (step c, [`ActorRepo::publish`], beside
+    /// the head copy; a failure there is logged and the events wait in the outbox).
     ///
     /// The transaction runs as one unit of blocking work ([`crate::store::direct`]) and moves
     /// the head only from `commit.prev` (the head the commit was formatted against; `None`
@@ -505,6 +509,7 @@ impl ActorRepo {
         index: Vec<IndexOp<'_>>,
         queued: &[Event],
         blobs: Option<BlobPlan>,
+        then_publish: bool,
     ) -> Result<()> {
         if !queued.is_empty() && !handle.outbox().pending_marked.load(Ordering::Acquire) {
             self.0.sequencer.mark_pending(handle.did().as_str()).await?;
@@ -543,8 +548,17 @@ impl ActorRepo {
             // Only this account's writer (whose lock the caller holds) changes it.
             handle.outbox().moved_through.store(-1, Ordering::Release);
         }
-        if let Some(accounts) = &self.0.heads {
-            heads::record(accounts, did, &cid, &rev).await;
+        // Step (c) beside the head copy: they write different databases, and each only has
+        // to follow the commit (both run under the writer lock, so in commit order).
+        let head_copy = async {
+            if let Some(accounts) = &self.0.heads {
+                heads::record(accounts, did, &cid, &rev).await;
+            }
+        };
+        if then_publish {
+            tokio::join!(head_copy, self.publish_logged(handle));
+        } else {
+            head_copy.await;
         }
         self.release_blobs(did, &written.dropped_blobs).await;
         Ok(())

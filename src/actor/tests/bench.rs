@@ -81,7 +81,7 @@ async fn bench_sequential_single_record_creates() {
             .unwrap();
         let t1 = Instant::now();
         let rk = clock.next().to_string();
-        repo.commit_writes(&handle, vec![post_write(&rk, "hello world")], None)
+        repo.commit_writes(&handle, vec![post_write(&rk, "hello world")], None, false)
             .await
             .unwrap();
         let t2 = Instant::now();

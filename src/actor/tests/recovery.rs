@@ -27,7 +27,7 @@ async fn write_until(env: &Env, d: &Did, rk: &str, stop: Stop) -> Option<String>
     }
     let result = env
         .repo
-        .commit_writes(&handle, vec![post_write(rk, rk)], None)
+        .commit_writes(&handle, vec![post_write(rk, rk)], None, false)
         .await
         .unwrap();
     if matches!(stop, Stop::Moved | Stop::Pruned) {
