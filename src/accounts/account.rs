@@ -114,19 +114,27 @@ macro_rules! select_account_where {
     };
 }
 
+/// An [`AccountInfo`] from a row of the account query, read with `$row.$get(column)` (sqlx's
+/// `try_get` and rusqlite's `get` take the same column indexes).
+macro_rules! account_info {
+    ($row:expr, $get:ident) => {
+        AccountInfo {
+            did: $row.$get(0)?,
+            handle: $row.$get(1)?,
+            email: $row.$get(2)?,
+            email_confirmed_at: $row.$get(3)?,
+            created_at: $row.$get(4)?,
+            deactivated_at: $row.$get(5)?,
+            delete_after: $row.$get(6)?,
+            takedown_ref: $row.$get(7)?,
+            invites_disabled: flag($row.$get(8)?),
+            email_auth_factor: flag($row.$get(9)?),
+        }
+    };
+}
+
 fn account_from_row(row: &SqliteRow) -> Result<AccountInfo, sqlx::Error> {
-    Ok(AccountInfo {
-        did: row.try_get(0)?,
-        handle: row.try_get(1)?,
-        email: row.try_get(2)?,
-        email_confirmed_at: row.try_get(3)?,
-        created_at: row.try_get(4)?,
-        deactivated_at: row.try_get(5)?,
-        delete_after: row.try_get(6)?,
-        takedown_ref: row.try_get(7)?,
-        invites_disabled: flag(row.try_get(8)?),
-        email_auth_factor: flag(row.try_get(9)?),
-    })
+    Ok(account_info!(row, try_get))
 }
 
 /// The query of [`select_account`] for `which`, with its one parameter.
@@ -422,20 +430,7 @@ impl AccountDb {
         Ok(direct
             .run(move |conn| {
                 let mut stmt = conn.prepare_cached(sql)?;
-                let row = stmt.query_row([key], |row| {
-                    Ok(AccountInfo {
-                        did: row.get(0)?,
-                        handle: row.get(1)?,
-                        email: row.get(2)?,
-                        email_confirmed_at: row.get(3)?,
-                        created_at: row.get(4)?,
-                        deactivated_at: row.get(5)?,
-                        delete_after: row.get(6)?,
-                        takedown_ref: row.get(7)?,
-                        invites_disabled: flag(row.get(8)?),
-                        email_auth_factor: flag(row.get(9)?),
-                    })
-                });
+                let row = stmt.query_row([key], |row| Ok(account_info!(row, get)));
                 Ok(rusqlite::OptionalExtension::optional(row)?)
             })
             .await?)

@@ -204,10 +204,7 @@ impl AccountDb {
             ..OpenOptions::default()
         };
         let pool = sqlite::open_migrated(path, &opts, &ACCOUNT_MIGRATOR).await?;
-        let mut db = Self::migrated(pool).await?;
-        db.direct = Some(crate::store::direct::DirectDb::new(path));
-        db.head_direct = Some(crate::store::direct::DirectDb::new_unsynced(path));
-        Ok(db)
+        Self::migrated(pool, Some(path)).await
     }
 
     /// A fresh, private in-memory account database (for tests and tools), migrated.
@@ -216,15 +213,16 @@ impl AccountDb {
     /// connection. Methods never hold a transaction while acquiring a second connection.
     pub async fn open_in_memory() -> Result<Self, Error> {
         let pool = sqlite::open_in_memory_migrated(&ACCOUNT_MIGRATOR).await?;
-        Self::migrated(pool).await
+        Self::migrated(pool, None).await
     }
 
-    /// (Migrations have run.)
-    async fn migrated(pool: SqlitePool) -> Result<Self, Error> {
+    /// (Migrations have run.) `file`: the database's path, for its blocking connections.
+    async fn migrated(pool: SqlitePool, file: Option<&Path>) -> Result<Self, Error> {
+        use crate::store::direct::DirectDb;
         Ok(AccountDb {
             pool,
-            direct: None,
-            head_direct: None,
+            direct: file.map(DirectDb::new),
+            head_direct: file.map(DirectDb::new_unsynced),
             dummy_hash: Arc::new(OnceLock::new()),
             head_copies: Arc::new(crate::store::group::GroupCommit::new("repository heads")),
         })

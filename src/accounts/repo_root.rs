@@ -74,12 +74,12 @@ impl FromStr for RepoCursor {
     }
 }
 
-/// Records `did`'s head, replacing the previous one.
-/// Records a head (binds did, cid, rev, indexedAt).
+/// Records a head, replacing the previous one (binds did, cid, rev, indexedAt).
 const SET: &str = "INSERT INTO repo_root (did, cid, rev, indexedAt) VALUES (?1, ?2, ?3, ?4)
      ON CONFLICT (did) DO UPDATE SET cid = excluded.cid, rev = excluded.rev,
          indexedAt = excluded.indexedAt";
 
+/// Records `did`'s head, replacing the previous one.
 pub async fn set(
     conn: &mut SqliteConnection,
     did: &str,

@@ -5,9 +5,8 @@
 use bytes::Bytes;
 use cid::Cid;
 
-use super::stores::ActorHandle;
-
 use super::repo::ActorRepo;
+use super::stores::ActorHandle;
 use super::{Error, Result};
 use crate::repo::cbor::{self, Ipld};
 use crate::store::records::{self, StoredRecord};

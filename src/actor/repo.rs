@@ -390,10 +390,10 @@ impl ActorRepo {
         // is read and the tree loaded.
         let cached = handle
             .take_repo()
-            .filter(|c| c.uses < CachedRepo::MAX_USES && c.repo.rev().is_some());
+            .filter(|c| c.uses < CachedRepo::MAX_USES)
+            .and_then(|c| Some((c.repo.rev()?.to_owned(), c)));
         let (repo, uses, head_cid, head_rev) = match cached {
-            Some(cached) => {
-                let rev = cached.repo.rev().unwrap_or_default().to_owned();
+            Some((rev, cached)) => {
                 let cid = cached.repo.cid();
                 (cached.repo, cached.uses + 1, cid, rev)
             }

@@ -26,14 +26,12 @@ pub(super) async fn insert_event(
     Ok(seq)
 }
 
-/// Appends an outbox event unless it is already there (same DID, revision and type).
-/// Returns whether it was appended.
+/// Appends an outbox event unless the account's event of that type and revision is already
+/// there (binds did, eventType, event, sequencedAt, rev).
 ///
 /// The existence check is part of the statement rather than left to the unique index with
 /// `ON CONFLICT DO NOTHING`: an ignored insert would still use up an AUTOINCREMENT value and
 /// leave a gap in `seq`. The unique index stays as the guarantee.
-/// Appends an outbox event unless the account's event of that type and revision is already
-/// there (binds did, eventType, event, sequencedAt, rev).
 pub(super) const INSERT_OUTBOX_EVENT: &str =
     "INSERT INTO repo_seq (did, eventType, event, sequencedAt, rev)
      SELECT ?1, ?2, ?3, ?4, ?5
@@ -41,6 +39,8 @@ pub(super) const INSERT_OUTBOX_EVENT: &str =
          SELECT 1 FROM repo_seq WHERE did = ?1 AND rev = ?5 AND eventType = ?2
      )";
 
+/// Appends an outbox event unless it is already there (same DID, revision and type), with
+/// [`INSERT_OUTBOX_EVENT`]. Returns whether it was appended.
 pub(super) async fn insert_outbox_event(
     conn: &mut SqliteConnection,
     did: &str,

@@ -43,15 +43,8 @@ fn commit_write(prev: Option<Cid>, data: &CommitData, writes: &[Write]) -> Commi
         .iter()
         .zip(&data.ops)
         .map(|(write, op)| {
-            let (collection, rkey) = match write {
-                Write::Create {
-                    collection, rkey, ..
-                }
-                | Write::Update {
-                    collection, rkey, ..
-                }
-                | Write::Delete { collection, rkey } => (collection, rkey),
-            };
+            let path = write.path();
+            let (collection, rkey) = path.split_once('/').unwrap();
             let put = match op {
                 RecordOp::Create { cid, .. } | RecordOp::Update { cid, .. } => {
                     Some((*cid, Vec::new()))
