@@ -9,6 +9,7 @@ use super::repo::ActorRepo;
 use super::stores::ActorHandle;
 use super::{Error, Result};
 use crate::repo::cbor::{self, Ipld};
+use crate::store::direct::RecordJson;
 use crate::store::records::{self, StoredRecord};
 use crate::store::root::RepoRoot;
 use crate::store::stats::{self, StoreCounts};
@@ -34,6 +35,14 @@ pub struct RecordPage {
     pub records: Vec<RecordEntry>,
     /// The last record's key, to pass as the next page's cursor; `None` when the page is
     /// empty (the reference returns a cursor with every non-empty page).
+    pub cursor: Option<String>,
+}
+
+/// One page of [`ActorRepo::list_records_json`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordJsonPage {
+    pub records: Vec<RecordJson>,
+    /// As [`RecordPage::cursor`].
     pub cursor: Option<String>,
 }
 
@@ -88,6 +97,46 @@ impl ActorRepo {
         let cursor = rows.last().map(|r| r.rkey.clone());
         let records = rows.into_iter().map(entry).collect::<Result<_>>()?;
         Ok(RecordPage { records, cursor })
+    }
+
+    /// [`ActorRepo::get_record`] with the value as atproto JSON text, transcoded straight from
+    /// the stored block (the `getRecord` hot path: no value is built).
+    pub async fn get_record_json(
+        &self,
+        did: &Did,
+        collection: &Nsid,
+        rkey: &RecordKey,
+        cid: Option<&Cid>,
+    ) -> Result<Option<RecordJson>> {
+        let handle = self.open_required(did).await?;
+        Ok(handle
+            .direct()
+            .record_json(collection.to_string(), rkey.to_string(), cid.copied())
+            .await?)
+    }
+
+    /// [`ActorRepo::list_records`] with the values as atproto JSON text (the `listRecords`
+    /// hot path).
+    pub async fn list_records_json(
+        &self,
+        did: &Did,
+        collection: &Nsid,
+        limit: u32,
+        cursor: Option<&str>,
+        reverse: bool,
+    ) -> Result<RecordJsonPage> {
+        let handle = self.open_required(did).await?;
+        let records = handle
+            .direct()
+            .list_records_json(
+                collection.to_string(),
+                limit,
+                cursor.map(str::to_owned),
+                reverse,
+            )
+            .await?;
+        let cursor = records.last().map(|r| r.rkey.clone());
+        Ok(RecordJsonPage { records, cursor })
     }
 
     /// The collections of `did`'s repository that hold records, sorted.

@@ -56,6 +56,17 @@ pub(crate) struct DirectDb {
     closed: AtomicBool,
 }
 
+/// A record with its value as atproto JSON text (the hot XRPC reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordJson {
+    /// `at://<did>/<collection>/<rkey>`.
+    pub uri: String,
+    pub cid: Cid,
+    pub rkey: String,
+    /// The record block as atproto JSON ([`crate::repo::cbor::cbor_to_json`]).
+    pub value: String,
+}
+
 /// A record row change of a commit.
 #[derive(Debug, Clone)]
 pub(crate) struct RecordChange {
@@ -268,6 +279,51 @@ impl DirectDb {
         .await
     }
 
+    /// [`DirectDb::record`] with the value as atproto JSON text.
+    pub(crate) async fn record_json(
+        self: &Arc<Self>,
+        collection: String,
+        rkey: String,
+        cid: Option<Cid>,
+    ) -> Result<Option<RecordJson>, Error> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(&super::records::get_sql())?;
+            let row = stmt
+                .query_row(
+                    params![collection, rkey, cid.map(|c| c.to_bytes())],
+                    record_json,
+                )
+                .optional()?;
+            row.transpose()
+        })
+        .await
+    }
+
+    /// [`DirectDb::list_records`] with the values as atproto JSON text.
+    pub(crate) async fn list_records_json(
+        self: &Arc<Self>,
+        collection: String,
+        limit: u32,
+        cursor: Option<String>,
+        reverse: bool,
+    ) -> Result<Vec<RecordJson>, Error> {
+        self.run(move |conn| {
+            let limit = i64::from(limit.clamp(1, MAX_LIST_LIMIT));
+            let sql = super::records::list_sql(cursor.is_some(), reverse);
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = match &cursor {
+                Some(cursor) => stmt.query_map(params![collection, limit, cursor], record_json)?,
+                None => stmt.query_map(params![collection, limit], record_json)?,
+            };
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row??);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// A page of `collection`'s records, as [`super::records::list`].
     pub(crate) async fn list_records(
         self: &Arc<Self>,
@@ -369,6 +425,29 @@ fn stored_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<StoredRecor
         repo_rev: row.get(4)?,
         indexed_at: row.get(5)?,
         content: Bytes::from(row.get::<_, Vec<u8>>(6)?),
+    }))
+}
+
+/// A record row of the [`super::records::get_sql`] shape, its block transcoded to JSON as it
+/// lies in SQLite's row buffer.
+fn record_json(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RecordJson, Error>> {
+    let cid = match cid_from_column(row.get_ref(1)?.as_blob()?) {
+        Ok(cid) => cid,
+        Err(err) => return Ok(Err(err)),
+    };
+    let content = row.get_ref(6)?.as_blob()?;
+    let mut value = Vec::with_capacity(content.len() * 2);
+    if let Err(err) = crate::repo::cbor::cbor_to_json(content, &mut value) {
+        return Ok(Err(Error::StoredRecord(err)));
+    }
+    Ok(Ok(RecordJson {
+        uri: row.get(0)?,
+        cid,
+        rkey: row.get(3)?,
+        // The transcoder writes JSON, which is UTF-8.
+        value: String::from_utf8(value).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Blob, e.into())
+        })?,
     }))
 }
 

@@ -54,6 +54,9 @@ pub enum Error {
     /// The store was closed (its account is being deleted).
     #[error("the store is closed")]
     Closed,
+    /// A record block is not valid DAG-CBOR (a corrupt or foreign database).
+    #[error("stored record is not valid DAG-CBOR: {0}")]
+    StoredRecord(#[source] crate::repo::cbor::Error),
     /// The store holds no repository yet.
     #[error("the store holds no repository")]
     NoHead,

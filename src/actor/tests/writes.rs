@@ -482,6 +482,72 @@ async fn get_and_list_records() {
     ));
 }
 
+/// The JSON reads (`getRecord`, `listRecords`) give what the value reads give, as JSON: the
+/// same records, versions, order and cursors.
+#[tokio::test]
+async fn json_reads_match_value_reads() {
+    fn parsed(record: &RecordJson) -> (String, Cid, serde_json::Value) {
+        let value = serde_json::from_str(&record.value).expect("the value is JSON");
+        (record.uri.clone(), record.cid, value)
+    }
+    fn expected(entry: &RecordEntry) -> (String, Cid, serde_json::Value) {
+        (entry.uri.clone(), entry.cid, cbor::value_to_json(&entry.value))
+    }
+    let env = Env::new(8).await;
+    let alice = did(1);
+    env.account(&alice).await;
+    let rkeys: Vec<String> = (0..12u8)
+        .map(|i| format!("3kaaaaaaaaa{}2", char::from(b'a' + i)))
+        .collect();
+    let writes = rkeys.iter().map(|k| post_write(k, k)).collect();
+    env.repo.apply_writes(&alice, writes, None).await.unwrap();
+    let collection = nsid(POST);
+
+    for key in [&rkeys[0], &rkeys[5], "3zzzzzzzzzzz2"] {
+        let key = rkey(key);
+        let entry = env.repo.get_record(&alice, &collection, &key, None).await.unwrap();
+        let json = env.repo.get_record_json(&alice, &collection, &key, None).await.unwrap();
+        assert_eq!(json.as_ref().map(parsed), entry.as_ref().map(expected));
+        if let Some(entry) = entry {
+            let same = env.repo.get_record_json(&alice, &collection, &key, Some(&entry.cid));
+            assert_eq!(same.await.unwrap().as_ref().map(parsed), Some(expected(&entry)));
+            let other = cbor::cid_for_value(&post("other")).unwrap();
+            let none = env.repo.get_record_json(&alice, &collection, &key, Some(&other));
+            assert_eq!(none.await.unwrap(), None);
+        }
+    }
+    for reverse in [false, true] {
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = env
+                .repo
+                .list_records(&alice, &collection, 5, cursor.as_deref(), reverse)
+                .await
+                .unwrap();
+            let json = env
+                .repo
+                .list_records_json(&alice, &collection, 5, cursor.as_deref(), reverse)
+                .await
+                .unwrap();
+            let got: Vec<_> = json.records.iter().map(parsed).collect();
+            let want: Vec<_> = page.records.iter().map(expected).collect();
+            assert_eq!(got, want, "reverse {reverse}, after {cursor:?}");
+            assert_eq!(json.cursor, page.cursor);
+            pages += 1;
+            if page.records.is_empty() {
+                break;
+            }
+            cursor = page.cursor;
+        }
+        assert_eq!(pages, 4, "12 records in pages of 5, then the empty page");
+    }
+    assert!(matches!(
+        env.repo.get_record_json(&did(99), &collection, &rkey("a"), None).await,
+        Err(Error::RepoNotFound(_))
+    ));
+}
+
 #[tokio::test]
 async fn swaps_and_limits_refuse_without_writing() {
     let env = Env::new(8).await;

@@ -17,6 +17,7 @@
 
 mod blob;
 mod json;
+mod transcode;
 mod validate;
 
 #[cfg(test)]
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 
 pub use blob::{BlobRef, find_blobs};
 pub use ipld_core::ipld::Ipld;
+pub use transcode::cbor_to_json;
 pub use json::{json_to_object, json_to_record, json_to_value, value_to_json};
 pub use validate::{validate, validate_record};
 

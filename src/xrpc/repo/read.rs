@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json_;
 
 use super::{parse_cid, parse_field, readable_repo};
-use crate::actor::RecordEntry;
+use crate::actor::RecordJson;
 use crate::error::XrpcError;
-use crate::repo::cbor::value_to_json;
 use crate::server::AppState;
 use crate::syntax::{AtUri, Nsid, RecordKey};
 use crate::xrpc::extract::XrpcQuery;
@@ -27,28 +28,11 @@ pub struct GetRecordParams {
     cid: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct RecordOutput {
-    uri: String,
-    cid: String,
-    value: Json_,
-}
-
-impl From<RecordEntry> for RecordOutput {
-    fn from(entry: RecordEntry) -> Self {
-        RecordOutput {
-            uri: entry.uri,
-            cid: entry.cid.to_string(),
-            value: value_to_json(&entry.value),
-        }
-    }
-}
-
 /// `GET com.atproto.repo.getRecord`
 pub async fn get_record(
     State(state): State<AppState>,
     XrpcQuery(params): XrpcQuery<GetRecordParams>,
-) -> Result<Json<RecordOutput>, XrpcError> {
+) -> Result<JsonBody, XrpcError> {
     let collection: Nsid = parse_field("collection", &params.collection)?;
     let rkey: RecordKey = parse_field("rkey", &params.rkey)?;
     let cid = params
@@ -59,16 +43,50 @@ pub async fn get_record(
     let (did, _) = readable_repo(&state, &params.repo).await?;
     let record = state
         .repo()
-        .get_record(&did, &collection, &rkey, cid.as_ref())
+        .get_record_json(&did, &collection, &rkey, cid.as_ref())
         .await?;
     match record {
-        Some(entry) => Ok(Json(entry.into())),
+        Some(record) => {
+            let mut body = Vec::with_capacity(record.uri.len() + record.value.len() + 96);
+            write_record(&mut body, &record);
+            Ok(JsonBody(body))
+        }
         None => {
             let uri = AtUri::for_record(did, collection, rkey);
             Err(XrpcError::record_not_found(format!(
                 "Could not locate record: {uri}"
             )))
         }
+    }
+}
+
+/// Appends `{"uri":…,"cid":…,"value":…}` (the lexicons' record view) with the value as the
+/// store transcoded it.
+fn write_record(out: &mut Vec<u8>, record: &RecordJson) {
+    out.extend_from_slice(b"{\"uri\":");
+    write_string(out, &record.uri);
+    out.extend_from_slice(b",\"cid\":\"");
+    out.extend_from_slice(record.cid.to_string().as_bytes());
+    out.extend_from_slice(b"\",\"value\":");
+    out.extend_from_slice(record.value.as_bytes());
+    out.push(b'}');
+}
+
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// A response body already serialized as JSON.
+pub struct JsonBody(Vec<u8>);
+
+impl IntoResponse for JsonBody {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            self.0,
+        )
+            .into_response()
     }
 }
 
@@ -84,19 +102,12 @@ pub struct ListRecordsParams {
     reverse: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ListRecordsOutput {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cursor: Option<String>,
-    records: Vec<RecordOutput>,
-}
-
 /// `GET com.atproto.repo.listRecords`: records by key, newest (highest key) first unless
 /// `reverse`.
 pub async fn list_records(
     State(state): State<AppState>,
     XrpcQuery(params): XrpcQuery<ListRecordsParams>,
-) -> Result<Json<ListRecordsOutput>, XrpcError> {
+) -> Result<JsonBody, XrpcError> {
     let collection: Nsid = parse_field("collection", &params.collection)?;
     let limit = match params.limit {
         None => DEFAULT_LIST_LIMIT,
@@ -110,7 +121,7 @@ pub async fn list_records(
     let (did, _) = readable_repo(&state, &params.repo).await?;
     let page = state
         .repo()
-        .list_records(
+        .list_records_json(
             &did,
             &collection,
             limit,
@@ -118,10 +129,27 @@ pub async fn list_records(
             params.reverse.unwrap_or(false),
         )
         .await?;
-    Ok(Json(ListRecordsOutput {
-        cursor: page.cursor,
-        records: page.records.into_iter().map(RecordOutput::from).collect(),
-    }))
+    let size: usize = page
+        .records
+        .iter()
+        .map(|r| r.uri.len() + r.value.len() + 96)
+        .sum();
+    let mut body = Vec::with_capacity(size + 64);
+    body.push(b'{');
+    if let Some(cursor) = &page.cursor {
+        body.extend_from_slice(b"\"cursor\":");
+        write_string(&mut body, cursor);
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"records\":[");
+    for (index, record) in page.records.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
+        }
+        write_record(&mut body, record);
+    }
+    body.extend_from_slice(b"]}");
+    Ok(JsonBody(body))
 }
 
 #[derive(Debug, Deserialize)]

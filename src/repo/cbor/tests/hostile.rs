@@ -139,7 +139,7 @@ fn arb_blob() -> impl Strategy<Value = Ipld> {
         })
 }
 
-fn arb_value() -> impl Strategy<Value = Ipld> {
+pub(super) fn arb_value() -> impl Strategy<Value = Ipld> {
     let leaf = prop_oneof![
         Just(Ipld::Null),
         any::<bool>().prop_map(Ipld::Bool),
