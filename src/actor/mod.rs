@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 
 use cid::Cid;
 
+pub use crate::store::direct::RecordJson;
 pub use blobs::{BlobGcReport, GC_BATCH, PENDING_DIR};
 pub use import::{Error as ImportError, ImportReport};
-pub use crate::store::direct::RecordJson;
 pub use read::{RecordEntry, RecordJsonPage, RecordPage};
 pub use repo::{
     ActorRepo, CommitResult, MAX_RECORD_LEN, MAX_WRITES, RecordWrite, RecoveryReport, WriteCounts,

@@ -4,8 +4,9 @@
 //! another, e.g. a release build while the load generator is a debug one) on a fresh data
 //! directory. Accounts are created over `createAccount` (the embedded did:plc directory),
 //! two of them filled over `applyWrites` with [`Options::small_repo`] and
-//! [`Options::big_repo`] posts. Then keep-alive HTTP/1.1 clients (one `reqwest` client per
-//! connection, so one TCP connection each) drive it in phases:
+//! [`Options::big_repo`] posts. Then keep-alive HTTP/1.1 connections (a minimal client,
+//! [`super::http1`], light enough not to cap the read phases on two cores) drive it in
+//! phases:
 //!
 //! 1. createRecord, one connection, one account;
 //! 2. createRecord, [`Options::accounts`] connections, one account each;
@@ -28,10 +29,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::json;
 
 use super::harness::{WorkDir, server_error};
+use super::http1::{Client, Response};
 use super::spawned::{Memory, SpawnedServer, load_average, reset_peak};
 use super::{Error, Latency, Machine, grouped, per_second};
 use crate::actor::MAX_WRITES;
@@ -200,23 +201,21 @@ pub async fn run(opts: &Options) -> Result<Report, Error> {
 }
 
 /// Creates an account over XRPC (handle `{name}.test`, did:plc from the server's directory).
-async fn create_account(
-    client: &reqwest::Client,
-    base: &str,
-    name: &str,
-) -> Result<Account, Error> {
-    let handle = format!("{name}.test");
+async fn create_account(client: &Client, name: &str) -> Result<Account, Error> {
+    let body = json!({
+        "handle": format!("{name}.test"),
+        "email": format!("{name}@example.com"),
+        "password": PASSWORD,
+    });
     let response = client
-        .post(format!("{base}/xrpc/com.atproto.server.createAccount"))
-        .json(&json!({
-            "handle": handle,
-            "email": format!("{name}@example.com"),
-            "password": PASSWORD,
-        }))
-        .send()
+        .post_json(
+            "/xrpc/com.atproto.server.createAccount",
+            &[],
+            &body.to_string().into_bytes(),
+        )
         .await
         .map_err(|e| server_error("createAccount", e))?;
-    let body = ok_body("createAccount", response).await?;
+    let body = ok_body("createAccount", response)?;
     let value: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| server_error("createAccount body", e))?;
     let did = value["did"]
@@ -230,12 +229,7 @@ async fn create_account(
 
 /// Fills the account's repository with `records` posts over `applyWrites` (200 creates a
 /// commit); returns their record keys.
-async fn fill(
-    client: &reqwest::Client,
-    base: &str,
-    account: &Account,
-    records: usize,
-) -> Result<Vec<String>, Error> {
+async fn fill(client: &Client, account: &Account, records: usize) -> Result<Vec<String>, Error> {
     let mut rkeys = Vec::with_capacity(records);
     while rkeys.len() < records {
         let n = MAX_WRITES.min(records - rkeys.len());
@@ -252,14 +246,16 @@ async fn fill(
                 })
             })
             .collect();
+        let body = json!({ "repo": account.did.as_str(), "writes": writes }).to_string();
         let response = client
-            .post(format!("{base}/xrpc/com.atproto.repo.applyWrites"))
-            .header("authorization", &account.token)
-            .json(&json!({ "repo": account.did.as_str(), "writes": writes }))
-            .send()
+            .post_json(
+                "/xrpc/com.atproto.repo.applyWrites",
+                &[("authorization", &account.token)],
+                body.as_bytes(),
+            )
             .await
             .map_err(|e| server_error("applyWrites", e))?;
-        let body = ok_body("applyWrites", response).await?;
+        let body = ok_body("applyWrites", response)?;
         let value: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| server_error("applyWrites body", e))?;
         let results = value["results"].as_array().cloned().unwrap_or_default();
@@ -277,21 +273,21 @@ fn rkey_of(uri: &str) -> String {
 
 /// Creates the accounts and fills the two repositories through the server itself.
 async fn seed(opts: &Options, base: &str) -> Result<Seeded, Error> {
-    let client = connection();
+    let client = Client::new(base);
     let mut accounts = Vec::new();
     for i in 0..opts.accounts.max(1) {
-        accounts.push(create_account(&client, base, &format!("load{i}")).await?);
+        accounts.push(create_account(&client, &format!("load{i}")).await?);
     }
     let small = if opts.small_repo > 0 {
-        let account = create_account(&client, base, "small-repo").await?;
-        let rkeys = fill(&client, base, &account, opts.small_repo).await?;
+        let account = create_account(&client, "small-repo").await?;
+        let rkeys = fill(&client, &account, opts.small_repo).await?;
         Some((account, rkeys))
     } else {
         None
     };
     let big = if opts.big_repo > 0 {
-        let account = create_account(&client, base, "big-repo").await?;
-        fill(&client, base, &account, opts.big_repo).await?;
+        let account = create_account(&client, "big-repo").await?;
+        fill(&client, &account, opts.big_repo).await?;
         Some(account)
     } else {
         None
@@ -303,25 +299,17 @@ async fn seed(opts: &Options, base: &str) -> Result<Seeded, Error> {
     })
 }
 
-/// A client that keeps one connection alive.
-fn connection() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .tcp_nodelay(true)
-        .build()
-        .expect("a plain HTTP client builds")
-}
-
 /// Runs `request(client, connection, i)` for i in `0..total` over `connections` keep-alive
 /// connections until done or `limit` passes; `request` returns the items it moved.
 async fn drive<F, Fut>(
+    base: &str,
     connections: usize,
     total: usize,
     limit: Duration,
     request: F,
 ) -> Result<(Latency, Duration, u64), Error>
 where
-    F: Fn(reqwest::Client, usize, usize) -> Fut + Send + Sync + 'static,
+    F: Fn(Client, usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<u64, Error>> + Send,
 {
     let request = Arc::new(request);
@@ -331,8 +319,8 @@ where
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0..connections.max(1) {
         let (request, next) = (request.clone(), next.clone());
+        let client = Client::new(base);
         tasks.spawn(async move {
-            let client = connection();
             let mut samples = Vec::new();
             let mut items = 0;
             loop {
@@ -357,15 +345,17 @@ where
 }
 
 /// Fails unless the response succeeded; returns its body.
-async fn ok_body(what: &str, response: reqwest::Response) -> Result<bytes::Bytes, Error> {
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| server_error(what, e))?;
-    if status.is_success() {
-        Ok(body)
+fn ok_body(what: &str, response: Response) -> Result<bytes::Bytes, Error> {
+    if (200..300).contains(&response.status) {
+        Ok(response.body)
     } else {
         Err(server_error(
             what,
-            format!("{status}: {}", String::from_utf8_lossy(&body)),
+            format!(
+                "{}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            ),
         ))
     }
 }
@@ -391,11 +381,12 @@ async fn creates(
     };
     measured(name, accounts.len(), Unit::Requests, server, async {
         drive(
+            &base,
             accounts.len(),
             total,
             opts.phase_limit,
             move |client, conn, i| {
-                let (base, list, out) = (base.clone(), list.clone(), out.clone());
+                let (list, out) = (list.clone(), out.clone());
                 async move {
                     let index = conn % list.len();
                     let account = &list[index];
@@ -409,13 +400,14 @@ async fn creates(
                         },
                     });
                     let response = client
-                        .post(format!("{base}/xrpc/com.atproto.repo.createRecord"))
-                        .header("authorization", &account.token)
-                        .json(&body)
-                        .send()
+                        .post_json(
+                            "/xrpc/com.atproto.repo.createRecord",
+                            &[("authorization", &account.token)],
+                            body.to_string().as_bytes(),
+                        )
                         .await
                         .map_err(|e| server_error("createRecord", e))?;
-                    let body = ok_body("createRecord", response).await?;
+                    let body = ok_body("createRecord", response)?;
                     let value: serde_json::Value = serde_json::from_slice(&body)
                         .map_err(|e| server_error("createRecord body", e))?;
                     let rkey = rkey_of(value["uri"].as_str().unwrap_or_default());
@@ -475,18 +467,17 @@ async fn phases(
     if !records.is_empty() {
         let b = base.clone();
         let phase = measured("getRecord, random", 16, Unit::Requests, server, async {
-            drive(16, opts.reads, opts.phase_limit, move |client, _, _| {
-                let (base, records) = (b.clone(), records.clone());
+            drive(&b, 16, opts.reads, opts.phase_limit, move |client, _, _| {
+                let records = records.clone();
                 async move {
                     let (did, rkey) = &records[rand::random::<usize>() % records.len()];
                     let response = client
-                        .get(format!(
-                            "{base}/xrpc/com.atproto.repo.getRecord?repo={did}&collection={COLLECTION}&rkey={rkey}"
+                        .get(&format!(
+                            "/xrpc/com.atproto.repo.getRecord?repo={did}&collection={COLLECTION}&rkey={rkey}"
                         ))
-                        .send()
                         .await
                         .map_err(|e| server_error("getRecord", e))?;
-                    ok_body("getRecord", response).await?;
+                    ok_body("getRecord", response)?;
                     Ok(1)
                 }
             })
@@ -501,28 +492,25 @@ async fn phases(
         // Cursors leaving at least 100 older records.
         let cursors: Arc<Vec<String>> = Arc::new(rkeys.iter().skip(100).cloned().collect());
         let phase = measured("listRecords limit=100", 8, Unit::Records, server, async {
-            drive(8, opts.lists, opts.phase_limit, move |client, _, _| {
-                let (base, did, cursors) = (b.clone(), did.clone(), cursors.clone());
+            drive(&b, 8, opts.lists, opts.phase_limit, move |client, _, _| {
+                let (did, cursors) = (did.clone(), cursors.clone());
                 async move {
                     let cursor = cursors
                         .get(rand::random::<usize>() % cursors.len().max(1))
                         .map(|c| format!("&cursor={c}"))
                         .unwrap_or_default();
                     let response = client
-                        .get(format!(
-                            "{base}/xrpc/com.atproto.repo.listRecords?repo={did}&collection={COLLECTION}&limit=100{cursor}"
+                        .get(&format!(
+                            "/xrpc/com.atproto.repo.listRecords?repo={did}&collection={COLLECTION}&limit=100{cursor}"
                         ))
-                        .send()
                         .await
                         .map_err(|e| server_error("listRecords", e))?;
-                    let body = ok_body("listRecords", response).await?;
-                    #[derive(serde::Deserialize)]
-                    struct Page {
-                        records: Vec<serde::de::IgnoredAny>,
-                    }
-                    let page: Page = serde_json::from_slice(&body)
-                        .map_err(|e| server_error("listRecords body", e))?;
-                    Ok(page.records.len() as u64)
+                    let body = ok_body("listRecords", response)?;
+                    // The server writes each record as `{"uri":"at://…`; counting those
+                    // costs the client far less than parsing the page (the posts' texts
+                    // never hold that string).
+                    let records = memchr::memmem::find_iter(&body, br#"{"uri":"at://"#).count();
+                    Ok(records as u64)
                 }
             })
             .await
@@ -549,13 +537,14 @@ async fn get_repo(
     did: &Did,
     records: usize,
 ) -> Result<Phase, Error> {
-    let url = format!("{}/xrpc/com.atproto.sync.getRepo?did={did}", server.url());
+    let url = format!("/xrpc/com.atproto.sync.getRepo?did={did}");
     let sizes: Arc<Mutex<Vec<u64>>> = Arc::default();
     let seen = sizes.clone();
     let name = format!("getRepo, {} records", grouped(records as f64));
     // Downloads are long: the time limit applies between them, not within one.
     let phase = measured(&name, 1, Unit::Bytes, server, async {
         drive(
+            server.url(),
             1,
             opts.repo_runs.max(1),
             opts.phase_limit,
@@ -564,18 +553,9 @@ async fn get_repo(
                 async move {
                     let response = client
                         .get(&url)
-                        .send()
                         .await
                         .map_err(|e| server_error("getRepo", e))?;
-                    let status = response.status();
-                    if !status.is_success() {
-                        return Err(server_error("getRepo", status));
-                    }
-                    let mut bytes = 0u64;
-                    let mut stream = response.bytes_stream();
-                    while let Some(chunk) = stream.next().await {
-                        bytes += chunk.map_err(|e| server_error("getRepo body", e))?.len() as u64;
-                    }
+                    let bytes = ok_body("getRepo", response)?.len() as u64;
                     seen.lock().expect("not poisoned").push(bytes);
                     Ok(bytes)
                 }

@@ -8,6 +8,7 @@
 pub mod blobs;
 pub mod firehose;
 mod harness;
+mod http1;
 pub mod hub;
 pub mod import;
 pub mod load;

@@ -491,7 +491,11 @@ async fn json_reads_match_value_reads() {
         (record.uri.clone(), record.cid, value)
     }
     fn expected(entry: &RecordEntry) -> (String, Cid, serde_json::Value) {
-        (entry.uri.clone(), entry.cid, cbor::value_to_json(&entry.value))
+        (
+            entry.uri.clone(),
+            entry.cid,
+            cbor::value_to_json(&entry.value),
+        )
     }
     let env = Env::new(8).await;
     let alice = did(1);
@@ -505,14 +509,29 @@ async fn json_reads_match_value_reads() {
 
     for key in [&rkeys[0], &rkeys[5], "3zzzzzzzzzzz2"] {
         let key = rkey(key);
-        let entry = env.repo.get_record(&alice, &collection, &key, None).await.unwrap();
-        let json = env.repo.get_record_json(&alice, &collection, &key, None).await.unwrap();
+        let entry = env
+            .repo
+            .get_record(&alice, &collection, &key, None)
+            .await
+            .unwrap();
+        let json = env
+            .repo
+            .get_record_json(&alice, &collection, &key, None)
+            .await
+            .unwrap();
         assert_eq!(json.as_ref().map(parsed), entry.as_ref().map(expected));
         if let Some(entry) = entry {
-            let same = env.repo.get_record_json(&alice, &collection, &key, Some(&entry.cid));
-            assert_eq!(same.await.unwrap().as_ref().map(parsed), Some(expected(&entry)));
+            let same = env
+                .repo
+                .get_record_json(&alice, &collection, &key, Some(&entry.cid));
+            assert_eq!(
+                same.await.unwrap().as_ref().map(parsed),
+                Some(expected(&entry))
+            );
             let other = cbor::cid_for_value(&post("other")).unwrap();
-            let none = env.repo.get_record_json(&alice, &collection, &key, Some(&other));
+            let none = env
+                .repo
+                .get_record_json(&alice, &collection, &key, Some(&other));
             assert_eq!(none.await.unwrap(), None);
         }
     }
@@ -543,7 +562,9 @@ async fn json_reads_match_value_reads() {
         assert_eq!(pages, 4, "12 records in pages of 5, then the empty page");
     }
     assert!(matches!(
-        env.repo.get_record_json(&did(99), &collection, &rkey("a"), None).await,
+        env.repo
+            .get_record_json(&did(99), &collection, &rkey("a"), None)
+            .await,
         Err(Error::RepoNotFound(_))
     ));
 }

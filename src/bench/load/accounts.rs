@@ -43,10 +43,10 @@ pub(super) async fn phases(
     let (b, out) = (base.clone(), created.clone());
     let name = format!("createAccount, {n} in a row");
     let create = measured(&name, CONNECTIONS, Unit::Requests, server, async {
-        drive(CONNECTIONS, n, opts.touch_limit, move |client, _, i| {
-            let (base, out) = (b.clone(), out.clone());
+        drive(&b, CONNECTIONS, n, opts.touch_limit, move |client, _, i| {
+            let out = out.clone();
             async move {
-                let account = create_account(&client, &base, &format!("many{i}")).await?;
+                let account = create_account(&client, &format!("many{i}")).await?;
                 out.lock().expect("not poisoned").push(account);
                 Ok(1)
             }
@@ -60,30 +60,37 @@ pub(super) async fn phases(
     let name = format!("createRecord, {count} accounts once");
     let list = accounts.clone();
     let touch = measured(&name, CONNECTIONS, Unit::Requests, server, async {
-        drive(CONNECTIONS, count, opts.touch_limit, move |client, _, i| {
-            let (base, list) = (base.clone(), list.clone());
-            async move {
-                let account = &list[i];
-                let body = json!({
-                    "repo": account.did.as_str(),
-                    "collection": COLLECTION,
-                    "record": {
-                        "$type": COLLECTION,
-                        "text": format!("Many-accounts post of account {i}."),
-                        "createdAt": "2026-12-02T00:00:00.000Z",
-                    },
-                });
-                let response = client
-                    .post(format!("{base}/xrpc/com.atproto.repo.createRecord"))
-                    .header("authorization", &account.token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| server_error("createRecord", e))?;
-                ok_body("createRecord", response).await?;
-                Ok(1)
-            }
-        })
+        drive(
+            &base,
+            CONNECTIONS,
+            count,
+            opts.touch_limit,
+            move |client, _, i| {
+                let list = list.clone();
+                async move {
+                    let account = &list[i];
+                    let body = json!({
+                        "repo": account.did.as_str(),
+                        "collection": COLLECTION,
+                        "record": {
+                            "$type": COLLECTION,
+                            "text": format!("Many-accounts post of account {i}."),
+                            "createdAt": "2026-12-02T00:00:00.000Z",
+                        },
+                    });
+                    let response = client
+                        .post_json(
+                            "/xrpc/com.atproto.repo.createRecord",
+                            &[("authorization", &account.token)],
+                            body.to_string().as_bytes(),
+                        )
+                        .await
+                        .map_err(|e| server_error("createRecord", e))?;
+                    ok_body("createRecord", response)?;
+                    Ok(1)
+                }
+            },
+        )
         .await
     })
     .await?;
@@ -103,7 +110,10 @@ async fn open_stores(base: &str) -> Option<u64> {
         .send()
         .await
         .ok()?;
-    let body = ok_body("metrics", response).await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let body = response.bytes().await.ok()?;
     gauge(&String::from_utf8_lossy(&body), "rookery_actor_store_open")
 }
 

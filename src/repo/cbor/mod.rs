@@ -31,8 +31,8 @@ use serde::de::DeserializeOwned;
 
 pub use blob::{BlobRef, find_blobs};
 pub use ipld_core::ipld::Ipld;
-pub use transcode::cbor_to_json;
 pub use json::{json_to_object, json_to_record, json_to_value, value_to_json};
+pub use transcode::cbor_to_json;
 pub use validate::{validate, validate_record};
 
 /// Deepest container nesting accepted (the data-validation guide's `MAX_CBOR_NESTED_LEVELS`).

@@ -109,7 +109,10 @@ impl<'a> Reader<'a> {
                 let bytes = self.take(len)?;
                 out.extend_from_slice(b"{\"$bytes\":\"");
                 let start = out.len();
-                out.resize(start + base64::encoded_len(bytes.len(), false).unwrap_or(0), 0);
+                out.resize(
+                    start + base64::encoded_len(bytes.len(), false).unwrap_or(0),
+                    0,
+                );
                 let written = STANDARD_NO_PAD
                     .encode_slice(bytes, &mut out[start..])
                     .map_err(|_| malformed("byte string too long"))?;
@@ -174,7 +177,9 @@ impl<'a> Reader<'a> {
                 let len = self.argument(info)?;
                 let bytes = self.take(len)?;
                 let Some((0, cid)) = bytes.split_first() else {
-                    return Err(malformed("a link must start with the 0x00 multibase prefix"));
+                    return Err(malformed(
+                        "a link must start with the 0x00 multibase prefix",
+                    ));
                 };
                 let cid = Cid::try_from(cid).map_err(|e| Error::Malformed(e.to_string()))?;
                 check_cid(&cid)?;

@@ -83,7 +83,10 @@ pub struct JsonBody(Vec<u8>);
 impl IntoResponse for JsonBody {
     fn into_response(self) -> Response {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             self.0,
         )
             .into_response()

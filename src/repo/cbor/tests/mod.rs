@@ -60,8 +60,8 @@ const RAW_CID: &str = "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4i
 const CBOR_CID: &str = "bafyreidfayvfuwqa7qlnopdjiqrxzs6blmoeu4rujcjtnci5beludirz2a";
 
 mod hostile;
-mod transcode;
 mod rules;
+mod transcode;
 
 // ---- interop vectors -------------------------------------------------------------------
 
