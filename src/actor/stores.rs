@@ -512,10 +512,19 @@ impl ActorStores {
         let permit = self.acquire_permit().await?;
         let keypair = keyfile::read(&dir).await?;
         let path = dir.join(STORE_FILE);
-        let pool = sqlite::open(&path, &self.0.pool_options).await?;
         let direct = DirectDb::new(&path);
+        // A store already migrated (every one but a new or upgraded store) needs no sqlx
+        // connection to open: its pool connects when a cold path first uses it.
+        let pool = if direct.schema_is_current(&sqlite::ACTOR_MIGRATOR).await {
+            sqlite::open_lazy(&path, &self.0.pool_options)
+        } else {
+            sqlite::open(&path, &self.0.pool_options).await?
+        };
         if !self.0.heap_limit_set.swap(true, Ordering::AcqRel) {
-            sqlx::query(SQLITE_SOFT_HEAP_LIMIT).execute(&pool).await?;
+            // Process-wide: any connection of the one SQLite library sets it.
+            direct
+                .run(|conn| Ok(conn.execute_batch(SQLITE_SOFT_HEAP_LIMIT)?))
+                .await?;
         }
         self.0.open_pools.fetch_add(1, Ordering::AcqRel);
         Ok(Arc::new(ActorEntry {

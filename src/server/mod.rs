@@ -87,6 +87,20 @@ impl RunningServer {
     }
 }
 
+/// Most threads of the runtime's blocking pool (tokio's default is 512). Database work runs
+/// there, one thread per unit of work in progress (see [`crate::store::direct`]); on a small
+/// machine a few dozen busy threads add nothing but memory (each thread grows its own stack,
+/// allocator cache and SQLite scratch space). Work beyond it waits for a thread.
+pub const BLOCKING_THREADS: usize = 24;
+
+/// The multi-threaded runtime `rookery serve` runs on, with [`BLOCKING_THREADS`].
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+}
+
 /// Prepares the data directory and secrets, binds `bind_address:port` and serves until
 /// `shutdown` is cancelled. Returns once listening.
 pub async fn serve(

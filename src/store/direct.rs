@@ -23,6 +23,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use cid::Cid;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use sqlx::migrate::Migrator;
 
 use super::outbox::OutboxRow;
 use super::records::{MAX_LIST_LIMIT, StoredRecord};
@@ -39,6 +40,10 @@ const CONNECTIONS: usize = 4;
 const STATEMENT_CACHE: usize = 32;
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Exports running at once in the process (a third of
+/// [`BLOCKING_THREADS`](crate::server::BLOCKING_THREADS)); more wait for one to finish.
+pub(crate) const EXPORTS: usize = 8;
+static EXPORT_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(EXPORTS);
 /// Bytes of CAR sections gathered before a chunk of an export is handed on.
 pub(crate) const EXPORT_CHUNK: usize = 256 * 1024;
 
@@ -181,6 +186,26 @@ impl DirectDb {
         Ok(conn)
     }
 
+    /// Whether every migration of `migrator` is applied to this database, with the same
+    /// checksums, and nothing else is (what `migrator.run` would find with nothing to do).
+    /// Any failure to tell (no such table, no file) answers `false`.
+    pub(crate) async fn schema_is_current(self: &Arc<Self>, migrator: &'static Migrator) -> bool {
+        let expected: Vec<(i64, Vec<u8>)> = migrator
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        let applied = self
+            .run(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+                )?;
+                let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<(i64, Vec<u8>)>, _>>()?)
+            })
+            .await;
+        applied.is_ok_and(|applied| applied == expected)
+    }
+
     /// Runs `work` on a connection of this database on the blocking pool, once one of the
     /// [`CONNECTIONS`] is free.
     pub(crate) async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
@@ -206,15 +231,21 @@ impl DirectDb {
 
     /// [`DirectDb::run`] without waiting for a free connection: for work paced by a client
     /// (an export waits for the socket), which must never hold back the account's writes.
+    /// Exports of the whole process share [`EXPORTS`] permits instead: each holds a blocking
+    /// thread for as long as its client reads, so without a bound slow clients would take
+    /// every thread of the blocking pool.
     async fn run_unbounded<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
     {
+        let permit = EXPORT_PERMITS.acquire().await.map_err(|_| Error::Closed)?;
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.run_blocking(work))
+        let result = tokio::task::spawn_blocking(move || db.run_blocking(work))
             .await
-            .map_err(|e| Error::Blocking(e.to_string()))?
+            .map_err(|e| Error::Blocking(e.to_string()))?;
+        drop(permit);
+        result
     }
 
     fn run_blocking<T>(

@@ -67,20 +67,35 @@ pub(crate) async fn open_migrated(
     opts: &OpenOptions,
     migrator: &Migrator,
 ) -> Result<SqlitePool, Error> {
-    let connect = SqliteConnectOptions::new()
+    let pool = pool_options(opts)
+        .connect_with(connect_options(path, opts))
+        .await?;
+    migrator.run(&pool).await?;
+    Ok(pool)
+}
+
+/// [`open`] for a store whose schema is known to be current: no connection is made (nor its
+/// thread started) until the pool is first used. The hot paths run on
+/// [`DirectDb`](super::direct::DirectDb) connections, so a store opened to be written or read
+/// once often never uses its pool.
+pub(crate) fn open_lazy(path: &Path, opts: &OpenOptions) -> SqlitePool {
+    pool_options(opts).connect_lazy_with(connect_options(path, opts))
+}
+
+fn connect_options(path: &Path, opts: &OpenOptions) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(opts.busy_timeout)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
+        .foreign_keys(true)
+}
+
+fn pool_options(opts: &OpenOptions) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
         .max_connections(opts.max_connections.max(1))
         .idle_timeout(opts.idle_timeout)
-        .connect_with(connect)
-        .await?;
-    migrator.run(&pool).await?;
-    Ok(pool)
 }
 
 /// Opens a fresh, private in-memory actor store (for tests), migrated.

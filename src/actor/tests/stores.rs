@@ -56,6 +56,16 @@ async fn layout_create_open_exists_destroy() {
         reopened.keypair().to_private_bytes(),
         key.to_private_bytes()
     );
+    // Its schema is current, so its sqlx pool opened without a connection (nor a thread);
+    // the first cold-path query connects it.
+    assert_eq!(reopened.pool().size(), 0);
+    assert!(reopened.direct().head().await.unwrap().is_none());
+    assert_eq!(reopened.pool().size(), 0);
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM record")
+        .fetch_one(reopened.pool())
+        .await
+        .unwrap();
+    assert_eq!((n, reopened.pool().size()), (0, 1));
     drop(reopened);
     assert!(again.destroy(&alice).await.unwrap());
 
@@ -282,4 +292,25 @@ async fn cache_counts_hits_misses_and_evictions() {
     );
     assert!(stores.open(&did(3)).await.unwrap().is_none());
     assert_eq!(stores.cache_counts().misses, 1);
+}
+
+/// A store whose recorded migrations differ from this build's is not opened lazily: sqlx
+/// checks it as before and refuses the changed migration.
+#[tokio::test]
+async fn a_store_with_other_migrations_goes_through_the_migrator() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = did(1);
+    let key = Keypair::generate(Algorithm::K256);
+    {
+        let stores = ActorStores::new(dir.path(), 4);
+        let handle = stores.create(&alice, &key).await.unwrap();
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 1")
+            .execute(handle.pool())
+            .await
+            .unwrap();
+        handle.pool().close().await;
+    }
+    let stores = ActorStores::new(dir.path(), 4);
+    let err = stores.open(&alice).await.unwrap_err();
+    assert!(err.to_string().contains("migration"), "{err}");
 }

@@ -301,3 +301,40 @@ async fn the_export_is_the_paged_export_byte_for_byte() {
     drop(rx);
     assert!(f.direct.export_car(None, tx).await.unwrap() >= 1);
 }
+
+/// Exports beyond [`EXPORTS`] wait for a running one to end: clients that stop reading hold
+/// at most that many blocking threads, never the whole pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_past_the_bound_wait_for_a_running_one() {
+    let f = fixture().await;
+    written(&f).await;
+    // EXPORTS exports whose clients read one chunk and then stall (the channel holds one
+    // more, the third waits): each holds its permit.
+    let mut stalled = Vec::new();
+    for _ in 0..EXPORTS {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let direct = f.direct.clone();
+        let task = tokio::spawn(async move { direct.export_car(None, tx).await });
+        rx.recv().await.unwrap().unwrap();
+        stalled.push((rx, task));
+    }
+    // Other tests of this binary export too: wait until the stalled ones hold every permit.
+    while EXPORT_PERMITS.available_permits() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let direct = f.direct.clone();
+    let waiting = tokio::spawn(async move { direct.export_car(None, tx).await });
+    // One stalled client goes away: its export ends and frees the permit the waiting
+    // export needs to run to its end.
+    let (gone, task) = stalled.pop().unwrap();
+    drop(gone);
+    task.await.unwrap().unwrap();
+    let mut car = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        car.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(waiting.await.unwrap().unwrap() > 1);
+    assert!(car.len() > 2 * EXPORT_CHUNK);
+    drop(stalled);
+}
