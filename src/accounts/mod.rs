@@ -250,7 +250,7 @@ impl AccountDb {
     async fn burn_password_check(&self, password: &str) -> Result<(), Error> {
         let cell = Arc::clone(&self.dummy_hash);
         let password = password.to_owned();
-        blocking(move || {
+        hashing(move || {
             let phc = cell.get_or_init(|| {
                 crate::auth::hash_password("rookery dummy password").unwrap_or_default()
             });
@@ -261,10 +261,16 @@ impl AccountDb {
     }
 }
 
+/// Password hashes computed at once in the process. Each argon2id hash takes tens of
+/// milliseconds of one core and 19 MiB of memory: more at once would finish no sooner on a
+/// small machine, hold more memory and more of the blocking pool's threads.
+pub const CONCURRENT_HASHES: usize = 2;
+static HASH_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_HASHES);
+
 /// Hashes an account password on the blocking pool (argon2id takes tens of milliseconds).
 async fn hash_password_blocking(password: &str) -> Result<String, Error> {
     let password = password.to_owned();
-    blocking(move || crate::auth::hash_password(&password))
+    hashing(move || crate::auth::hash_password(&password))
         .await?
         .map_err(Error::from)
 }
@@ -272,7 +278,16 @@ async fn hash_password_blocking(password: &str) -> Result<String, Error> {
 /// Checks an account password against its PHC string on the blocking pool.
 async fn verify_password_blocking(password: &str, phc: String) -> Result<bool, Error> {
     let password = password.to_owned();
-    blocking(move || crate::auth::verify_password(&password, &phc)).await
+    hashing(move || crate::auth::verify_password(&password, &phc)).await
+}
+
+/// [`blocking`] for an argon2id computation, once one of [`CONCURRENT_HASHES`] is free.
+async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    let _permit = HASH_PERMITS
+        .acquire()
+        .await
+        .map_err(|_| Error::Internal("password hashing is closed".into()))?;
+    blocking(f).await
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {

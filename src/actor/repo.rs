@@ -395,7 +395,7 @@ impl ActorRepo {
         let (repo, uses, head_cid, head_rev) = match cached {
             Some((rev, cached)) => {
                 let cid = cached.repo.cid();
-                (cached.repo, cached.uses + 1, cid, rev)
+                (cached.repo, cached.uses, cid, rev)
             }
             None => {
                 let head = handle
@@ -404,7 +404,7 @@ impl ActorRepo {
                     .await?
                     .ok_or_else(|| Error::RepoNotFound(did.to_string()))?;
                 let repo = Repo::load(handle.block_store(), head.cid).await?;
-                (repo, 1, head.cid, head.rev)
+                (repo, 0, head.cid, head.rev)
             }
         };
         if let Some(expected) = swap_commit
@@ -416,6 +416,7 @@ impl ActorRepo {
         }
         let (ops, swaps): (Vec<Write>, Vec<Option<Option<Cid>>>) =
             writes.into_iter().map(|w| (w.write, w.swap)).unzip();
+        let ops_count = ops.len().max(1);
         for (write, swap) in ops.iter().zip(&swaps) {
             if let Some(expected) = swap {
                 check_swap(&repo, write, *expected).await?;
@@ -487,7 +488,7 @@ impl ActorRepo {
         };
         handle.put_repo(CachedRepo {
             repo: Repo::apply(prepared),
-            uses,
+            uses: uses.saturating_add(u32::try_from(ops_count).unwrap_or(u32::MAX)),
         });
         Ok(result)
     }

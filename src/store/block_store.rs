@@ -1,11 +1,13 @@
 //! [`BlockStore`] over an actor-store pool.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use cid::Cid;
 use sqlx::sqlite::SqlitePool;
 
+use super::direct::DirectDb;
 use super::sqlite::{self, OpenOptions};
 use super::{Error, blocks};
 use crate::repo::blockstore::{self, BlockMap, BlockStore};
@@ -13,16 +15,27 @@ use crate::repo::blockstore::{self, BlockMap, BlockStore};
 /// The repo engine's block store backed by one account's SQLite actor store.
 ///
 /// Cloning shares the pool. Each call takes a pooled connection for its duration;
-/// [`put_many`](BlockStore::put_many) writes its whole batch in one transaction.
+/// [`put_many`](BlockStore::put_many) writes its whole batch in one transaction. With the
+/// store's [`DirectDb`] ([`SqliteBlockStore::with_direct`]), block reads (loading a tree)
+/// run on its connections instead, and need no pool connection.
 #[derive(Debug, Clone)]
 pub struct SqliteBlockStore {
     pool: SqlitePool,
+    direct: Option<Arc<DirectDb>>,
 }
 
 impl SqliteBlockStore {
     /// A block store over an already opened (and migrated) actor-store pool.
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self { pool, direct: None }
+    }
+
+    /// [`SqliteBlockStore::new`] whose reads go through `direct` (the same database).
+    pub(crate) fn with_direct(pool: SqlitePool, direct: Arc<DirectDb>) -> Self {
+        Self {
+            pool,
+            direct: Some(direct),
+        }
     }
 
     /// Opens the actor store at `path` (see [`sqlite::open`]).
@@ -67,6 +80,9 @@ impl SqliteBlockStore {
 
 impl BlockStore for SqliteBlockStore {
     async fn get(&self, cid: &Cid) -> Result<Option<Bytes>, blockstore::Error> {
+        if let Some(direct) = &self.direct {
+            return Ok(direct.block(*cid).await?);
+        }
         let mut conn = self.pool.acquire().await.map_err(Error::from)?;
         Ok(blocks::get(&mut conn, cid).await?)
     }

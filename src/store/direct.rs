@@ -40,8 +40,8 @@ const CONNECTIONS: usize = 4;
 const STATEMENT_CACHE: usize = 32;
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Exports running at once in the process (a third of
-/// [`BLOCKING_THREADS`](crate::server::BLOCKING_THREADS)); more wait for one to finish.
+/// Exports running at once in the process, each on a thread of its own (a `getRepo` holds
+/// its thread and a read transaction for as long as its client reads); more wait.
 pub(crate) const EXPORTS: usize = 8;
 static EXPORT_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(EXPORTS);
 /// Bytes of CAR sections gathered before a chunk of an export is handed on.
@@ -229,11 +229,11 @@ impl DirectDb {
         .map_err(|e| Error::Blocking(e.to_string()))?
     }
 
-    /// [`DirectDb::run`] without waiting for a free connection: for work paced by a client
-    /// (an export waits for the socket), which must never hold back the account's writes.
-    /// Exports of the whole process share [`EXPORTS`] permits instead: each holds a blocking
-    /// thread for as long as its client reads, so without a bound slow clients would take
-    /// every thread of the blocking pool.
+    /// [`DirectDb::run`] without waiting for a free connection, on a thread of its own: for
+    /// work paced by a client (an export waits for the socket), which must never hold back
+    /// the account's writes nor keep a thread of the runtime's small blocking pool (see
+    /// [`crate::server::BLOCKING_THREADS`]). The process runs at most [`EXPORTS`] of them at
+    /// once; more wait for one to end.
     async fn run_unbounded<T, F>(self: &Arc<Self>, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
@@ -241,9 +241,16 @@ impl DirectDb {
     {
         let permit = EXPORT_PERMITS.acquire().await.map_err(|_| Error::Closed)?;
         let db = self.clone();
-        let result = tokio::task::spawn_blocking(move || db.run_blocking(work))
-            .await
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("rookery-export".into())
+            .spawn(move || {
+                let _ = tx.send(db.run_blocking(work));
+            })
             .map_err(|e| Error::Blocking(e.to_string()))?;
+        let result = rx
+            .await
+            .map_err(|_| Error::Blocking("the export thread ended without a result".into()))?;
         drop(permit);
         result
     }
@@ -306,6 +313,18 @@ impl DirectDb {
                 )
                 .optional()?;
             row.transpose()
+        })
+        .await
+    }
+
+    /// The block `cid`, if stored.
+    pub(crate) async fn block(self: &Arc<Self>, cid: Cid) -> Result<Option<Bytes>, Error> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT content FROM repo_block WHERE cid = ?1")?;
+            let content = stmt
+                .query_row([cid.to_bytes()], |row| row.get::<_, Vec<u8>>(0))
+                .optional()?;
+            Ok(content.map(Bytes::from))
         })
         .await
     }
