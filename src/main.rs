@@ -341,7 +341,7 @@ fn serve(args: RunArgs) -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let runtime = rookery::server::runtime()?;
+    let runtime = rookery::server::runtime(config.blocking_threads)?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         rookery::server::cancel_on_signals(shutdown.clone());

@@ -72,11 +72,11 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound of open stores (`ROOKERY_ACTOR_STORE_CACHE_SIZE`): at about 0.8 MB each,
 /// 48 stores stay within the server's 64 MB budget beside everything else.
 pub const DEFAULT_CAPACITY: usize = 48;
-/// SQLite's soft heap limit, 16 MiB, set when the first store opens. It
+/// SQLite's soft heap limit, 8 MiB, set when the first store opens. It
 /// is process-wide: SQLite shrinks the page caches of every connection (the account,
 /// sequencer and hub databases' too) to stay near it, instead of letting each grow to its
 /// own `cache_size` (2 MB by default) as the big repositories are read.
-pub const SQLITE_SOFT_HEAP_LIMIT: &str = "PRAGMA soft_heap_limit = 16777216";
+pub const SQLITE_SOFT_HEAP_LIMIT: &str = "PRAGMA soft_heap_limit = 8388608";
 
 /// The per-account SQLite stores. Cloning shares the cache.
 #[derive(Debug, Clone)]

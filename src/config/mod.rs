@@ -137,6 +137,9 @@ pub struct Config {
     /// bound of their LRU). Default `48` (about 0.8 MB each; see `crate::actor::stores`);
     /// at least 1.
     pub actor_store_cache_size: usize,
+    /// `ROOKERY_BLOCKING_THREADS` — the most threads of the runtime's blocking pool, where
+    /// database work runs. Default `8` (see [`crate::server::BLOCKING_THREADS`]); at least 1.
+    pub blocking_threads: usize,
     /// `PDS_DID_PLC_URL` — the PLC directory. `None` runs the embedded directory (see
     /// [`crate::plc_directory`]) in-process, mounted at `{public_url}/plc` and stored in
     /// `{data}/plc.sqlite`: the default for hostname `localhost`, so a development server
@@ -531,6 +534,7 @@ impl Default for Config {
             import_repo_limit: DEFAULT_IMPORT_REPO_LIMIT,
             blob_grace_period: DEFAULT_BLOB_GRACE_PERIOD,
             actor_store_cache_size: DEFAULT_ACTOR_STORE_CACHE_SIZE,
+            blocking_threads: crate::server::BLOCKING_THREADS,
             // The default hostname is `localhost`: the embedded directory.
             did_plc_url: None,
             jwt_secret: None,
@@ -643,6 +647,12 @@ impl Config {
             .unwrap_or(DEFAULT_ACTOR_STORE_CACHE_SIZE);
         if actor_store_cache_size == 0 {
             return Err(src.invalid("ROOKERY_ACTOR_STORE_CACHE_SIZE", "must be at least 1"));
+        }
+        let blocking_threads = src
+            .int::<usize>("ROOKERY_BLOCKING_THREADS", "a positive integer")?
+            .unwrap_or(crate::server::BLOCKING_THREADS);
+        if blocking_threads == 0 {
+            return Err(src.invalid("ROOKERY_BLOCKING_THREADS", "must be at least 1"));
         }
         let max_subscription_buffer = src
             .int::<usize>("PDS_MAX_SUBSCRIPTION_BUFFER", "a positive integer")?
@@ -779,6 +789,7 @@ impl Config {
             import_repo_limit,
             blob_grace_period,
             actor_store_cache_size,
+            blocking_threads,
             did_plc_url,
             jwt_secret: src.string("PDS_JWT_SECRET").map(Secret::new),
             admin_password: src.string("PDS_ADMIN_PASSWORD").map(Secret::new),

@@ -51,6 +51,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     Setting::plain("ROOKERY_BLOB_GRACE_PERIOD_MS"),
     Setting::plain("ROOKERY_IMPORT_REPO_LIMIT"),
     Setting::plain("ROOKERY_ACTOR_STORE_CACHE_SIZE"),
+    Setting::plain("ROOKERY_BLOCKING_THREADS"),
     Setting::plain("PDS_DID_PLC_URL"),
     Setting::secret("PDS_JWT_SECRET"),
     Setting::secret("PDS_ADMIN_PASSWORD"),

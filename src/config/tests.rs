@@ -53,6 +53,7 @@ fn defaults_without_any_configuration() {
     assert_eq!(config.blob_upload_limit, 104_857_600);
     assert_eq!(config.blob_grace_period, Duration::from_secs(6 * 60 * 60));
     assert_eq!(config.actor_store_cache_size, 48);
+    assert_eq!(config.blocking_threads, 8);
     // Offline by default on localhost: the embedded directory, mounted on this server.
     assert_eq!(config.did_plc_url, None);
     assert_eq!(
@@ -98,6 +99,7 @@ fn every_variable_is_read() {
         ("PDS_BLOB_UPLOAD_LIMIT", "104857600"),
         ("ROOKERY_BLOB_GRACE_PERIOD_MS", "600000"),
         ("ROOKERY_ACTOR_STORE_CACHE_SIZE", "250"),
+        ("ROOKERY_BLOCKING_THREADS", "32"),
         ("PDS_DID_PLC_URL", "http://127.0.0.1:2582"),
         ("PDS_JWT_SECRET", "f475b5267b5e71b0d6973e8895c24bd8"),
         ("PDS_ADMIN_PASSWORD", "ffb5d23d1449cec05914c491caee8863"),
@@ -152,6 +154,7 @@ fn every_variable_is_read() {
     assert_eq!(config.blob_upload_limit, 104_857_600);
     assert_eq!(config.blob_grace_period, Duration::from_secs(600));
     assert_eq!(config.actor_store_cache_size, 250);
+    assert_eq!(config.blocking_threads, 32);
     assert_eq!(config.max_subscription_buffer, 64);
     assert_eq!(config.firehose_ping_interval, Duration::from_millis(1500));
     assert_eq!(config.did_plc_url, Some(url("http://127.0.0.1:2582")));
@@ -271,6 +274,7 @@ fn malformed_values_name_the_variable() {
         ("ROOKERY_BLOB_GRACE_PERIOD_MS", "6h"),
         ("ROOKERY_ACTOR_STORE_CACHE_SIZE", "0"),
         ("ROOKERY_ACTOR_STORE_CACHE_SIZE", "lots"),
+        ("ROOKERY_BLOCKING_THREADS", "0"),
         ("PDS_DID_PLC_URL", "plc.directory"),
         ("PDS_DID_PLC_URL", "ftp://plc.directory"),
         ("PDS_CRAWLERS", "https://bsky.network,not a url"),

@@ -87,8 +87,8 @@ impl RunningServer {
     }
 }
 
-/// Most threads of the runtime's blocking pool by default (tokio's own default is 512);
-/// `ROOKERY_BLOCKING_THREADS` sets another. Database work runs there, one thread per unit of
+/// Most threads of the runtime's blocking pool by default (tokio's own default is 512;
+/// `ROOKERY_BLOCKING_THREADS` sets another). Database work runs there, one thread per unit of
 /// work in progress (see [`crate::store::direct`]), each a short burst of CPU and an fsync;
 /// exports, which wait on their clients, run on threads of their own. More threads add
 /// nothing but memory: each keeps its own stack pages, allocator cache and SQLite scratch
@@ -99,18 +99,13 @@ pub const BLOCKING_THREADS: usize = 8;
 /// holds its memory, and starting one again costs microseconds.
 pub const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The multi-threaded runtime `rookery serve` runs on: [`BLOCKING_THREADS`] (or
-/// `ROOKERY_BLOCKING_THREADS`) blocking threads at most, idle ones ending after
-/// [`BLOCKING_KEEP_ALIVE`].
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let threads = std::env::var("ROOKERY_BLOCKING_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(BLOCKING_THREADS);
+/// The multi-threaded runtime `rookery serve` runs on: at most `blocking_threads` blocking
+/// threads ([`Config::blocking_threads`](crate::config::Config::blocking_threads)), idle ones
+/// ending after [`BLOCKING_KEEP_ALIVE`].
+pub fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(threads)
+        .max_blocking_threads(blocking_threads.max(1))
         .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
 }
