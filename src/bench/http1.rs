@@ -26,10 +26,13 @@ pub(crate) struct Conn {
     out: Vec<u8>,
 }
 
-/// A response: status and whole body.
+/// A response: status and body.
 pub(crate) struct Response {
     pub status: u16,
+    /// The body; empty for a successful response read without keeping it.
     pub body: Bytes,
+    /// The body's length in bytes.
+    pub len: u64,
 }
 
 impl Conn {
@@ -50,12 +53,15 @@ impl Conn {
         })
     }
 
+    /// Sends a request and reads its response. Without `keep`, a successful response's body
+    /// is counted and dropped as it arrives ([`Response::len`]), never gathered.
     async fn request(
         &mut self,
         method: &str,
         target: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
+        keep: bool,
     ) -> io::Result<Response> {
         let out = &mut self.out;
         out.clear();
@@ -83,7 +89,7 @@ impl Conn {
             out.extend_from_slice(b"\r\n");
         }
         self.stream.write_all(out).await?;
-        self.response().await
+        self.response(keep).await
     }
 
     /// Reads more bytes into the buffer; the peer closing the connection is an error.
@@ -97,7 +103,7 @@ impl Conn {
         Ok(())
     }
 
-    async fn response(&mut self) -> io::Result<Response> {
+    async fn response(&mut self, keep: bool) -> io::Result<Response> {
         let (status, head_len, length, chunked) = loop {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut headers);
@@ -120,22 +126,48 @@ impl Conn {
             }
         };
         self.buf.advance(head_len);
-        let body = if chunked {
-            self.chunked_body().await?
+        // Error bodies are always kept, for the message.
+        let keep = keep || !(200..300).contains(&status);
+        let mut body = BytesMut::new();
+        let mut len = 0u64;
+        if chunked {
+            self.chunked_body(keep.then_some(&mut body), &mut len)
+                .await?;
         } else {
-            let length = length.ok_or_else(|| {
+            let mut left = length.ok_or_else(|| {
                 io::Error::other("a response with neither Content-Length nor chunks")
             })?;
-            while self.buf.len() < length {
-                self.fill().await?;
+            len = left as u64;
+            if keep {
+                while self.buf.len() < left {
+                    self.fill().await?;
+                }
+                body = self.buf.split_to(left);
+            } else {
+                loop {
+                    let take = left.min(self.buf.len());
+                    self.buf.advance(take);
+                    left -= take;
+                    if left == 0 {
+                        break;
+                    }
+                    self.fill().await?;
+                }
             }
-            self.buf.split_to(length).freeze()
-        };
-        Ok(Response { status, body })
+        }
+        Ok(Response {
+            status,
+            body: body.freeze(),
+            len,
+        })
     }
 
-    async fn chunked_body(&mut self) -> io::Result<Bytes> {
-        let mut body = BytesMut::new();
+    /// Reads a chunked body: appended to `body` when given, its length added to `len`.
+    async fn chunked_body(
+        &mut self,
+        mut body: Option<&mut BytesMut>,
+        len: &mut u64,
+    ) -> io::Result<()> {
         loop {
             let line = self.line().await?;
             let size = line.split(|b| *b == b';').next().unwrap_or_default();
@@ -146,16 +178,28 @@ impl Conn {
             if size == 0 {
                 // Trailers, up to the empty line.
                 while !self.line().await?.is_empty() {}
-                return Ok(body.freeze());
+                return Ok(());
             }
-            while self.buf.len() < size + 2 {
+            *len += size as u64;
+            let mut left = size;
+            while left > 0 {
+                if self.buf.is_empty() {
+                    self.fill().await?;
+                }
+                let take = left.min(self.buf.len());
+                if let Some(body) = body.as_deref_mut() {
+                    body.extend_from_slice(&self.buf[..take]);
+                }
+                self.buf.advance(take);
+                left -= take;
+            }
+            while self.buf.len() < 2 {
                 self.fill().await?;
             }
-            body.extend_from_slice(&self.buf[..size]);
-            if &self.buf[size..size + 2] != b"\r\n" {
+            if &self.buf[..2] != b"\r\n" {
                 return Err(io::Error::other("a chunk not followed by CRLF"));
             }
-            self.buf.advance(size + 2);
+            self.buf.advance(2);
         }
     }
 
@@ -191,7 +235,13 @@ impl Client {
 
     /// `GET target` (a path and query).
     pub(crate) async fn get(&self, target: &str) -> io::Result<Response> {
-        self.request("GET", target, &[], None).await
+        self.request("GET", target, &[], None, true).await
+    }
+
+    /// `GET target`, a successful body counted and dropped as it arrives (a large download
+    /// costs the load generator no copy).
+    pub(crate) async fn get_counted(&self, target: &str) -> io::Result<Response> {
+        self.request("GET", target, &[], None, false).await
     }
 
     /// `POST target` with a JSON body and `headers`.
@@ -201,7 +251,8 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> io::Result<Response> {
-        self.request("POST", target, headers, Some(body)).await
+        self.request("POST", target, headers, Some(body), true)
+            .await
     }
 
     async fn request(
@@ -210,13 +261,14 @@ impl Client {
         target: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
+        keep: bool,
     ) -> io::Result<Response> {
         let mut slot = self.conn.lock().await;
         let conn = match &mut *slot {
             Some(conn) => conn,
             None => slot.insert(Conn::connect(&self.base).await?),
         };
-        let result = conn.request(method, target, headers, body).await;
+        let result = conn.request(method, target, headers, body, keep).await;
         if result.is_err() {
             // The connection is in an unknown state: the next request opens another.
             *slot = None;
@@ -241,9 +293,11 @@ mod tests {
         let server = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let mut stream = tokio::io::BufReader::new(stream);
-            let answers: [&[u8]; 2] = [
+            let answers: [&[u8]; 4] = [
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n",
                 b"HTTP/1.1 404 Not Found\r\ncontent-length: 4\r\n\r\nnope",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsix!!!",
             ];
             let mut requests = Vec::new();
             for answer in answers {
@@ -269,11 +323,17 @@ mod tests {
         let client = Client::new(&base);
         let first = client.get("/a?b=c").await.unwrap();
         assert_eq!((first.status, &first.body[..]), (200, &b"hello world"[..]));
+        assert_eq!(first.len, 11);
         let second = client
             .post_json("/p", &[("authorization", "Bearer t")], b"{}")
             .await
             .unwrap();
         assert_eq!((second.status, &second.body[..]), (404, &b"nope"[..]));
+        // Counted, not kept: the connection still ends up at the next response.
+        let third = client.get_counted("/c").await.unwrap();
+        assert_eq!((third.status, third.len, third.body.len()), (200, 5, 0));
+        let fourth = client.get_counted("/d").await.unwrap();
+        assert_eq!((fourth.status, fourth.len, fourth.body.len()), (200, 6, 0));
         let requests = server.await.unwrap();
         assert!(requests[0].starts_with("GET /a?b=c HTTP/1.1\r\nhost: 127.0.0.1:"));
         assert!(requests[1].contains("authorization: Bearer t\r\n"));

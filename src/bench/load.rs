@@ -552,10 +552,11 @@ async fn get_repo(
                 let (url, seen) = (url.clone(), seen.clone());
                 async move {
                     let response = client
-                        .get(&url)
+                        .get_counted(&url)
                         .await
                         .map_err(|e| server_error("getRepo", e))?;
-                    let bytes = ok_body("getRepo", response)?.len() as u64;
+                    let bytes = response.len;
+                    ok_body("getRepo", response)?;
                     seen.lock().expect("not poisoned").push(bytes);
                     Ok(bytes)
                 }
