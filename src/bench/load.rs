@@ -360,6 +360,31 @@ fn ok_body(what: &str, response: Response) -> Result<bytes::Bytes, Error> {
     }
 }
 
+/// One post by `account` over `createRecord`; returns its URI.
+async fn create_record(client: &Client, account: &Account, text: &str) -> Result<String, Error> {
+    let body = json!({
+        "repo": account.did.as_str(),
+        "collection": COLLECTION,
+        "record": {
+            "$type": COLLECTION,
+            "text": text,
+            "createdAt": "2026-12-02T00:00:00.000Z",
+        },
+    });
+    let response = client
+        .post_json(
+            "/xrpc/com.atproto.repo.createRecord",
+            &[("authorization", &account.token)],
+            body.to_string().as_bytes(),
+        )
+        .await
+        .map_err(|e| server_error("createRecord", e))?;
+    let body = ok_body("createRecord", response)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| server_error("createRecord body", e))?;
+    Ok(value["uri"].as_str().unwrap_or_default().to_owned())
+}
+
 /// Record keys written, per account index.
 type Written = Arc<Mutex<Vec<(usize, String)>>>;
 
@@ -389,28 +414,9 @@ async fn creates(
                 let (list, out) = (list.clone(), out.clone());
                 async move {
                     let index = conn % list.len();
-                    let account = &list[index];
-                    let body = json!({
-                        "repo": account.did.as_str(),
-                        "collection": COLLECTION,
-                        "record": {
-                            "$type": COLLECTION,
-                            "text": format!("Load post {i} on connection {conn}."),
-                            "createdAt": "2026-12-02T00:00:00.000Z",
-                        },
-                    });
-                    let response = client
-                        .post_json(
-                            "/xrpc/com.atproto.repo.createRecord",
-                            &[("authorization", &account.token)],
-                            body.to_string().as_bytes(),
-                        )
-                        .await
-                        .map_err(|e| server_error("createRecord", e))?;
-                    let body = ok_body("createRecord", response)?;
-                    let value: serde_json::Value = serde_json::from_slice(&body)
-                        .map_err(|e| server_error("createRecord body", e))?;
-                    let rkey = rkey_of(value["uri"].as_str().unwrap_or_default());
+                    let text = format!("Load post {i} on connection {conn}.");
+                    let uri = create_record(&client, &list[index], &text).await?;
+                    let rkey = rkey_of(&uri);
                     out.lock().expect("not poisoned").push((index, rkey));
                     Ok(1)
                 }

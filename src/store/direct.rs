@@ -304,17 +304,8 @@ impl DirectDb {
         rkey: String,
         cid: Option<Cid>,
     ) -> Result<Option<StoredRecord>, Error> {
-        self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(&super::records::get_sql())?;
-            let row = stmt
-                .query_row(
-                    params![collection, rkey, cid.map(|c| c.to_bytes())],
-                    stored_record,
-                )
-                .optional()?;
-            row.transpose()
-        })
-        .await
+        self.run(move |conn| get_record(conn, &collection, &rkey, cid, stored_record))
+            .await
     }
 
     /// The block `cid`, if stored.
@@ -336,17 +327,8 @@ impl DirectDb {
         rkey: String,
         cid: Option<Cid>,
     ) -> Result<Option<RecordJson>, Error> {
-        self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(&super::records::get_sql())?;
-            let row = stmt
-                .query_row(
-                    params![collection, rkey, cid.map(|c| c.to_bytes())],
-                    record_json,
-                )
-                .optional()?;
-            row.transpose()
-        })
-        .await
+        self.run(move |conn| get_record(conn, &collection, &rkey, cid, record_json))
+            .await
     }
 
     /// [`DirectDb::list_records`] with the values as atproto JSON text.
@@ -357,21 +339,8 @@ impl DirectDb {
         cursor: Option<String>,
         reverse: bool,
     ) -> Result<Vec<RecordJson>, Error> {
-        self.run(move |conn| {
-            let limit = i64::from(limit.clamp(1, MAX_LIST_LIMIT));
-            let sql = super::records::list_sql(cursor.is_some(), reverse);
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = match &cursor {
-                Some(cursor) => stmt.query_map(params![collection, limit, cursor], record_json)?,
-                None => stmt.query_map(params![collection, limit], record_json)?,
-            };
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(row??);
-            }
-            Ok(out)
-        })
-        .await
+        self.run(move |conn| list_records(conn, &collection, limit, cursor, reverse, record_json))
+            .await
     }
 
     /// A page of `collection`'s records, as [`super::records::list`].
@@ -382,23 +351,8 @@ impl DirectDb {
         cursor: Option<String>,
         reverse: bool,
     ) -> Result<Vec<StoredRecord>, Error> {
-        self.run(move |conn| {
-            let limit = i64::from(limit.clamp(1, MAX_LIST_LIMIT));
-            let sql = super::records::list_sql(cursor.is_some(), reverse);
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = match &cursor {
-                Some(cursor) => {
-                    stmt.query_map(params![collection, limit, cursor], stored_record)?
-                }
-                None => stmt.query_map(params![collection, limit], stored_record)?,
-            };
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(row??);
-            }
-            Ok(out)
-        })
-        .await
+        self.run(move |conn| list_records(conn, &collection, limit, cursor, reverse, stored_record))
+            .await
     }
 
     /// The oldest `limit` outbox rows after `after`, as [`super::outbox::list_after`].
@@ -436,6 +390,45 @@ impl DirectDb {
         self.run_unbounded(move |conn| export_car(conn, since.as_deref(), &out))
             .await
     }
+}
+
+/// How a record row (the [`super::records::get_sql`] columns) becomes a `T`.
+type RowMapper<T> = fn(&rusqlite::Row<'_>) -> rusqlite::Result<Result<T, Error>>;
+
+fn get_record<T>(
+    conn: &Connection,
+    collection: &str,
+    rkey: &str,
+    cid: Option<Cid>,
+    map: RowMapper<T>,
+) -> Result<Option<T>, Error> {
+    let mut stmt = conn.prepare_cached(&super::records::get_sql())?;
+    let row = stmt
+        .query_row(params![collection, rkey, cid.map(|c| c.to_bytes())], map)
+        .optional()?;
+    row.transpose()
+}
+
+fn list_records<T>(
+    conn: &Connection,
+    collection: &str,
+    limit: u32,
+    cursor: Option<String>,
+    reverse: bool,
+    map: RowMapper<T>,
+) -> Result<Vec<T>, Error> {
+    let limit = i64::from(limit.clamp(1, MAX_LIST_LIMIT));
+    let sql = super::records::list_sql(cursor.is_some(), reverse);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = match &cursor {
+        Some(cursor) => stmt.query_map(params![collection, limit, cursor], map)?,
+        None => stmt.query_map(params![collection, limit], map)?,
+    };
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
 }
 
 fn head(conn: &Connection) -> Result<Option<RepoRoot>, Error> {

@@ -7,11 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
-
-use super::{Account, COLLECTION, Options, Phase, Unit, create_account, drive, measured, ok_body};
+use super::{Account, Options, Phase, Unit, create_account, create_record, drive, measured};
 use crate::bench::Error;
-use crate::bench::harness::server_error;
 use crate::bench::spawned::SpawnedServer;
 
 /// The admin password the spawned server is given, so `/metrics` can be read.
@@ -68,25 +65,8 @@ pub(super) async fn phases(
             move |client, _, i| {
                 let list = list.clone();
                 async move {
-                    let account = &list[i];
-                    let body = json!({
-                        "repo": account.did.as_str(),
-                        "collection": COLLECTION,
-                        "record": {
-                            "$type": COLLECTION,
-                            "text": format!("Many-accounts post of account {i}."),
-                            "createdAt": "2026-12-02T00:00:00.000Z",
-                        },
-                    });
-                    let response = client
-                        .post_json(
-                            "/xrpc/com.atproto.repo.createRecord",
-                            &[("authorization", &account.token)],
-                            body.to_string().as_bytes(),
-                        )
-                        .await
-                        .map_err(|e| server_error("createRecord", e))?;
-                    ok_body("createRecord", response)?;
+                    let text = format!("Many-accounts post of account {i}.");
+                    create_record(&client, &list[i], &text).await?;
                     Ok(1)
                 }
             },
