@@ -31,7 +31,11 @@ impl Default for IdResolverConfig {
     fn default() -> Self {
         IdResolverConfig {
             ttl: Duration::from_secs(600),
-            max_entries: 10_000,
+            // A DID document takes about 1.5 KB here: 2,000 of them about 3 MB. Creating
+            // 10,000 accounts in a row filled 10,000 entries (about 16 MB) with documents
+            // nothing read again; the hot ones (the app view, labelers, accounts in use)
+            // are far fewer.
+            max_entries: 2_000,
         }
     }
 }
