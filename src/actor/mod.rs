@@ -28,7 +28,7 @@ use cid::Cid;
 pub use crate::store::direct::RecordJson;
 pub use blobs::{BlobGcReport, GC_BATCH, PENDING_DIR};
 pub use import::{Error as ImportError, ImportReport};
-pub use read::{RecordEntry, RecordJsonPage, RecordPage};
+pub use read::{RecordEntry, RecordPage};
 pub use repo::{
     ActorRepo, CommitResult, MAX_RECORD_LEN, MAX_WRITES, RecordWrite, RecoveryReport, WriteCounts,
     WriteResult,

@@ -29,20 +29,13 @@ pub struct RecordEntry {
     pub indexed_at: String,
 }
 
-/// One page of [`ActorRepo::list_records`].
+/// One page of [`ActorRepo::list_records`] (records with their values) or
+/// [`ActorRepo::list_records_json`] (`RecordPage<RecordJson>`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RecordPage {
-    pub records: Vec<RecordEntry>,
+pub struct RecordPage<T = RecordEntry> {
+    pub records: Vec<T>,
     /// The last record's key, to pass as the next page's cursor; `None` when the page is
     /// empty (the reference returns a cursor with every non-empty page).
-    pub cursor: Option<String>,
-}
-
-/// One page of [`ActorRepo::list_records_json`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordJsonPage {
-    pub records: Vec<RecordJson>,
-    /// As [`RecordPage::cursor`].
     pub cursor: Option<String>,
 }
 
@@ -124,7 +117,7 @@ impl ActorRepo {
         limit: u32,
         cursor: Option<&str>,
         reverse: bool,
-    ) -> Result<RecordJsonPage> {
+    ) -> Result<RecordPage<RecordJson>> {
         let handle = self.open_required(did).await?;
         let records = handle
             .direct()
@@ -136,7 +129,7 @@ impl ActorRepo {
             )
             .await?;
         let cursor = records.last().map(|r| r.rkey.clone());
-        Ok(RecordJsonPage { records, cursor })
+        Ok(RecordPage { records, cursor })
     }
 
     /// The collections of `did`'s repository that hold records, sorted.

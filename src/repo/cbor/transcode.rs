@@ -5,7 +5,8 @@
 //! check the canonical form, a `serde_json::Value` and its serialization; this reads the bytes
 //! once and writes the JSON as it goes. It accepts exactly what [`decode`](super::decode)
 //! accepts (canonical DAG-CBOR, no floats, 64-bit signed integers, atproto CIDs, at most
-//! [`MAX_DEPTH`] nested containers of at most [`MAX_CONTAINER_LEN`] elements) and writes what
+//! [`MAX_DEPTH`](super::MAX_DEPTH) nested containers of at most
+//! [`MAX_CONTAINER_LEN`](super::MAX_CONTAINER_LEN) elements) and writes what
 //! [`value_to_json`](super::value_to_json) writes for it, with map keys in their CBOR order
 //! (length first, as the reference implementation answers) instead of sorted.
 
@@ -15,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use cid::Cid;
 
-use super::{Error, Invalid, MAX_CONTAINER_LEN, MAX_DEPTH, check_cid};
+use super::{Error, Invalid, check_cid};
 
 /// The CBOR tag of a link (DAG-CBOR's only tag).
 const TAG_LINK: u64 = 42;
@@ -201,9 +202,7 @@ impl<'a> Reader<'a> {
     /// A list's or map's length, checked against the nesting and length limits.
     fn container(&mut self, info: u8, depth: usize) -> Result<u64, Error> {
         let len = self.argument(info)?;
-        let len_usize = usize::try_from(len).unwrap_or(usize::MAX);
-        super::enter_container(depth, len_usize)?;
-        debug_assert!(depth < MAX_DEPTH && len_usize <= MAX_CONTAINER_LEN);
+        super::enter_container(depth, usize::try_from(len).unwrap_or(usize::MAX))?;
         Ok(len)
     }
 }
