@@ -303,29 +303,38 @@ fn key_dir(data: &Path, did: &str) -> PathBuf {
     rookery::actor::ActorStores::new(data, 1).dir(&did.parse().unwrap())
 }
 
-/// `did`'s repository exported by `url` checked with the official `verifyRepoCar` against
-/// the signing key restored into `data`; returns what it reported.
-async fn verify_restored_repo(
+/// The repositories of `dids` exported by `url`, checked with the official `verifyRepoCar`
+/// (one run) against the signing keys restored into `data`; what it reported for each.
+async fn verify_restored_repos(
     client: &reqwest::Client,
     url: &str,
     data: &Path,
-    did: &str,
-) -> Value {
-    let car = client
-        .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
+    dids: &[&str],
+) -> Vec<Value> {
+    let mut exports = Vec::new();
+    for did in dids {
+        let car = client
+            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let key_hex = std::fs::read_to_string(key_dir(data, did).join("key")).unwrap();
+        let key = rookery::crypto::Keypair::from_private_hex(
+            rookery::crypto::Algorithm::K256,
+            key_hex.trim(),
+        )
         .unwrap();
-    let key_hex = std::fs::read_to_string(key_dir(data, did).join("key")).unwrap();
-    let key = rookery::crypto::Keypair::from_private_hex(
-        rookery::crypto::Algorithm::K256,
-        key_hex.trim(),
-    )
-    .unwrap();
-    support::verify_repo_car(&car, did, &key.public_key().to_did_key())
+        exports.push((car, key.public_key().to_did_key()));
+    }
+    let repos: Vec<_> = exports
+        .iter()
+        .zip(dids)
+        .map(|((car, key), did)| (&car[..], *did, key.as_str()))
+        .collect();
+    support::verify_repo_cars(&repos)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -450,11 +459,12 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
     );
 
     // Every repository verifies with the official verifyRepoCar.
-    for (did, _) in &accounts {
-        let official = verify_restored_repo(&client, &second.url, &data, did).await;
+    let dids: Vec<&str> = accounts.iter().map(|(did, _)| did.as_str()).collect();
+    let reports = verify_restored_repos(&client, &second.url, &data, &dids).await;
+    for (did, official) in dids.iter().zip(reports) {
         let records = official["records"].as_u64().unwrap() as usize;
         assert!(
-            records >= present_by_did.get(did).copied().unwrap_or(0),
+            records >= present_by_did.get(*did).copied().unwrap_or(0),
             "{official}"
         );
     }
@@ -489,7 +499,6 @@ async fn kill_and_wipe_restores_every_acknowledged_write() {
 
 // ---- point-in-time restore ----
 
-/// `getRecord` on `url` for the record `uri`: its CID, or `None` when it is not there.
 /// Every repository of `keys` (DID → signing did:key) exported by `url` verifies with the
 /// official `verifyRepoCar` and holds `records` records.
 async fn verify_repos(
@@ -498,7 +507,8 @@ async fn verify_repos(
     keys: &BTreeMap<String, String>,
     records: u64,
 ) {
-    for (did, key) in keys {
+    let mut cars = Vec::new();
+    for did in keys.keys() {
         let car = client
             .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
             .send()
@@ -507,7 +517,14 @@ async fn verify_repos(
             .bytes()
             .await
             .unwrap();
-        let official = support::verify_repo_car(&car, did, key);
+        cars.push(car);
+    }
+    let repos: Vec<_> = cars
+        .iter()
+        .zip(keys)
+        .map(|(car, (did, key))| (&car[..], did.as_str(), key.as_str()))
+        .collect();
+    for official in support::verify_repo_cars(&repos) {
         assert_eq!(official["records"].as_u64(), Some(records), "{official}");
     }
 }
@@ -536,6 +553,7 @@ async fn assert_written(client: &reqwest::Client, url: &str, written: &[Value]) 
     }
 }
 
+/// `getRecord` on `url` for the record `uri`: its CID, or `None` when it is not there.
 async fn record_cid(client: &reqwest::Client, url: &str, uri: &str) -> Option<String> {
     let uri: rookery::syntax::AtUri = uri.parse().unwrap();
     let reply = client
@@ -844,7 +862,9 @@ async fn sigterm_flushes_every_write_to_the_bucket() {
     std::fs::remove_dir_all(&data).unwrap();
     let second = spawn_server(&data, port, s3, &bucket);
     assert_written(&client, &second.url, &written).await;
-    let official = verify_restored_repo(&client, &second.url, &data, &did).await;
+    let official = verify_restored_repos(&client, &second.url, &data, &[&did])
+        .await
+        .remove(0);
     assert_eq!(official["records"].as_u64(), Some(20), "{official}");
 }
 

@@ -64,21 +64,33 @@ pub fn free_port() -> u16 {
 /// `tests/js/verify-repo-car.mjs`) against `did` and its signing `did:key`. Fails the test
 /// when it refuses; else returns what the script printed (`{"rev": …, "records": …}`).
 pub fn verify_repo_car(car: &[u8], did: &str, key: &str) -> serde_json::Value {
+    verify_repo_cars(&[(car, did, key)]).remove(0)
+}
+
+/// [`verify_repo_car`] for several repositories `(CAR, DID, signing did:key)` in one Node
+/// process; what it reported for each, in order.
+pub fn verify_repo_cars(repos: &[(&[u8], &str, &str)]) -> Vec<serde_json::Value> {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("repo.car");
-    std::fs::write(&file, car).unwrap();
-    let output = std::process::Command::new(plc::node_binary(repo))
-        .arg(repo.join("tests/js/verify-repo-car.mjs"))
-        .arg(&file)
-        .arg(did)
-        .arg(key)
-        .output()
-        .unwrap();
+    let mut command = std::process::Command::new(plc::node_binary(repo));
+    command.arg(repo.join("tests/js/verify-repo-car.mjs"));
+    for (i, (car, did, key)) in repos.iter().enumerate() {
+        let file = dir.path().join(format!("repo{i}.car"));
+        std::fs::write(&file, car).unwrap();
+        command.arg(&file).arg(did).arg(key);
+    }
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
-        "verifyRepoCar refused {did}: {}",
+        "verifyRepoCar refused: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let reports: Vec<serde_json::Value> = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_slice(line).unwrap())
+        .collect();
+    assert_eq!(reports.len(), repos.len(), "one report per repository");
+    reports
 }
