@@ -103,6 +103,34 @@ struct Inner {
     counts: [AtomicU64; 4],
     /// Features told about each write ([`ActorRepo::register_hook`]).
     hooks: CommitHooks,
+    /// Steps (c) running after their commits' acknowledgement.
+    moves: InFlight,
+}
+
+/// Tasks running in the background, and a wake-up for whoever waits for none.
+#[derive(Debug, Default)]
+struct InFlight {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    /// Counts one more task until the returned guard is dropped (also by a panic).
+    fn start(&self, inner: Arc<Inner>) -> Running {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        Running(inner)
+    }
+}
+
+struct Running(Arc<Inner>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let moves = &self.0.moves;
+        if moves.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            moves.idle.notify_waiters();
+        }
+    }
 }
 
 /// Commits and record writes since start-up; see [`ActorRepo::write_counts`].
@@ -143,7 +171,22 @@ impl ActorRepo {
             heads,
             counts: Default::default(),
             hooks: CommitHooks::default(),
+            moves: InFlight::default(),
         }))
+    }
+
+    /// Waits until every step (c) started after a commit's acknowledgement has finished:
+    /// then each acknowledged write's events are in `repo_seq`, or in its outbox if the move
+    /// failed. For shutdown, and for tests that read `repo_seq` right after a write.
+    pub async fn moves_settled(&self) {
+        let moves = &self.0.moves;
+        loop {
+            let idle = moves.idle.notified();
+            if moves.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Registers `hook` to be told about every later [`apply_writes`](Self::apply_writes)
@@ -546,39 +589,64 @@ impl ActorRepo {
             unmoved.extend(written.outbox);
         }
         if moved >= 0 {
-            // Only this account's writer (whose lock the caller holds) changes it.
-            handle.outbox().moved_through.store(-1, Ordering::Release);
+            handle.outbox().moved_deleted(moved);
         }
-        // Step (c) beside the head copy: they write different databases, and each only has
-        // to follow the commit (both run under the writer lock, so in commit order).
-        let head_copy = async {
-            if let Some(accounts) = &self.0.heads {
-                heads::record(accounts, did, &cid, &rev).await;
-            }
-        };
         if then_publish {
-            tokio::join!(head_copy, self.publish_logged(handle));
-        } else {
-            head_copy.await;
+            // Step (c) off the acknowledgement's path: the commit and its events are durable
+            // in the actor store and the account is in `outbox_pending`, so the events reach
+            // `repo_seq` whatever happens next (a failed move waits in the outbox for the
+            // account's next write; a crash, for start-up recovery, before the port opens).
+            // The firehose only ever sends what `repo_seq` holds, and `publishing` keeps
+            // this account's events in commit order while its next commit already runs.
+            let (service, handle) = (self.clone(), handle.clone());
+            let running = self.0.moves.start(self.0.clone());
+            tokio::spawn(async move {
+                service.publish_logged(&handle).await;
+                drop(running);
+            });
+        }
+        if let Some(accounts) = &self.0.heads {
+            heads::record(accounts, did, &cid, &rev).await;
         }
         self.release_blobs(did, &written.dropped_blobs).await;
         Ok(())
     }
 
     /// Step (c): moves the account's outbox rows not yet moved into `repo_seq`, in order.
-    /// Returns how many events were appended. The caller holds the account's writer lock.
+    /// Returns how many events were appended. Moves of one account run one at a time
+    /// (`publishing`); every row committed before the call is moved when it returns `Ok`.
     pub(super) async fn publish(&self, handle: &ActorHandle) -> Result<u64> {
+        let _publishing = handle.outbox().publishing.lock().await;
+        let result = self.publish_locked(handle).await;
+        if result.is_err() {
+            // Rows taken and not moved: unknown again, so the next move reads the outbox.
+            *handle.outbox().unmoved() = None;
+        }
+        result
+    }
+
+    async fn publish_locked(&self, handle: &ActorHandle) -> Result<u64> {
         let did = handle.did().as_str();
-        // Known rows are moved as they are; unknown ones are read back. Either way the
-        // knowledge is taken now and given back only once everything has moved.
-        let known = handle.outbox().unmoved().take();
+        // Known rows are taken and moved as they are; commits meanwhile list theirs behind.
+        // Unknown ones are read back, after the list is started, so no row falls between.
+        let known = {
+            let mut unmoved = handle.outbox().unmoved();
+            let taken = unmoved.as_mut().map(std::mem::take);
+            if taken.is_none() {
+                *unmoved = Some(Vec::new());
+            }
+            taken
+        };
         let mut appended = 0;
         match known {
             Some(rows) => {
                 for batch in rows.chunks(MOVE_BATCH as usize) {
                     appended += self.0.sequencer.sequence_outbox(did, batch).await?;
                     let last = batch.last().map_or(-1, |row| row.id);
-                    handle.outbox().moved_through.store(last, Ordering::Release);
+                    handle
+                        .outbox()
+                        .moved_through
+                        .fetch_max(last, Ordering::AcqRel);
                 }
             }
             None => {
@@ -588,7 +656,10 @@ impl ActorRepo {
                     let Some(last) = rows.last() else { break };
                     let last = last.id;
                     appended += self.0.sequencer.sequence_outbox(did, &rows).await?;
-                    handle.outbox().moved_through.store(last, Ordering::Release);
+                    handle
+                        .outbox()
+                        .moved_through
+                        .fetch_max(last, Ordering::AcqRel);
                     after = last;
                     if rows.len() < MOVE_BATCH as usize {
                         break;
@@ -596,7 +667,6 @@ impl ActorRepo {
                 }
             }
         }
-        *handle.outbox().unmoved() = Some(Vec::new());
         Ok(appended)
     }
 
@@ -620,7 +690,7 @@ impl ActorRepo {
         let mut tx = begin_write(handle.pool()).await?;
         let deleted = outbox::delete_through(&mut tx, moved).await?;
         tx.commit().await?;
-        handle.outbox().moved_through.store(-1, Ordering::Release);
+        handle.outbox().moved_deleted(moved);
         Ok(deleted)
     }
 

@@ -194,18 +194,33 @@ pub(crate) struct OutboxState {
     /// Outbox rows up to this id were moved into `repo_seq` (step c) but not yet deleted
     /// (step d); -1 for none.
     pub(crate) moved_through: AtomicI64,
-    /// Every outbox row not yet moved, in order, when known: the rows this entry's commits
-    /// queued since a step (c) that left nothing behind. Step (c) then moves them without
-    /// reading the outbox back. `None` (unknown: a fresh entry, or a failed move) makes it
-    /// read the outbox.
+    /// Every outbox row not yet taken by a step (c), in order, when known: the rows this
+    /// entry's commits queued since a step (c) began with a known list or read the outbox.
+    /// Step (c) then moves them without reading the outbox back. `None` (unknown: a fresh
+    /// entry, or a failed move) makes it read the outbox. A row may be both listed and
+    /// already moved (read back meanwhile); the sequencer skips rows it holds.
     unmoved: Mutex<Option<Vec<OutboxRow>>>,
+    /// Held by step (c) while it takes rows and moves them, so this account's events reach
+    /// `repo_seq` in outbox order. Step (c) of a commit runs after its acknowledgement,
+    /// beside the account's next commit, so this is not the writer lock.
+    pub(crate) publishing: tokio::sync::Mutex<()>,
 }
 
 impl OutboxState {
-    /// The outbox rows not yet moved, when known (see the field); only the account's writer,
-    /// holding its lock, uses them.
+    /// The outbox rows not yet moved, when known (see the field).
     pub(crate) fn unmoved(&self) -> MutexGuard<'_, Option<Vec<OutboxRow>>> {
         self.unmoved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lowers `moved_through` to -1 once the outbox rows through `moved` are deleted, unless
+    /// a step (c) has moved more meanwhile (then those are deleted by the next commit).
+    pub(crate) fn moved_deleted(&self, moved: i64) {
+        let _ = self.moved_through.compare_exchange(
+            moved,
+            -1,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        );
     }
 }
 
@@ -541,6 +556,7 @@ impl ActorStores {
                 pending_marked: AtomicBool::new(false),
                 moved_through: AtomicI64::new(-1),
                 unmoved: Mutex::new(None),
+                publishing: tokio::sync::Mutex::new(()),
             },
             repo: Mutex::new(None),
             permit: Some(permit),

@@ -573,3 +573,41 @@ fn seeds_and_debug() {
     assert!(debug.contains(&hex::encode(signer.public_key())));
     assert!(!debug.contains(&hex::encode(seed)));
 }
+
+#[test]
+fn verified_tokens_are_remembered_bounded_and_still_checked() {
+    let signer = signer();
+    let access = signer.create_access(ALICE, AccessScope::Access, NOW);
+    let first = signer.verify_access(&access, NOW).unwrap();
+    // Remembered: the same claims, the times checked again.
+    assert_eq!(signer.verify_access(&access, NOW + 1), Ok(first));
+    assert_eq!(
+        signer.verify_access(&access, NOW + ACCESS_LIFETIME_SECS),
+        Err(AuthError::ExpiredToken)
+    );
+    assert_eq!(
+        signer.verify_access(&access, NOW - CLOCK_SKEW_SECS - 1),
+        Err(invalid(InvalidReason::NotYetValid))
+    );
+    // A remembered token with one character changed is a different token.
+    let mut tampered = access.clone().into_bytes();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(
+        signer.verify_access(&tampered, NOW),
+        Err(invalid(InvalidReason::BadSignature(
+            crypto::Error::InvalidSignature
+        )))
+    );
+    // Bounded: many tokens later, every one still verifies and the memory stays small.
+    let tokens: Vec<String> = (0..VERIFIED_TOKENS as i64 * 2)
+        .map(|i| signer.create_access(&format!("did:example:{i}"), AccessScope::Access, NOW))
+        .collect();
+    for (i, token) in tokens.iter().enumerate() {
+        let claims = signer.verify_access(token, NOW).unwrap();
+        assert_eq!(claims.did, format!("did:example:{i}"));
+    }
+    assert!(signer.verified_tokens().len() <= VERIFIED_TOKENS);
+    assert!(signer.verify_access(&access, NOW + 2).is_ok());
+}

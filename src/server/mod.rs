@@ -219,6 +219,15 @@ pub async fn serve(
         )
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
+        // The last acknowledged writes' events may still be moving to the sequencer (else
+        // start-up recovery moves them from the outboxes).
+        let settled = mail_state.repo().moves_settled();
+        if tokio::time::timeout(TASK_SHUTDOWN_GRACE, settled)
+            .await
+            .is_err()
+        {
+            tracing::warn!("firehose events still moving at shutdown; recovery moves them");
+        }
         // If the server stopped on its own (an I/O error), stop the tasks too.
         shutdown.cancel();
         if supervisor.await.is_err() {

@@ -150,3 +150,38 @@ async fn writer_locks_do_not_accumulate() {
     assert!(env.repo.writer_locks() <= 64, "{}", env.repo.writer_locks());
     assert!(env.repo.stores().open_pools() <= 4);
 }
+
+/// A write is acknowledged once its commit is durable, before its events move to
+/// `repo_seq`; while moves wait, later commits go on, and the events still arrive once each,
+/// in commit order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_acknowledged_before_their_events_move_and_stay_in_order() {
+    let env = Env::new(4).await;
+    let alice = did(1);
+    env.account(&alice).await;
+    let handle = env.repo.open_required(&alice).await.unwrap();
+    let moving = handle.outbox().publishing.lock().await;
+    let mut revs = Vec::new();
+    for i in 0..5 {
+        let rkey = format!("3kaaaaaaaaa{}2", (b'a' + i) as char);
+        let written = env
+            .repo
+            .apply_writes(&alice, vec![post_write(&rkey, "held")], None)
+            .await
+            .unwrap();
+        revs.push(written.rev);
+    }
+    let seq = env.sequencer().events_after(0, 100).await.unwrap();
+    assert!(
+        seq.is_empty(),
+        "{} events moved past the held lock",
+        seq.len()
+    );
+    drop(moving);
+    assert_eq!(env.commit_revs(&alice).await, revs);
+    // Nothing is left in the outbox for recovery to move twice.
+    env.repo.moves_settled().await;
+    let report = env.repo.recover().await.unwrap();
+    assert_eq!(report.moved, 0, "{report:?}");
+    assert_eq!(env.commit_revs(&alice).await, revs);
+}

@@ -50,6 +50,9 @@ impl Env {
     /// Drops the service (as a crash would: no clean-up step runs) and opens a fresh one on
     /// the same files.
     async fn restart(&mut self) {
+        // A clean stop: the moves of acknowledged writes finish first (crash points are
+        // simulated by the tests themselves).
+        self.repo.moves_settled().await;
         let fresh = open_service(&self.dir, self.cache).await;
         let old = std::mem::replace(&mut self.repo, fresh);
         drop(old);
@@ -66,7 +69,9 @@ impl Env {
         key
     }
 
+    /// Every event in `repo_seq`, once the moves of acknowledged writes have finished.
     async fn events(&self) -> Vec<SeqEvent> {
+        self.repo.moves_settled().await;
         self.sequencer().events_after(0, 100_000).await.unwrap()
     }
 

@@ -39,12 +39,16 @@ async fn write_until(env: &Env, d: &Did, rk: &str, stop: Stop) -> Option<String>
     Some(result.rev)
 }
 
+/// A write through every step: committed, acknowledged and moved to `repo_seq`.
 async fn full_write(env: &Env, d: &Did, rk: &str) -> String {
-    env.repo
+    let rev = env
+        .repo
         .apply_writes(d, vec![post_write(rk, rk)], None)
         .await
         .unwrap()
-        .rev
+        .rev;
+    env.repo.moves_settled().await;
+    rev
 }
 
 /// `repo_seq` holds each of `revs` exactly once, as `#commit` events in this order, with
