@@ -340,7 +340,8 @@ impl ActorRepo {
     }
 
     /// Applies `writes` to `did`'s repository as one signed commit and announces it on the
-    /// firehose. With `swap_commit`, the current head must be that commit. At most
+    /// firehose (the event follows the return by the time one sequencer commit takes; see
+    /// [`ActorRepo::moves_settled`]). With `swap_commit`, the current head must be that commit. At most
     /// [`MAX_WRITES`] writes, each record at most [`MAX_RECORD_LEN`] bytes.
     ///
     /// Nothing is written when any check fails. Once the commit is durable the call
@@ -417,8 +418,8 @@ impl ActorRepo {
     }
 
     /// Steps (a) and (b) of the outbox protocol for a batch of writes: the commit and its
-    /// event, durable together; with `then_publish`, step (c) too. The caller holds the
-    /// account's writer lock.
+    /// event, durable together; with `then_publish`, step (c) started in the background. The
+    /// caller holds the account's writer lock.
     pub(super) async fn commit_writes(
         &self,
         handle: &ActorHandle,
@@ -540,8 +541,9 @@ impl ActorRepo {
     /// (step d of the previous write), the commit's blocks and head, the records index,
     /// released record blocks no other record holds, and the commit's events (step b).
     /// Marks the account pending first (step a) when there are events. With `then_publish`,
-    /// moves the events to the sequencer afterwards (step c, [`ActorRepo::publish`], beside
-    /// the head copy; a failure there is logged and the events wait in the outbox).
+    /// starts moving the events to the sequencer afterwards (step c, [`ActorRepo::publish`],
+    /// in a task of its own that the acknowledgement does not wait for; a failure there is
+    /// logged and the events wait in the outbox). Then copies the head.
     ///
     /// The transaction runs as one unit of blocking work ([`crate::store::direct`]) and moves
     /// the head only from `commit.prev` (the head the commit was formatted against; `None`

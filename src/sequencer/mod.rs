@@ -6,7 +6,8 @@
 //! A commit lives in the account's actor store; its firehose event must reach `repo_seq`,
 //! which is another SQLite file. SQLite does not commit atomically across attached WAL
 //! databases, so the two are never written in one transaction. Instead every account's
-//! writes follow these steps, under the account's writer lock (see `crate::actor`):
+//! writes follow these steps, (a) and (b) under the account's writer lock (see
+//! `crate::actor`):
 //!
 //! - **(a)** Before the account's first write (per process), a row `outbox_pending(did)` is
 //!   durably inserted here ([`Sequencer::mark_pending`]; `INSERT … ON CONFLICT DO NOTHING`).
@@ -17,7 +18,11 @@
 //!   order, in one sequencer transaction ([`Sequencer::sequence_outbox`]), each skipped if
 //!   `repo_seq` already has its (did, rev, eventType): moving a row twice is a no-op. `seq` is
 //!   assigned here, so a DID's events get increasing `seq` in commit order. Then
-//!   [`Sequencer::notify`] wakes the firehose.
+//!   [`Sequencer::notify`] wakes the firehose. A write is acknowledged after (b): its commit
+//!   and event are durable, and the account is in `outbox_pending`, so nothing that follows
+//!   can lose the event. Step (c) runs after the acknowledgement, beside the account's next
+//!   commit; the moves of one account take a lock of their own (not the writer lock), so
+//!   they keep outbox order.
 //! - **(d)** The moved rows are deleted from the outbox. To save a transaction (an fsync),
 //!   this is folded into the account's next write transaction, which first deletes the rows
 //!   known to be moved (outbox ids never repeat, so "up to id N" is exact).
@@ -38,11 +43,11 @@
 //!
 //! Both databases run with `synchronous = FULL` (the WAL is fsynced at every commit): an
 //! event a relay has seen must never disappear. A write therefore costs two fsyncs: the
-//! actor-store commit (b, with d folded in) and the sequencer commit (c); step (a) costs
-//! one more, once per account per process. Step (c) is group-committed
-//! (`crate::store::group`): the moves of accounts writing at the same time share one
-//! sequencer transaction and its fsync; each account's rows still go in outbox order (its
-//! writer holds the account's lock, so it has at most one move queued).
+//! actor-store commit (b, with d folded in), which it waits for, and the sequencer commit
+//! (c), which follows its acknowledgement; step (a) costs one more, once per account per
+//! process. Step (c) is group-committed (`crate::store::group`): the moves of accounts
+//! writing at the same time share one sequencer transaction and its fsync; each account's
+//! rows still go in outbox order (one move of an account at a time takes its rows in order).
 //!
 //! # Lock order
 //! account writer lock → actor-store write transaction → sequencer write transaction. The

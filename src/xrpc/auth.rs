@@ -11,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use crate::accounts::AccountStatus;
+use crate::accounts::{AccountInfo, AccountRef, AccountStatus};
 use crate::auth::{AccessScope, AuthError, RefreshClaims};
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
@@ -25,6 +25,9 @@ pub struct Caller {
     pub scope: AccessScope,
     /// The grant of an OAuth (DPoP) token; `None` for session JWTs.
     pub oauth: Option<std::sync::Arc<crate::oauth::AccessGrant>>,
+    /// The caller's account as this request's status check read it, so the handler need
+    /// not read it again; `None` where no check read it.
+    pub account: Option<std::sync::Arc<AccountInfo>>,
 }
 
 impl Caller {
@@ -178,11 +181,12 @@ async fn authenticate_oauth(
         }
         _ => {}
     }
-    check_status(state, &did, requirement).await?;
+    let account = check_status(state, &did, requirement).await?;
     Ok(Caller {
         did,
         scope,
         oauth: Some(grant),
+        account: Some(account),
     })
 }
 
@@ -222,25 +226,29 @@ async fn authenticate_with(
         }
         _ => {}
     }
-    check_status(state, &did, requirement).await?;
+    let account = check_status(state, &did, requirement).await?;
     Ok(Caller {
         did,
         scope: claims.scope,
         oauth: None,
+        account: Some(account),
     })
 }
 
-/// Refuses a deactivated (unless allowed), taken-down or deleted account.
+/// Refuses a deactivated (unless allowed), taken-down or deleted account; else the account.
 async fn check_status(
     state: &AppState,
     did: &Did,
     requirement: Requirement,
-) -> Result<(), XrpcError> {
-    let status = state
+) -> Result<std::sync::Arc<AccountInfo>, XrpcError> {
+    let account = state
         .accounts()
-        .account_status(did.as_str())
+        .get_account(AccountRef::Did(did.as_str()))
         .await
         .map_err(XrpcError::internal)?;
+    let status = account
+        .as_ref()
+        .map_or(AccountStatus::Deleted, AccountInfo::status);
     match status {
         AccountStatus::Active => {}
         AccountStatus::Deactivated if requirement.allows_deactivated() => {}
@@ -258,7 +266,9 @@ async fn check_status(
             return Err(XrpcError::invalid_token("Token could not be verified"));
         }
     }
-    Ok(())
+    account
+        .map(std::sync::Arc::new)
+        .ok_or_else(|| XrpcError::invalid_token("Token could not be verified"))
 }
 
 /// An extractor type for a route's requirement; with an OAuth rule (scope, check), an OAuth

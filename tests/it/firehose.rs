@@ -61,7 +61,10 @@ async fn next_frame(ws: &mut Ws) -> Option<ParsedFrame> {
     }
 }
 
+/// The latest `seq` once every acknowledged write's events are sequenced (they follow the
+/// acknowledgement).
 async fn latest_seq(pds: &TestPds) -> i64 {
+    pds.state.repo().moves_settled().await;
     pds.state
         .repo()
         .sequencer()

@@ -217,6 +217,8 @@ async fn metrics_match_a_scripted_session() {
         .unwrap();
     assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
 
+    // The writes' firehose events follow their acknowledgement; scraped once sequenced.
+    pds.state.repo().moves_settled().await;
     let samples = parse_exposition(&scrape(&pds, &http).await);
     let requests = "rookery_http_requests_total";
     for (nsid, status, n) in [

@@ -606,6 +606,8 @@ async fn restore_to_a_time_has_the_writes_before_it_and_none_after() {
             before.push(created);
         }
     }
+    // The firehose events of writes A follow their acknowledgement: sequenced before `at`.
+    pds.state.repo().moves_settled().await;
     let replicator = pds.state.replica().unwrap();
     assert!(replicator.sync(DEADLINE).await);
     let seq_at = pds
@@ -640,6 +642,7 @@ async fn restore_to_a_time_has_the_writes_before_it_and_none_after() {
         .unwrap();
     assert_eq!(reply.status(), 200);
     let (late, _) = pds.seed_account("pitrlate.test", "hunter2hunter2").await;
+    pds.state.repo().moves_settled().await;
     assert!(replicator.sync(DEADLINE).await);
     let seq_end = pds
         .state

@@ -88,7 +88,9 @@ impl Env {
         out
     }
 
+    /// The latest `seq` once every acknowledged write's events are sequenced.
     async fn latest_seq(&self) -> i64 {
+        self.pds.state.repo().moves_settled().await;
         let seq = self.pds.state.repo().sequencer();
         seq.latest_seq().await.unwrap().unwrap_or(0)
     }

@@ -19,6 +19,7 @@ use crate::actor;
 use crate::error::{ErrorName, XrpcError};
 use crate::server::AppState;
 use crate::syntax::{AtIdentifier, Did};
+use crate::xrpc::auth::Caller;
 
 /// The `com.atproto.repo.*` routes.
 pub fn routes() -> Router<AppState> {
@@ -129,18 +130,22 @@ async fn find_account(state: &AppState, repo: &str) -> Result<Option<AccountInfo
 }
 
 /// The DID of the account `repo` names, for writes: it must exist, be active, and be the
-/// caller's own (else 401, as the reference).
-async fn writable_repo(state: &AppState, repo: &str, caller: &Did) -> Result<Did, XrpcError> {
-    let account = find_account(state, repo)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_request(format!("Could not find repo: {repo}")))?;
+/// caller's own (else 401, as the reference). A `repo` naming the caller's DID uses the
+/// account the caller's status check just read.
+async fn writable_repo(state: &AppState, repo: &str, caller: &Caller) -> Result<Did, XrpcError> {
+    let account = match &caller.account {
+        Some(account) if repo == caller.did.as_str() => account.as_ref().clone(),
+        _ => find_account(state, repo)
+            .await?
+            .ok_or_else(|| XrpcError::invalid_request(format!("Could not find repo: {repo}")))?,
+    };
     if account.deactivated_at.is_some() {
         return Err(XrpcError::invalid_request("Account is deactivated"));
     }
-    if account.did != caller.as_str() {
+    if account.did != caller.did.as_str() {
         return Err(XrpcError::auth_required("Authentication Required"));
     }
-    Ok(caller.clone())
+    Ok(caller.did.clone())
 }
 
 /// The DID of the account `repo` names, for reads (taken-down and deactivated accounts are

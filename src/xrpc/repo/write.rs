@@ -272,7 +272,7 @@ pub async fn create_record(
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<CreateInput>,
 ) -> Result<Json<WriteOutput>, WriteRejection> {
-    let did = writable_repo(&state, &input.repo, &caller.did).await?;
+    let did = writable_repo(&state, &input.repo, &caller).await?;
     charge(&state, &client, &did, CREATE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     caller.require_repo(collection.as_str(), RepoAction::Create)?;
@@ -301,7 +301,7 @@ pub async fn put_record(
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<PutInput>,
 ) -> Result<Json<WriteOutput>, WriteRejection> {
-    let did = writable_repo(&state, &input.repo, &caller.did).await?;
+    let did = writable_repo(&state, &input.repo, &caller).await?;
     charge(&state, &client, &did, UPDATE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let rkey: RecordKey = parse_field("rkey", &input.rkey)?;
@@ -392,7 +392,7 @@ pub async fn delete_record(
     AccessStandard(caller): AccessStandard,
     XrpcJson(input): XrpcJson<DeleteInput>,
 ) -> Result<Json<DeleteOutput>, WriteRejection> {
-    let did = writable_repo(&state, &input.repo, &caller.did).await?;
+    let did = writable_repo(&state, &input.repo, &caller).await?;
     charge(&state, &client, &did, DELETE_POINTS)?;
     let collection: Nsid = parse_field("collection", &input.collection)?;
     let rkey: RecordKey = parse_field("rkey", &input.rkey)?;
@@ -430,7 +430,7 @@ pub async fn apply_writes(
             XrpcError::invalid_request(format!("Too many writes. Max: {MAX_WRITES}")).into(),
         );
     }
-    let did = writable_repo(&state, &input.repo, &caller.did).await?;
+    let did = writable_repo(&state, &input.repo, &caller).await?;
     let swap_commit = parse_swap_commit(input.swap_commit.as_deref())?;
     let clock = TidClock::default();
     let mut writes = Vec::with_capacity(input.writes.len());
