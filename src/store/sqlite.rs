@@ -136,6 +136,25 @@ pub(crate) async fn begin_write(pool: &SqlitePool) -> Result<Transaction<'static
 mod tests {
     use super::*;
 
+    /// The bundled SQLite is built with the small per-connection defaults of
+    /// `.cargo/config.toml` (an open store's connections held about 135 KB each before).
+    #[test]
+    fn sqlite_is_built_with_small_connection_defaults() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = stmt
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for expected in ["DEFAULT_LOOKASIDE=1200,8", "DEFAULT_PCACHE_INITSZ=0"] {
+            assert!(
+                options.iter().any(|o| o == expected),
+                "{expected} not in {options:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn file_database_settings() {
         let dir = tempfile::tempdir().unwrap();
