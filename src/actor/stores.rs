@@ -69,9 +69,12 @@ pub const POOL_CONNECTIONS: u32 = 2;
 /// Unused connections of a cached pool close after this long, so idle accounts hold no
 /// threads and no page cache; reopening one is a file open and a few PRAGMAs.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default bound of open stores (`ROOKERY_ACTOR_STORE_CACHE_SIZE`): at about 0.8 MB each,
-/// 48 stores stay within the server's 64 MB budget beside everything else.
-pub const DEFAULT_CAPACITY: usize = 48;
+/// Default bound of open stores (`ROOKERY_ACTOR_STORE_CACHE_SIZE`). A store written or read
+/// once keeps about 0.3 MB (its connections' schema, statements and pages); 32 keep the
+/// server within its 64 MB budget beside everything else when 10,000 accounts write once
+/// each in a row (`rookery bench load --touch-accounts 10000`: 62.7 MB at 32, 66.9 MB at
+/// 48, at the same write rate).
+pub const DEFAULT_CAPACITY: usize = 32;
 /// SQLite's soft heap limit, 8 MiB, set when the first store opens. It
 /// is process-wide: SQLite shrinks the page caches of every connection (the account,
 /// sequencer and hub databases' too) to stay near it, instead of letting each grow to its

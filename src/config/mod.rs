@@ -134,7 +134,7 @@ pub struct Config {
     /// `21600000` (six hours); at least `60000`.
     pub blob_grace_period: Duration,
     /// `ROOKERY_ACTOR_STORE_CACHE_SIZE` — how many per-account SQLite stores stay open (the
-    /// bound of their LRU). Default `48` (about 0.8 MB each; see `crate::actor::stores`);
+    /// bound of their LRU). Default `32` (about 0.3 MB each; see `crate::actor::stores`);
     /// at least 1.
     pub actor_store_cache_size: usize,
     /// `ROOKERY_BLOCKING_THREADS` — the most threads of the runtime's blocking pool, where

@@ -52,7 +52,7 @@ fn defaults_without_any_configuration() {
     );
     assert_eq!(config.blob_upload_limit, 104_857_600);
     assert_eq!(config.blob_grace_period, Duration::from_secs(6 * 60 * 60));
-    assert_eq!(config.actor_store_cache_size, 48);
+    assert_eq!(config.actor_store_cache_size, 32);
     assert_eq!(config.blocking_threads, 8);
     // Offline by default on localhost: the embedded directory, mounted on this server.
     assert_eq!(config.did_plc_url, None);
