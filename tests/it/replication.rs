@@ -323,14 +323,7 @@ async fn verify_restored_repos(
 ) -> Vec<Value> {
     let mut exports = Vec::new();
     for did in dids {
-        let car = client
-            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let car = support::get_repo(client, url, did).await;
         let key_hex = std::fs::read_to_string(key_dir(data, did).join("key")).unwrap();
         let key = rookery::crypto::Keypair::from_private_hex(
             rookery::crypto::Algorithm::K256,
@@ -519,15 +512,7 @@ async fn verify_repos(
 ) {
     let mut cars = Vec::new();
     for did in keys.keys() {
-        let car = client
-            .get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        cars.push(car);
+        cars.push(support::get_repo(client, url, did).await);
     }
     let repos: Vec<_> = cars
         .iter()

@@ -225,14 +225,7 @@ async fn acknowledged_writes_survive_kill_9_during_a_write_storm() {
             .await
             .unwrap();
         let key = creds["verificationMethods"]["atproto"].as_str().unwrap();
-        let car = client
-            .get(format!("{base}/xrpc/com.atproto.sync.getRepo?did={did}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let car = crate::support::get_repo(&client, &base, did).await;
         exports.push((car, did.as_str(), key.to_owned()));
         expected.push(json!({"rev": rev, "records": stored.len()}));
     }

@@ -60,6 +60,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `did`'s whole repository exported by the server at `base` (`getRepo`), as CAR bytes.
+pub async fn get_repo(client: &reqwest::Client, base: &str, did: &str) -> bytes::Bytes {
+    client
+        .get(format!("{base}/xrpc/com.atproto.sync.getRepo?did={did}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 /// Checks a repository CAR with the official `verifyRepoCar` (`@atproto/repo`, through
 /// `tests/js/verify-repo-car.mjs`) against `did` and its signing `did:key`. Fails the test
 /// when it refuses; else returns what the script printed (`{"rev": …, "records": …}`).
