@@ -341,8 +341,8 @@ impl ActorRepo {
 
     /// Applies `writes` to `did`'s repository as one signed commit and announces it on the
     /// firehose (the event follows the return by the time one sequencer commit takes; see
-    /// [`ActorRepo::moves_settled`]). With `swap_commit`, the current head must be that commit. At most
-    /// [`MAX_WRITES`] writes, each record at most [`MAX_RECORD_LEN`] bytes.
+    /// [`ActorRepo::moves_settled`]). With `swap_commit`, the current head must be that
+    /// commit. At most [`MAX_WRITES`] writes, each record at most [`MAX_RECORD_LEN`] bytes.
     ///
     /// Nothing is written when any check fails. Once the commit is durable the call
     /// succeeds: if handing its event to the sequencer fails, the event stays in the outbox
