@@ -114,19 +114,20 @@ struct InFlight {
     idle: tokio::sync::Notify,
 }
 
-impl InFlight {
-    /// Counts one more task until the returned guard is dropped (also by a panic).
-    fn start(&self, inner: Arc<Inner>) -> Running {
-        self.running.fetch_add(1, Ordering::AcqRel);
-        Running(inner)
+/// One background move of `ActorRepo`, counted in its [`InFlight`] until dropped (also by a
+/// panic).
+struct Running(ActorRepo);
+
+impl Running {
+    fn start(service: &ActorRepo) -> Self {
+        service.0.moves.running.fetch_add(1, Ordering::AcqRel);
+        Running(service.clone())
     }
 }
 
-struct Running(Arc<Inner>);
-
 impl Drop for Running {
     fn drop(&mut self) {
-        let moves = &self.0.moves;
+        let moves = &self.0.0.moves;
         if moves.running.fetch_sub(1, Ordering::AcqRel) == 1 {
             moves.idle.notify_waiters();
         }
@@ -600,12 +601,8 @@ impl ActorRepo {
             // account's next write; a crash, for start-up recovery, before the port opens).
             // The firehose only ever sends what `repo_seq` holds, and `publishing` keeps
             // this account's events in commit order while its next commit already runs.
-            let (service, handle) = (self.clone(), handle.clone());
-            let running = self.0.moves.start(self.0.clone());
-            tokio::spawn(async move {
-                service.publish_logged(&handle).await;
-                drop(running);
-            });
+            let (running, handle) = (Running::start(self), handle.clone());
+            tokio::spawn(async move { running.0.publish_logged(&handle).await });
         }
         if let Some(accounts) = &self.0.heads {
             heads::record(accounts, did, &cid, &rev).await;

@@ -26,8 +26,8 @@ pub struct Caller {
     /// The grant of an OAuth (DPoP) token; `None` for session JWTs.
     pub oauth: Option<std::sync::Arc<crate::oauth::AccessGrant>>,
     /// The caller's account as this request's status check read it, so the handler need
-    /// not read it again; `None` where no check read it.
-    pub account: Option<std::sync::Arc<AccountInfo>>,
+    /// not read it again.
+    pub account: std::sync::Arc<AccountInfo>,
 }
 
 impl Caller {
@@ -186,7 +186,7 @@ async fn authenticate_oauth(
         did,
         scope,
         oauth: Some(grant),
-        account: Some(account),
+        account,
     })
 }
 
@@ -231,7 +231,7 @@ async fn authenticate_with(
         did,
         scope: claims.scope,
         oauth: None,
-        account: Some(account),
+        account,
     })
 }
 
@@ -245,11 +245,9 @@ async fn check_status(
         .accounts()
         .get_account(AccountRef::Did(did.as_str()))
         .await
-        .map_err(XrpcError::internal)?;
-    let status = account
-        .as_ref()
-        .map_or(AccountStatus::Deleted, AccountInfo::status);
-    match status {
+        .map_err(XrpcError::internal)?
+        .ok_or_else(|| XrpcError::invalid_token("Token could not be verified"))?;
+    match account.status() {
         AccountStatus::Active => {}
         AccountStatus::Deactivated if requirement.allows_deactivated() => {}
         AccountStatus::Deactivated => {
@@ -266,9 +264,7 @@ async fn check_status(
             return Err(XrpcError::invalid_token("Token could not be verified"));
         }
     }
-    account
-        .map(std::sync::Arc::new)
-        .ok_or_else(|| XrpcError::invalid_token("Token could not be verified"))
+    Ok(std::sync::Arc::new(account))
 }
 
 /// An extractor type for a route's requirement; with an OAuth rule (scope, check), an OAuth

@@ -171,6 +171,7 @@ async fn writes_are_acknowledged_before_their_events_move_and_stay_in_order() {
             .unwrap();
         revs.push(written.rev);
     }
+    // Read directly: `env.events()` waits for the moves, which wait for the held lock.
     let seq = env.sequencer().events_after(0, 100).await.unwrap();
     assert!(
         seq.is_empty(),
