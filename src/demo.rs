@@ -102,6 +102,11 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         export::write_repo_car(&store, None, tokio::io::BufWriter::new(file)).await?;
     tokio::io::AsyncWriteExt::shutdown(&mut file).await?;
     let export_time = started.elapsed();
+    // Closed before returning, not on drop: a dropped pool closes its connections later, in
+    // the background, and the last one to close removes the `-wal` file by name. A next run
+    // in this process would have replaced the files by then and lose its own WAL.
+    drop(repo);
+    store.pool().close().await;
 
     let file = tokio::fs::File::open(&opts.out).await?;
     let car = inspect::inspect(tokio::io::BufReader::new(file), Some(&key.public_key())).await?;

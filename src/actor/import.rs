@@ -265,6 +265,11 @@ impl ActorRepo {
     /// the temporary database (on the data volume: it grows to about the CAR's size).
     ///
     /// The account must have a store here. On any error the previous repository is intact.
+    ///
+    /// The import runs to its end in a task of its own even if the caller stops waiting (a
+    /// client that hangs up): dropped halfway, its staging pool would close its connections
+    /// in the background, and the last one removes the `-wal` file by name, which may by then
+    /// be the next import's of the account.
     pub async fn import_repo(
         &self,
         did: &Did,
@@ -274,7 +279,36 @@ impl ActorRepo {
         limits: Limits,
     ) -> Result<ImportReport, Error> {
         // One import or write of the account at a time (the staging file is named by DID).
-        let _writer = self.lock_account(did).await;
+        let writer = self.lock_account(did).await;
+        let this = self.clone();
+        let (did, car_path, keys, staging_dir) = (
+            did.clone(),
+            car_path.to_owned(),
+            keys.to_vec(),
+            staging_dir.to_owned(),
+        );
+        let task = tokio::spawn(async move {
+            let result = this
+                .import_to_end(&did, &car_path, &keys, &staging_dir, limits)
+                .await;
+            drop(writer);
+            result
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// [`Self::import_repo`] under the account's writer lock.
+    async fn import_to_end(
+        &self,
+        did: &Did,
+        car_path: &Path,
+        keys: &[PublicKey],
+        staging_dir: &Path,
+        limits: Limits,
+    ) -> Result<ImportReport, Error> {
         // Fails early, before any work, for an account with no store here.
         drop(self.open_required(did).await.map_err(Box::new)?);
         let io = |path: &Path| {

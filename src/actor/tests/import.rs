@@ -194,6 +194,33 @@ async fn a_reimport_replaces_the_repository_and_a_stale_staging_file_is_ignored(
     assert!(staging_is_empty(&env));
 }
 
+#[tokio::test]
+async fn an_import_whose_caller_hangs_up_still_finishes() {
+    let env = Env::new(8).await;
+    let alice = did(4);
+    env.account(&alice).await;
+    let key = Keypair::generate(Algorithm::K256);
+    let (root, blocks) = build_repo(&alice, &key, 200, "3kimportaaaa2").await;
+    let file = env.dir.path().join("upload.car");
+    std::fs::write(&file, car_bytes(root, &blocks).await).unwrap();
+    let staging = env.dir.path().join("staging");
+    let keys = [key.public_key()];
+    {
+        let import = env
+            .repo
+            .import_repo(&alice, &file, &keys, &staging, Limits::default());
+        let mut import = std::pin::pin!(import);
+        // One poll starts it; then the caller goes away, as a handler does when its client
+        // hangs up.
+        assert!(futures::poll!(import.as_mut()).is_pending());
+    }
+    // The import holds the account's lock until its end.
+    drop(env.repo.lock_account(&alice).await);
+    let (cid, rev, records, _) = state(&env, &alice).await;
+    assert_eq!((cid, rev.as_str(), records), (root, "3kimportaaaa2", 200));
+    assert!(staging_is_empty(&env));
+}
+
 /// Imports a good repository, then `bad`; the refusal must leave the good one in place.
 async fn refused(bad: impl FnOnce(&Did, &Keypair, Cid, BlockMap) -> BoxedCar) -> ImportError {
     let env = Env::new(8).await;
