@@ -133,12 +133,14 @@ async fn find_account(state: &AppState, repo: &str) -> Result<Option<AccountInfo
 /// caller's own (else 401, as the reference). A `repo` naming the caller's DID uses the
 /// account the caller's status check just read.
 async fn writable_repo(state: &AppState, repo: &str, caller: &Caller) -> Result<Did, XrpcError> {
+    let found;
     let account = if repo == caller.did.as_str() {
-        caller.account.as_ref().clone()
+        caller.account.as_ref()
     } else {
-        find_account(state, repo)
+        found = find_account(state, repo)
             .await?
-            .ok_or_else(|| XrpcError::invalid_request(format!("Could not find repo: {repo}")))?
+            .ok_or_else(|| XrpcError::invalid_request(format!("Could not find repo: {repo}")))?;
+        &found
     };
     if account.deactivated_at.is_some() {
         return Err(XrpcError::invalid_request("Account is deactivated"));
